@@ -28,7 +28,11 @@ export interface Host {
   readonly ipv4: string;
   readonly ipv6: string;
   /** Runs a program inside the namespace (no shell). Never rejects: look at `code`. */
-  exec(cmd: string, args?: readonly string[], opts?: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<ExecResult>;
+  exec(
+    cmd: string,
+    args?: readonly string[],
+    opts?: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv },
+  ): Promise<ExecResult>;
   /** Starts a long-running program inside the namespace. */
   spawn(cmd: string, args?: readonly string[], opts?: SpawnOptions): ChildProcess;
 }
@@ -140,7 +144,11 @@ export async function createTopology(extra: readonly string[] = []): Promise<Top
 }
 
 /** Waits until `probe` resolves true, polling every `everyMs`, for at most `timeoutMs`. */
-export async function waitFor(probe: () => Promise<boolean>, timeoutMs = 5000, everyMs = 20): Promise<boolean> {
+export async function waitFor(
+  probe: () => Promise<boolean>,
+  timeoutMs = 5000,
+  everyMs = 20,
+): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return true;

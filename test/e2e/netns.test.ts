@@ -4,7 +4,9 @@ import { createTopology, netnsUnavailable } from '../../scripts/netns.js';
 
 const skip = await netnsUnavailable();
 
-test('topology hosts reach each other over IPv4 and IPv6 and are removed afterwards', { skip: skip ?? false }, async () => {
+test('topology hosts reach each other over IPv4 and IPv6 and are removed afterwards', {
+  skip: skip ?? false,
+}, async () => {
   const topo = await createTopology();
   try {
     const v4 = await topo.client.exec('ping', ['-c', '1', '-W', '2', topo.server.ipv4]);

@@ -1,0 +1,103 @@
+/**
+ * Typed errors with stable string codes (SPEC.md §8 lists them). The audit log, exit codes and
+ * tests key on `code`, never on message text. Messages name the field and the length or value
+ * class, never secret bytes or packet bodies.
+ */
+
+/** Every reason a packet can be dropped, in pipeline order (SPEC.md §7). */
+export const DROP_CODES = [
+  // size and framing (no crypto yet)
+  'PKT_TOO_SHORT',
+  'PKT_TOO_LONG',
+  'PKT_ARMORED',
+  'PKT_FRAMING',
+  'PKT_NOT_FOR_US',
+  // server gates before decryption
+  'RATE_LIMITED',
+  'REPLAY_RAW',
+  // decryption and message structure
+  'DECRYPT_FAILED',
+  'MSG_STRUCTURE',
+  'SIG_MISSING',
+  'SIG_MULTIPLE',
+  'SIG_NO_ISSUER_FPR',
+  'SIGNER_UNKNOWN',
+  'SIG_INVALID',
+  'SIG_TIME',
+  'KEY_EXPIRED',
+  'KEY_REVOKED',
+  'KEY_DISABLED',
+  // payload
+  'PAYLOAD_MALFORMED',
+  'PAYLOAD_VERSION',
+  'DEST_MISMATCH',
+  'TS_TOO_OLD',
+  'TS_IN_FUTURE',
+  'REPLAY',
+  // policy
+  'USER_MISMATCH',
+  'SOURCE_MISMATCH',
+  'SOURCE_ANY_REFUSED',
+  'SOURCE_NOT_ALLOWED',
+  'PORT_NOT_ALLOWED',
+  'TIMEOUT_NOT_ALLOWED',
+  'CMD_NOT_ALLOWED',
+  'CMD_NO_MATCH',
+  'CMD_USER_UNKNOWN',
+  'CMD_BUSY',
+  // acting
+  'FW_ERROR',
+] as const;
+export type DropCode = (typeof DROP_CODES)[number];
+
+/** Codes for local misuse (CLI input, files, configuration); never seen on the wire. */
+export const CONFIG_CODES = [
+  'CONFIG_INVALID',
+  'ACCESS_SPEC',
+  'ADDRESS_INVALID',
+  'USERNAME_INVALID',
+  'COMMAND_INVALID',
+  'LIMIT_EXCEEDED',
+  'KEY_INVALID',
+  'KEY_WEAK',
+  'KEY_NOT_FOUND',
+  'KEY_AMBIGUOUS',
+  'KEY_SECRET_REFUSED',
+  'KEY_PASSPHRASE',
+  'KEYRING_CORRUPT',
+  'KEYRING_LOCKED',
+  'EXISTS',
+  'NOT_FOUND',
+  'IO',
+  'USAGE',
+] as const;
+export type ConfigCode = (typeof CONFIG_CODES)[number];
+
+export type ErrorCode = DropCode | ConfigCode;
+
+export class SpaError extends Error {
+  readonly code: ErrorCode;
+  /** The payload or config field concerned, when there is one. */
+  readonly field: string | undefined;
+  constructor(code: ErrorCode, message: string, opts: { field?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.field = opts.field;
+  }
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** Bytes that are not what the spec allows (framing, payload encoding). */
+export class ParseError extends SpaError {}
+/** Cryptographic checks, freshness, replay, destination. */
+export class VerifyError extends SpaError {}
+/** Authorization: the packet is genuine but the user may not have what it asks for. */
+export class PolicyError extends SpaError {}
+/** Local input: flags, files, keys, configuration. */
+export class ConfigError extends SpaError {}
+
+export function isSpaError(e: unknown): e is SpaError {
+  return e instanceof SpaError;
+}
