@@ -67,6 +67,7 @@ export const CONFIG_CODES = [
   'KEYRING_CORRUPT',
   'KEYRING_LOCKED',
   'EXISTS',
+  'NOT_CONFIRMED',
   'NOT_FOUND',
   'IO',
   'USAGE',
@@ -79,10 +80,17 @@ export class SpaError extends Error {
   readonly code: ErrorCode;
   /** The payload or config field concerned, when there is one. */
   readonly field: string | undefined;
-  constructor(code: ErrorCode, message: string, opts: { field?: string; cause?: unknown } = {}) {
+  /** What the user can do about it; CLIs print each line as `spa: hint: ...`. */
+  readonly hint: string | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { field?: string; cause?: unknown; hint?: string } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.field = opts.field;
+    this.hint = opts.hint;
   }
   override get name(): string {
     return this.constructor.name;
