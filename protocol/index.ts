@@ -1,0 +1,12 @@
+/**
+ * protocol/: the pure, shared wire format (SPEC.md). No file system, network, clock or ambient
+ * randomness here: callers pass `now`, nonces and keys in. This file is the public surface.
+ */
+export * from './access.js';
+export * from './address.js';
+export * from './envelope.js';
+export * from './errors.js';
+export * from './framing.js';
+export * from './limits.js';
+export * from './payload.js';
+export * from './policy.js';
