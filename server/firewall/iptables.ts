@@ -1,0 +1,304 @@
+/**
+ * iptables backend (iptables and ip6tables, legacy or nf_tables flavour): a chain of our own,
+ * `<NAME>_INPUT` (default `SPA_INPUT`), jumped to from rule 1 of INPUT, exactly once.
+ *
+ *   -A INPUT -j SPA_INPUT                                                   (position 1)
+ *   -A SPA_INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+ *   -A SPA_INPUT -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -m comment --comment spa_exp_1700000030 -j ACCEPT
+ *   -A SPA_INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT          (always_allow x protect)
+ *   -A SPA_INPUT -p tcp -m tcp --dport 22 -m comment --comment spa_protect -j DROP   (always last)
+ *
+ * Everything we do not decide RETURNs to INPUT, so the admin's own rules still apply to it.
+ * Grants and always_allow ACCEPT, as fwknop's do, so they work under an INPUT policy of DROP.
+ * Grants go in at position 2, above the drops. Expiry is the unix second in the comment; the
+ * kernel knows nothing of it, so sweep() must run on a timer, and init() drops expired rules a
+ * crash left behind.
+ *
+ * Every change is one `iptables-restore --noflush` transaction (atomic in both flavours), and
+ * rules are deleted by their full spec, never by number, so an admin's edit between our listing
+ * and our change cannot make us delete the wrong rule. `-w 5` waits for the xtables lock.
+ */
+import type { Family } from '../../protocol/address.js';
+import { Serial } from './serial.js';
+import type { ActiveGrant, CommandRunner, Firewall, GrantRequest, Proto } from './types.js';
+import { FirewallError } from './types.js';
+import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
+
+export const WAIT = ['-w', '5'] as const;
+export const EXP_PREFIX = 'spa_exp_';
+export const PROTECT_COMMENT = 'spa_protect';
+export const ESTABLISHED_RULE = '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN';
+
+const TOOLS: Record<Family, { list: string; restore: string; max: number }> = {
+  4: { list: 'iptables', restore: 'iptables-restore', max: 32 },
+  6: { list: 'ip6tables', restore: 'ip6tables-restore', max: 128 },
+};
+
+export function iptChainName(name: string): string {
+  return `${name.toUpperCase()}_INPUT`;
+}
+
+export interface IptGrant {
+  family: Family;
+  source: string;
+  proto: Proto;
+  port: number;
+  /** unix seconds */
+  exp: number;
+}
+
+export function grantSpec(g: IptGrant): string {
+  const max = TOOLS[g.family].max;
+  return `-s ${g.source}/${max} -p ${g.proto} -m ${g.proto} --dport ${g.port} -m comment --comment ${EXP_PREFIX}${g.exp} -j ACCEPT`;
+}
+
+/** What `iptables -S` shows of a table, for our chain and INPUT. */
+export interface IptView {
+  chainExists: boolean;
+  grants: IptGrant[];
+  /** Our chain's rules other than grants, as printed, in order. */
+  fixed: string[];
+  /** Exact `-A INPUT -j <chain>` rules. */
+  jumps: number;
+  /** The first INPUT rule is our jump. */
+  jumpFirst: boolean;
+}
+
+/**
+ * Parses `iptables -S` (whole table) or `iptables -S <chain>` output. A line of our chain counts
+ * as a grant only when it has exactly the shape grantSpec() writes.
+ */
+export function parseIptList(text: string, chain: string, family: Family): IptView {
+  const view: IptView = { chainExists: false, grants: [], fixed: [], jumps: 0, jumpFirst: false };
+  const grantRe = new RegExp(
+    `^-A ${chain} -s (\\S+)/(\\d{1,3}) -p (tcp|udp) -m (tcp|udp) --dport (\\d{1,5}) -m comment --comment "?${EXP_PREFIX}(\\d{1,12})"? -j ACCEPT$`,
+  );
+  let inputSeen = false;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === `-N ${chain}`) view.chainExists = true;
+    else if (line.startsWith('-A INPUT ') || line === '-A INPUT') {
+      const isJump = line === `-A INPUT -j ${chain}`;
+      if (isJump) view.jumps++;
+      if (!inputSeen) view.jumpFirst = isJump;
+      inputSeen = true;
+    } else if (line.startsWith(`-A ${chain} `)) {
+      view.chainExists = true;
+      const g = parseGrant(grantRe.exec(line), family);
+      if (g) view.grants.push(g);
+      else view.fixed.push(line);
+    }
+  }
+  return view;
+}
+
+function parseGrant(m: RegExpExecArray | null, family: Family): IptGrant | null {
+  if (!m) return null;
+  const [, addr, prefix, proto, match, portText, expText] = m;
+  if (proto !== match || Number(prefix) !== TOOLS[family].max) return null;
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
+  try {
+    const s = normalizeSource(addr);
+    if (s.family !== family) return null;
+    return { family, source: s.source, proto: proto as Proto, port, exp: Number(expText) };
+  } catch {
+    return null;
+  }
+}
+
+function restoreScript(lines: readonly string[]): string {
+  return ['*filter', ...lines, 'COMMIT', ''].join('\n');
+}
+
+/** Rebuilds our chain for one family in one transaction; fixes the jump when needed. */
+export function iptInitScript(o: NormalOptions, family: Family, view: IptView, now: number): string {
+  const chain = iptChainName(o.name);
+  const lines = [`:${chain} - [0:0]`, `-F ${chain}`, `-A ${chain} ${ESTABLISHED_RULE}`];
+  for (const g of view.grants) if (g.exp * 1000 > now) lines.push(`-A ${chain} ${grantSpec(g)}`);
+  for (const c of o.alwaysAllow) {
+    if (c.family !== family) continue;
+    for (const p of o.protect) {
+      lines.push(
+        `-A ${chain} -s ${c.address}/${c.prefix} -p ${p.proto} -m ${p.proto} --dport ${p.port} -j ACCEPT`,
+      );
+    }
+  }
+  for (const p of o.protect) {
+    lines.push(
+      `-A ${chain} -p ${p.proto} -m ${p.proto} --dport ${p.port} -m comment --comment ${PROTECT_COMMENT} -j DROP`,
+    );
+  }
+  if (!(view.jumps === 1 && view.jumpFirst)) {
+    // All in the same transaction: there is never a moment without the jump.
+    for (let i = 0; i < view.jumps; i++) lines.push(`-D INPUT -j ${chain}`);
+    lines.push(`-I INPUT 1 -j ${chain}`);
+  }
+  return restoreScript(lines);
+}
+
+/** Deletes the old rules for these keys and inserts the new ones above the drops. */
+export function iptGrantScript(chain: string, remove: readonly IptGrant[], add: readonly IptGrant[]): string {
+  return restoreScript([
+    ...remove.map((g) => `-D ${chain} ${grantSpec(g)}`),
+    ...add.map((g) => `-I ${chain} 2 ${grantSpec(g)}`),
+  ]);
+}
+
+export function iptDeleteGrantsScript(chain: string, remove: readonly IptGrant[]): string {
+  return restoreScript(remove.map((g) => `-D ${chain} ${grantSpec(g)}`));
+}
+
+export function iptRemoveScript(chain: string, view: IptView): string {
+  const lines: string[] = [];
+  for (let i = 0; i < view.jumps; i++) lines.push(`-D INPUT -j ${chain}`);
+  lines.push(`-F ${chain}`, `-X ${chain}`);
+  return restoreScript(lines);
+}
+
+function firstLine(s: string): string {
+  return (s.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);
+}
+
+export class IptablesFirewall implements Firewall {
+  readonly backend = 'iptables' as const;
+  readonly #o: NormalOptions;
+  readonly #chain: string;
+  readonly #runner: CommandRunner;
+  readonly #serial = new Serial();
+  #fixed: Record<Family, string | null> = { 4: null, 6: null };
+
+  constructor(o: NormalOptions, runner: CommandRunner) {
+    this.#o = o;
+    this.#chain = iptChainName(o.name);
+    this.#runner = runner;
+  }
+
+  /** Whole filter table (`chain` undefined) or our chain only; a missing chain lists as empty. */
+  async #list(family: Family, whole: boolean): Promise<IptView> {
+    const args = whole ? [...WAIT, '-S'] : [...WAIT, '-S', this.#chain];
+    const r = await this.#runner.run(TOOLS[family].list, args);
+    if (r.code !== 0) {
+      if (!whole) return parseIptList('', this.#chain, family);
+      throw new FirewallError(
+        `${TOOLS[family].list} ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`,
+      );
+    }
+    return parseIptList(r.stdout, this.#chain, family);
+  }
+
+  async #restore(family: Family, script: string): Promise<void> {
+    const args = [...WAIT, '--noflush'];
+    const r = await this.#runner.run(TOOLS[family].restore, args, script);
+    if (r.code !== 0) {
+      throw new FirewallError(`${TOOLS[family].restore}: exit ${r.code}: ${firstLine(r.stderr)}`);
+    }
+  }
+
+  init(): Promise<void> {
+    return this.#serial.run(async () => {
+      for (const family of [4, 6] as const) {
+        const before = await this.#list(family, true);
+        await this.#restore(family, iptInitScript(this.#o, family, before, this.#o.now()));
+        const after = await this.#list(family, true);
+        const protects = after.fixed.filter((l) => l.endsWith(`--comment ${PROTECT_COMMENT} -j DROP`));
+        if (
+          !after.chainExists ||
+          after.jumps !== 1 ||
+          !after.jumpFirst ||
+          protects.length !== this.#o.protect.length
+        ) {
+          throw new FirewallError(
+            `${TOOLS[family].list}: chain ${this.#chain} is not as installed right after init`,
+          );
+        }
+        this.#fixed[family] = after.fixed.join('\n');
+      }
+    });
+  }
+
+  async grant(req: GrantRequest): Promise<void> {
+    const g = normalizeGrant(req, this.#o.protect);
+    await this.#serial.run(async () => {
+      const exp = Math.ceil((this.#o.now() + g.timeoutSeconds * 1000) / 1000);
+      const view = await this.#list(g.family, false);
+      const old = view.grants.filter(
+        (o) => o.source === g.source && g.ports.some((p) => p.proto === o.proto && p.port === o.port),
+      );
+      const add = g.ports.map((p) => ({
+        family: g.family,
+        source: g.source,
+        proto: p.proto,
+        port: p.port,
+        exp,
+      }));
+      await this.#restore(g.family, iptGrantScript(this.#chain, old, add));
+    });
+  }
+
+  list(): Promise<ActiveGrant[]> {
+    return this.#serial.run(async () => {
+      const out: ActiveGrant[] = [];
+      for (const family of [4, 6] as const) {
+        const view = await this.#list(family, false);
+        for (const g of view.grants)
+          out.push({ source: g.source, proto: g.proto, port: g.port, expiresAt: g.exp * 1000 });
+      }
+      return out;
+    });
+  }
+
+  #removeWhere(pick: (g: IptGrant) => boolean): Promise<number> {
+    return this.#serial.run(async () => {
+      let n = 0;
+      for (const family of [4, 6] as const) {
+        const view = await this.#list(family, false);
+        const gone = view.grants.filter(pick);
+        if (gone.length === 0) continue;
+        await this.#restore(family, iptDeleteGrantsScript(this.#chain, gone));
+        n += gone.length;
+      }
+      return n;
+    });
+  }
+
+  async flush(): Promise<void> {
+    await this.#removeWhere(() => true);
+  }
+
+  sweep(now: number): Promise<number> {
+    return this.#removeWhere((g) => g.exp * 1000 <= now);
+  }
+
+  healthy(): Promise<boolean> {
+    return this.#serial.run(async () => {
+      try {
+        for (const family of [4, 6] as const) {
+          const fixed = this.#fixed[family];
+          if (fixed === null) return false;
+          const view = await this.#list(family, true);
+          if (!view.chainExists || view.jumps !== 1 || !view.jumpFirst || view.fixed.join('\n') !== fixed)
+            return false;
+        }
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  async shutdown(opts: { removeProtections: boolean }): Promise<void> {
+    if (!opts.removeProtections) {
+      // Nobody would sweep these after we exit: close them now, keep the drops (fail closed).
+      await this.flush();
+      return;
+    }
+    await this.#serial.run(async () => {
+      for (const family of [4, 6] as const) {
+        const view = await this.#list(family, true);
+        if (view.chainExists) await this.#restore(family, iptRemoveScript(this.#chain, view));
+        this.#fixed[family] = null;
+      }
+    });
+  }
+}

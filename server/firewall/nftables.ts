@@ -1,0 +1,340 @@
+/**
+ * nftables backend: a table of our own, `inet <name>` (default `inet spa`); no other table is
+ * read or written.
+ *
+ *   table inet spa {
+ *     set allow4  { type ipv4_addr . inet_proto . inet_service; flags timeout; }  # grants
+ *     set allow6  { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+ *     set protect { type inet_proto . inet_service; }                             # --protect
+ *     set always4 { type ipv4_addr; flags interval; auto-merge; }                 # always_allow
+ *     set always6 { type ipv6_addr; flags interval; auto-merge; }
+ *     counter dropped
+ *     chain input {
+ *       type filter hook input priority -10; policy accept;
+ *       ct state established,related accept            # live sessions outlast their window
+ *       meta l4proto != { tcp, udp } accept
+ *       meta l4proto . th dport != @protect accept     # not ours to decide
+ *       ip saddr . meta l4proto . th dport @allow4 accept
+ *       ip6 saddr . meta l4proto . th dport @allow6 accept
+ *       ip saddr @always4 accept
+ *       ip6 saddr @always6 accept
+ *       counter name "dropped" drop
+ *     }
+ *   }
+ *
+ * A grant is one `nft -f -` transaction adding `source . proto . port timeout Ns` elements: the
+ * kernel stops matching them when the timeout runs out, with or without spad. An accept here
+ * only ends our chain; a drop in another table still wins, so the protected ports must not be
+ * dropped elsewhere. Priority -10 runs our drop before the usual filter chains at 0.
+ *
+ * init() is one transaction too: `add` (create if missing) the table, sets, counter and chain,
+ * then flush and refill the chain and the protect/always sets. The allow sets are not flushed, so
+ * a restarted spad keeps its users' windows. If leftovers are incompatible (say, a set of another
+ * type) the table is deleted and rebuilt in one transaction, carrying the live grants over.
+ */
+import type { Family } from '../../protocol/address.js';
+import { Serial } from './serial.js';
+import type { ActiveGrant, CommandRunner, Firewall, GrantRequest, Proto } from './types.js';
+import { FirewallError } from './types.js';
+import {
+  type NormalCidr,
+  type NormalGrant,
+  type NormalOptions,
+  normalizeGrant,
+  normalizeSource,
+} from './validate.js';
+
+export const NFT_PRIORITY = -10;
+const CHAIN = 'input';
+const RULE_COUNT = 8;
+
+function allowSet(f: Family): string {
+  return f === 4 ? 'allow4' : 'allow6';
+}
+
+function cidrText(c: NormalCidr): string {
+  return c.prefix === (c.family === 4 ? 32 : 128) ? c.address : `${c.address}/${c.prefix}`;
+}
+
+/** The whole init transaction (no grants). */
+export function nftInitScript(o: NormalOptions): string {
+  const t = `inet ${o.name}`;
+  const lines = [
+    `add table ${t}`,
+    `add set ${t} allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }`,
+    `add set ${t} allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }`,
+    `add set ${t} protect { type inet_proto . inet_service; }`,
+    `add set ${t} always4 { type ipv4_addr; flags interval; auto-merge; }`,
+    `add set ${t} always6 { type ipv6_addr; flags interval; auto-merge; }`,
+    `add counter ${t} dropped`,
+    `add chain ${t} ${CHAIN} { type filter hook input priority ${NFT_PRIORITY}; policy accept; }`,
+    `flush chain ${t} ${CHAIN}`,
+    `flush set ${t} protect`,
+    `flush set ${t} always4`,
+    `flush set ${t} always6`,
+    `add element ${t} protect { ${o.protect.map((p) => `${p.proto} . ${p.port}`).join(', ')} }`,
+  ];
+  for (const f of [4, 6] as const) {
+    const cidrs = o.alwaysAllow.filter((c) => c.family === f);
+    if (cidrs.length > 0) lines.push(`add element ${t} always${f} { ${cidrs.map(cidrText).join(', ')} }`);
+  }
+  const rule = (r: string) => lines.push(`add rule ${t} ${CHAIN} ${r}`);
+  rule('ct state established,related accept');
+  rule('meta l4proto != { tcp, udp } accept');
+  rule('meta l4proto . th dport != @protect accept');
+  rule('ip saddr . meta l4proto . th dport @allow4 accept');
+  rule('ip6 saddr . meta l4proto . th dport @allow6 accept');
+  rule('ip saddr @always4 accept');
+  rule('ip6 saddr @always6 accept');
+  rule('counter name "dropped" drop');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * add, delete, add: the first add makes sure the element exists, so the delete cannot fail, and
+ * the last add sets the new timeout. Kernels before 6.10 ignore a timeout on an existing
+ * element; this form refreshes it on every kernel, atomically (no packet sees it missing).
+ */
+export function nftGrantScript(name: string, g: NormalGrant): string {
+  const set = `inet ${name} ${allowSet(g.family)}`;
+  const keys = g.ports.map((p) => `${g.source} . ${p.proto} . ${p.port}`);
+  const timed = keys.map((k) => `${k} timeout ${g.timeoutSeconds}s`).join(', ');
+  return [
+    `add element ${set} { ${timed} }`,
+    `delete element ${set} { ${keys.join(', ')} }`,
+    `add element ${set} { ${timed} }`,
+    '',
+  ].join('\n');
+}
+
+export function nftFlushScript(name: string): string {
+  return `flush set inet ${name} allow4\nflush set inet ${name} allow6\n`;
+}
+
+/** Deletes our table; the `add` first makes it succeed when the table is already gone. */
+export function nftDeleteScript(name: string): string {
+  return `add table inet ${name}\ndelete table inet ${name}\n`;
+}
+
+export interface NftTableView {
+  grants: ActiveGrant[];
+  /** Elements of the allow sets without a timeout (never ours), as `source . proto . port`. */
+  untimed: { family: Family; key: string }[];
+  /** Rules in our chain, -1 when the chain is missing. */
+  chainRules: number;
+  /** Everything but handles, counter values and allow-set elements, in listing order. */
+  fingerprint: string;
+}
+
+type Json = Record<string, unknown>;
+
+function isObj(x: unknown): x is Json {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function protoOf(x: unknown): Proto | null {
+  if (x === 'tcp' || x === 6) return 'tcp';
+  if (x === 'udp' || x === 17) return 'udp';
+  return null;
+}
+
+function portOf(x: unknown): number | null {
+  const n =
+    typeof x === 'number' ? x : typeof x === 'string' && /^[0-9]{1,5}$/.test(x) ? Number(x) : Number.NaN;
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : null;
+}
+
+/** Parses `nft -j list table inet <name>`; throws FW_ERROR when it is not that JSON. */
+export function parseNftTable(json: string, name: string, now: number): NftTableView {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch (cause) {
+    throw new FirewallError('nft: listing is not JSON', { cause });
+  }
+  const items = isObj(doc) && Array.isArray(doc.nftables) ? (doc.nftables as unknown[]) : null;
+  if (!items) throw new FirewallError('nft: listing has no nftables array');
+  const view: NftTableView = { grants: [], untimed: [], chainRules: -1, fingerprint: '' };
+  const parts: string[] = [];
+  for (const item of items) {
+    if (!isObj(item)) continue;
+    const kind = Object.keys(item)[0];
+    const body = kind === undefined ? undefined : item[kind];
+    if (kind === undefined || kind === 'metainfo' || !isObj(body)) continue;
+    if (body.table !== undefined && body.table !== name) continue;
+    const copy: Json = { ...body };
+    delete copy.handle;
+    if (kind === 'counter') {
+      delete copy.packets;
+      delete copy.bytes;
+    }
+    if (kind === 'chain' && body.name === CHAIN) view.chainRules = Math.max(view.chainRules, 0);
+    if (kind === 'rule' && body.chain === CHAIN) view.chainRules = Math.max(view.chainRules, 0) + 1;
+    if (kind === 'set' && (body.name === 'allow4' || body.name === 'allow6')) {
+      delete copy.elem;
+      const family: Family = body.name === 'allow4' ? 4 : 6;
+      for (const e of Array.isArray(body.elem) ? body.elem : []) readElement(e, family, now, view);
+    }
+    parts.push(JSON.stringify([kind, copy]));
+  }
+  view.fingerprint = parts.join('\n');
+  return view;
+}
+
+function readElement(e: unknown, family: Family, now: number, view: NftTableView): void {
+  const wrapped = isObj(e) && isObj(e.elem) ? e.elem : null;
+  const val = wrapped ? wrapped.val : e;
+  const concat = isObj(val) && Array.isArray(val.concat) ? (val.concat as unknown[]) : null;
+  if (concat?.length !== 3) return;
+  const proto = protoOf(concat[1]);
+  const port = portOf(concat[2]);
+  let source: string;
+  try {
+    const s = normalizeSource(concat[0]);
+    if (s.family !== family) return;
+    source = s.source;
+  } catch {
+    return;
+  }
+  if (!proto || !port) return;
+  const expires = wrapped ? wrapped.expires : undefined;
+  const timeout = wrapped ? wrapped.timeout : undefined;
+  let expiresAt: number;
+  if (typeof expires === 'number') expiresAt = now + expires * 1000;
+  else if (typeof timeout === 'number') expiresAt = now + timeout * 1000;
+  else {
+    view.untimed.push({ family, key: `${source} . ${proto} . ${port}` });
+    expiresAt = Number.POSITIVE_INFINITY;
+  }
+  view.grants.push({ source, proto, port, expiresAt });
+}
+
+function firstLine(s: string): string {
+  const line = s.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.trim().slice(0, 200);
+}
+
+export class NftablesFirewall implements Firewall {
+  readonly backend = 'nftables' as const;
+  readonly #o: NormalOptions;
+  readonly #runner: CommandRunner;
+  readonly #serial = new Serial();
+  #fingerprint: string | null = null;
+
+  constructor(o: NormalOptions, runner: CommandRunner) {
+    this.#o = o;
+    this.#runner = runner;
+  }
+
+  async #nft(args: readonly string[], input?: string): Promise<string> {
+    const r = await this.#runner.run('nft', args, input);
+    if (r.code !== 0) {
+      throw new FirewallError(`nft ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`);
+    }
+    return r.stdout;
+  }
+
+  #script(s: string): Promise<string> {
+    return this.#nft(['-f', '-'], s);
+  }
+
+  /** null when the table does not exist. */
+  async #view(): Promise<NftTableView | null> {
+    const args = ['-j', 'list', 'table', 'inet', this.#o.name];
+    const r = await this.#runner.run('nft', args);
+    if (r.code !== 0) {
+      if (/No such file or directory/.test(r.stderr)) return null;
+      throw new FirewallError(`nft ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`);
+    }
+    return parseNftTable(r.stdout, this.#o.name, this.#o.now());
+  }
+
+  init(): Promise<void> {
+    return this.#serial.run(async () => {
+      const o = this.#o;
+      const script = nftInitScript(o);
+      try {
+        await this.#script(script);
+      } catch (first) {
+        let carried: ActiveGrant[] = [];
+        try {
+          carried = (await this.#view())?.grants ?? [];
+        } catch {
+          carried = [];
+        }
+        const now = o.now();
+        let readd = '';
+        for (const g of carried) {
+          const left = Math.floor((g.expiresAt - now) / 1000);
+          if (!Number.isFinite(g.expiresAt) || left < 1) continue;
+          const family = g.source.includes(':') ? 6 : 4;
+          readd += `add element inet ${o.name} ${allowSet(family)} { ${g.source} . ${g.proto} . ${g.port} timeout ${left}s }\n`;
+        }
+        try {
+          await this.#script(nftDeleteScript(o.name) + script + readd);
+        } catch (second) {
+          throw new FirewallError(`nft: cannot install table inet ${o.name}: ${(second as Error).message}`, {
+            cause: first,
+          });
+        }
+      }
+      const view = await this.#view();
+      if (!view || view.chainRules !== RULE_COUNT) {
+        throw new FirewallError(`nft: table inet ${o.name} is not as installed right after init`);
+      }
+      if (view.untimed.length > 0) {
+        // Our grants always carry a timeout; an element without one would stay open forever.
+        await this.#script(
+          view.untimed
+            .map((u) => `delete element inet ${o.name} ${allowSet(u.family)} { ${u.key} }`)
+            .join('\n')
+            .concat('\n'),
+        );
+      }
+      this.#fingerprint = view.fingerprint;
+    });
+  }
+
+  async grant(req: GrantRequest): Promise<void> {
+    const g = normalizeGrant(req, this.#o.protect);
+    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g)));
+  }
+
+  list(): Promise<ActiveGrant[]> {
+    return this.#serial.run(async () => {
+      const view = await this.#view();
+      if (!view) throw new FirewallError(`nft: table inet ${this.#o.name} is missing`);
+      return view.grants;
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.#serial.run(async () => {
+      await this.#script(nftFlushScript(this.#o.name));
+    });
+  }
+
+  sweep(_now: number): Promise<number> {
+    return Promise.resolve(0);
+  }
+
+  healthy(): Promise<boolean> {
+    return this.#serial.run(async () => {
+      if (this.#fingerprint === null) return false;
+      try {
+        const view = await this.#view();
+        return view !== null && view.fingerprint === this.#fingerprint;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  shutdown(opts: { removeProtections: boolean }): Promise<void> {
+    return this.#serial.run(async () => {
+      if (!opts.removeProtections) return;
+      await this.#script(nftDeleteScript(this.#o.name));
+      this.#fingerprint = null;
+    });
+  }
+}

@@ -1,0 +1,360 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isSpaError } from '../../protocol/errors.js';
+import { createFirewall, type FirewallOptions } from '../../server/firewall/index.js';
+import { parseNftTable } from '../../server/firewall/nftables.js';
+import { FakeRunner, NFT_NO_TABLE, nftListing } from './firewall-fake-runner.js';
+
+const NOW = 1_700_000_000_000;
+const OPTS: FirewallOptions = {
+  protect: [
+    { proto: 'tcp', port: 22 },
+    { proto: 'udp', port: 53 },
+  ],
+  alwaysAllow: ['10.0.0.0/8', '192.0.2.7', '2001:db8:ff::/48'],
+  now: () => NOW,
+};
+
+const INIT_SCRIPT = `add table inet spa
+add set inet spa allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
+add set inet spa allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+add set inet spa protect { type inet_proto . inet_service; }
+add set inet spa always4 { type ipv4_addr; flags interval; auto-merge; }
+add set inet spa always6 { type ipv6_addr; flags interval; auto-merge; }
+add counter inet spa dropped
+add chain inet spa input { type filter hook input priority -10; policy accept; }
+flush chain inet spa input
+flush set inet spa protect
+flush set inet spa always4
+flush set inet spa always6
+add element inet spa protect { tcp . 22, udp . 53 }
+add element inet spa always4 { 10.0.0.0/8, 192.0.2.7 }
+add element inet spa always6 { 2001:db8:ff::/48 }
+add rule inet spa input ct state established,related accept
+add rule inet spa input meta l4proto != { tcp, udp } accept
+add rule inet spa input meta l4proto . th dport != @protect accept
+add rule inet spa input ip saddr . meta l4proto . th dport @allow4 accept
+add rule inet spa input ip6 saddr . meta l4proto . th dport @allow6 accept
+add rule inet spa input ip saddr @always4 accept
+add rule inet spa input ip6 saddr @always6 accept
+add rule inet spa input counter name "dropped" drop
+`;
+
+const LISTED = nftListing({
+  protect: [
+    ['tcp', 22],
+    ['udp', 53],
+  ],
+  always4: [['10.0.0.0', 8]],
+});
+
+/** Answers `nft -j list table` with `listing()`, everything else with success. */
+function nftRunner(listing: () => string | { code: number; stderr: string } = () => LISTED) {
+  return new FakeRunner((c) => {
+    if (c.args[0] !== '-j') return undefined;
+    const l = listing();
+    return typeof l === 'string' ? { stdout: l } : l;
+  });
+}
+
+describe('nftables backend: generated commands', () => {
+  test('init installs table, sets, counter and chain in one nft transaction, then reads the table back', async () => {
+    const r = nftRunner();
+    const fw = createFirewall('nftables', OPTS, r);
+    assert.equal(fw.backend, 'nftables');
+    await fw.init();
+    assert.equal(r.calls.length, 2);
+    assert.deepEqual(r.calls[0], { cmd: 'nft', args: ['-f', '-'], input: INIT_SCRIPT });
+    assert.deepEqual(r.calls[1], {
+      cmd: 'nft',
+      args: ['-j', 'list', 'table', 'inet', 'spa'],
+      input: undefined,
+    });
+  });
+
+  test('init leaves the allow sets unflushed so a restart keeps granted users', async () => {
+    assert.ok(!/flush set inet spa allow/.test(INIT_SCRIPT));
+  });
+
+  test('init without always_allow adds no empty element lists, and uses the configured table name', async () => {
+    const r = nftRunner(() => nftListing({ name: 't1', protect: [['tcp', 22]] }));
+    await createFirewall(
+      'nftables',
+      { protect: [{ proto: 'tcp', port: 22 }], alwaysAllow: [], name: 't1' },
+      r,
+    ).init();
+    const script = r.calls[0]?.input ?? '';
+    assert.ok(!script.includes('always4 {  }') && !script.includes('add element inet t1 always'));
+    assert.ok(
+      script
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => / inet t1( |$)/.test(l)),
+    );
+    assert.deepEqual(r.calls[1]?.args, ['-j', 'list', 'table', 'inet', 't1']);
+  });
+
+  test('init fails loudly when the table read back does not have our eight rules', async () => {
+    const r = nftRunner(() => nftListing({ rules: 7 }));
+    await assert.rejects(
+      createFirewall('nftables', OPTS, r).init(),
+      (e) => isSpaError(e) && e.code === 'FW_ERROR',
+    );
+  });
+
+  test('init removes allow-set elements that have no timeout, since they would never close', async () => {
+    const r = nftRunner(() =>
+      nftListing({
+        allow4: [
+          { source: '198.51.100.9', proto: 'tcp', port: 22 },
+          { source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 30 },
+        ],
+        allow6: [{ source: '2001:db8::9', proto: 'udp', port: 53 }],
+      }),
+    );
+    await createFirewall('nftables', OPTS, r).init();
+    assert.equal(r.calls.length, 3);
+    assert.equal(
+      r.calls[2]?.input,
+      'delete element inet spa allow4 { 198.51.100.9 . tcp . 22 }\ndelete element inet spa allow6 { 2001:db8::9 . udp . 53 }\n',
+    );
+  });
+
+  test('init rebuilds an incompatible leftover table in one transaction and carries live grants over', async () => {
+    let listing = nftListing({
+      allow4: [
+        { source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 60, expires: 41 },
+        { source: '198.51.100.3', proto: 'tcp', port: 22, timeout: 60, expires: 0 },
+      ],
+      allow6: [{ source: '2001:db8::2', proto: 'udp', port: 53, timeout: 60, expires: 12 }],
+    });
+    let scripts = 0;
+    const r = new FakeRunner((c) => {
+      if (c.args[0] === '-j') return { stdout: listing };
+      scripts++;
+      if (scripts === 1) return { code: 1, stderr: 'Error: Could not process rule: File exists\n' };
+      listing = LISTED;
+      return undefined;
+    });
+    await createFirewall('nftables', OPTS, r).init();
+    const rebuild = r.calls[2]?.input ?? '';
+    assert.equal(
+      rebuild,
+      `add table inet spa\ndelete table inet spa\n${INIT_SCRIPT}` +
+        'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 41s }\n' +
+        'add element inet spa allow6 { 2001:db8::2 . udp . 53 timeout 12s }\n',
+    );
+  });
+
+  test('init reports FW_ERROR with the exit code when nft itself fails twice', async () => {
+    const r = new FakeRunner((c) =>
+      c.args[0] === '-j'
+        ? NFT_NO_TABLE
+        : { code: 1, stderr: 'Error: Could not process rule: Operation not permitted\n' },
+    );
+    await assert.rejects(createFirewall('nftables', OPTS, r).init(), (e) => {
+      assert.ok(isSpaError(e) && e.code === 'FW_ERROR');
+      assert.match((e as Error).message, /exit 1: Error: Could not process rule: Operation not permitted/);
+      return true;
+    });
+  });
+
+  test('a grant of several IPv4 ports is one nft invocation that adds, deletes and re-adds with the timeout', async () => {
+    const r = nftRunner();
+    const fw = createFirewall('nftables', OPTS, r);
+    await fw.grant({
+      source: '198.51.100.2',
+      ports: [
+        { proto: 'tcp', port: 22 },
+        { proto: 'udp', port: 53 },
+      ],
+      timeoutSeconds: 30,
+    });
+    assert.deepEqual(r.calls, [
+      {
+        cmd: 'nft',
+        args: ['-f', '-'],
+        input:
+          'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 30s, 198.51.100.2 . udp . 53 timeout 30s }\n' +
+          'delete element inet spa allow4 { 198.51.100.2 . tcp . 22, 198.51.100.2 . udp . 53 }\n' +
+          'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 30s, 198.51.100.2 . udp . 53 timeout 30s }\n',
+      },
+    ]);
+  });
+
+  test('an IPv6 grant goes to the IPv6 set with the address in canonical form', async () => {
+    const r = nftRunner();
+    await createFirewall('nftables', OPTS, r).grant({
+      source: '2001:DB8:0:0::0002',
+      ports: [{ proto: 'tcp', port: 22 }],
+      timeoutSeconds: 86_400,
+    });
+    assert.equal(
+      r.calls[0]?.input,
+      'add element inet spa allow6 { 2001:db8::2 . tcp . 22 timeout 86400s }\n' +
+        'delete element inet spa allow6 { 2001:db8::2 . tcp . 22 }\n' +
+        'add element inet spa allow6 { 2001:db8::2 . tcp . 22 timeout 86400s }\n',
+    );
+  });
+
+  test('flush empties both allow sets in one transaction and nothing else', async () => {
+    const r = nftRunner();
+    await createFirewall('nftables', OPTS, r).flush();
+    assert.deepEqual(
+      r.calls.map((c) => c.input),
+      ['flush set inet spa allow4\nflush set inet spa allow6\n'],
+    );
+  });
+
+  test('sweep runs no command and reports zero: the kernel expires nftables grants', async () => {
+    const r = nftRunner();
+    assert.equal(await createFirewall('nftables', OPTS, r).sweep(NOW + 1e9), 0);
+    assert.equal(r.calls.length, 0);
+  });
+
+  test('shutdown deletes only our table when asked, and does nothing otherwise', async () => {
+    const r = nftRunner();
+    const fw = createFirewall('nftables', OPTS, r);
+    await fw.shutdown({ removeProtections: false });
+    assert.equal(r.calls.length, 0);
+    await fw.shutdown({ removeProtections: true });
+    assert.deepEqual(
+      r.calls.map((c) => c.input),
+      ['add table inet spa\ndelete table inet spa\n'],
+    );
+  });
+});
+
+describe('nftables backend: listing and health', () => {
+  test('list reports each element with its expiry from the seconds nft says are left', async () => {
+    const r = nftRunner(() =>
+      nftListing({
+        allow4: [{ source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 30, expires: 28 }],
+        allow6: [{ source: '2001:db8:0::2', proto: 'udp', port: 53, timeout: 10, expires: 9 }],
+      }),
+    );
+    assert.deepEqual(await createFirewall('nftables', OPTS, r).list(), [
+      { source: '198.51.100.2', proto: 'tcp', port: 22, expiresAt: NOW + 28_000 },
+      { source: '2001:db8::2', proto: 'udp', port: 53, expiresAt: NOW + 9_000 },
+    ]);
+  });
+
+  test('list fails with FW_ERROR when our table is gone', async () => {
+    const r = nftRunner(() => NFT_NO_TABLE);
+    await assert.rejects(
+      createFirewall('nftables', OPTS, r).list(),
+      (e) => isSpaError(e) && e.code === 'FW_ERROR',
+    );
+  });
+
+  test('listing parser ignores elements of the wrong family, protocol or port and non-JSON is an error', () => {
+    const json = JSON.stringify({
+      nftables: [
+        {
+          set: {
+            family: 'inet',
+            name: 'allow4',
+            table: 'spa',
+            elem: [
+              { concat: ['2001:db8::2', 'tcp', 22] },
+              { elem: { val: { concat: ['198.51.100.2', 'icmp', 22] }, timeout: 1, expires: 1 } },
+              { elem: { val: { concat: ['198.51.100.2', 'tcp', 0] }, timeout: 1, expires: 1 } },
+              { elem: { val: { concat: ['198.51.100.2; x', 'tcp', 22] }, timeout: 1, expires: 1 } },
+              { elem: { val: { concat: ['198.51.100.4', 6, '22'] }, timeout: 5, expires: 4 } },
+            ],
+          },
+        },
+      ],
+    });
+    assert.deepEqual(parseNftTable(json, 'spa', 0).grants, [
+      { source: '198.51.100.4', proto: 'tcp', port: 22, expiresAt: 4000 },
+    ]);
+    assert.throws(
+      () => parseNftTable('Error: oops', 'spa', 0),
+      (e) => isSpaError(e) && e.code === 'FW_ERROR',
+    );
+  });
+
+  test('healthy is false before init and true after it while the table is unchanged', async () => {
+    const r = nftRunner();
+    const fw = createFirewall('nftables', OPTS, r);
+    assert.equal(await fw.healthy(), false);
+    await fw.init();
+    assert.equal(await fw.healthy(), true);
+  });
+
+  test('grants coming and going, counters counting and handles changing do not make the table unhealthy', async () => {
+    let listing = LISTED;
+    const fw = createFirewall(
+      'nftables',
+      OPTS,
+      nftRunner(() => listing),
+    );
+    await fw.init();
+    listing = nftListing({
+      protect: [
+        ['tcp', 22],
+        ['udp', 53],
+      ],
+      always4: [['10.0.0.0', 8]],
+      allow4: [{ source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 30, expires: 3 }],
+      packets: 1234,
+      handleBase: 40,
+    });
+    assert.equal(await fw.healthy(), true);
+  });
+
+  test('healthy is false when an admin deleted the table, a rule, a protected port or an always_allow block', async () => {
+    const variants: (() => string | { code: number; stderr: string })[] = [
+      () => NFT_NO_TABLE,
+      () =>
+        nftListing({
+          protect: [
+            ['tcp', 22],
+            ['udp', 53],
+          ],
+          always4: [['10.0.0.0', 8]],
+          rules: 7,
+        }),
+      () => nftListing({ protect: [['tcp', 22]], always4: [['10.0.0.0', 8]] }),
+      () =>
+        nftListing({
+          protect: [
+            ['tcp', 22],
+            ['udp', 53],
+          ],
+        }),
+      () => ({ code: 1, stderr: 'Error: permission denied' }),
+      () => 'not json',
+    ];
+    for (const [i, broken] of variants.entries()) {
+      let listing: () => string | { code: number; stderr: string } = () => LISTED;
+      const fw = createFirewall(
+        'nftables',
+        OPTS,
+        nftRunner(() => listing()),
+      );
+      await fw.init();
+      listing = broken;
+      assert.equal(await fw.healthy(), false, `variant ${i}`);
+    }
+  });
+
+  test('operations on one firewall never overlap: each command starts after the previous one ended', async () => {
+    let running = 0;
+    let overlap = false;
+    const r = {
+      async run() {
+        running++;
+        if (running > 1) overlap = true;
+        await new Promise((res) => setTimeout(res, 5));
+        running--;
+        return { code: 0, stdout: LISTED, stderr: '' };
+      },
+    };
+    const fw = createFirewall('nftables', OPTS, r);
+    const g = { source: '198.51.100.2', ports: [{ proto: 'tcp' as const, port: 22 }], timeoutSeconds: 5 };
+    await Promise.all([fw.init(), fw.grant(g), fw.grant(g), fw.list(), fw.flush(), fw.healthy()]);
+    assert.equal(overlap, false);
+  });
+});
