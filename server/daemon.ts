@@ -1,0 +1,234 @@
+/**
+ * spad's lifecycle. Start-up is fail-safe and ordered: configuration, server key and keyring are
+ * loaded and checked first (any error refuses to start); then the firewall protections go in;
+ * only then is the first packet read. Reload (control socket, SIGHUP, or a change to
+ * keyring.json) swaps the user directory atomically, or keeps the last good one and says why.
+ * A timer checks that our firewall table is still there and restores it if an admin removed it.
+ */
+import { existsSync, watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
+import { loadServerKey } from '../keyring/index.js';
+import { formatAccessList } from '../protocol/access.js';
+import { serverIdentity } from '../protocol/envelope.js';
+import { ConfigError } from '../protocol/errors.js';
+import { type Audit, createAudit } from './audit.js';
+import { createPcapCapture, createUdpCapture } from './capture/index.js';
+import type { Capture } from './capture/types.js';
+import type { ServerConfig } from './config.js';
+import { callControl, listenControl } from './control.js';
+import { createFirewall } from './firewall/index.js';
+import type { Firewall } from './firewall/types.js';
+import { type CommandRunner, Pipeline } from './pipeline.js';
+import { RateLimiter } from './ratelimit.js';
+import { ReplayStore } from './replay.js';
+import { type LoadedUsers, loadUsers } from './users.js';
+
+export interface Daemon {
+  readonly pipeline: Pipeline;
+  readonly firewall: Firewall;
+  reload(): Promise<{ users: number }>;
+  status(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+async function passphraseOf(cfg: ServerConfig): Promise<string | undefined> {
+  if (!cfg.passphraseFile) return undefined;
+  return (await readFile(cfg.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
+}
+
+/** Everything that can be checked without touching the network or firewall (`spad --check`). */
+export async function checkSetup(cfg: ServerConfig): Promise<{ fingerprint: string; users: LoadedUsers }> {
+  const key = await loadServerKey(cfg.stateDir, await passphraseOf(cfg));
+  const id = await serverIdentity(key);
+  const users = await loadUsers(cfg.stateDir);
+  return { fingerprint: id.fingerprint, users };
+}
+
+export async function startDaemon(
+  cfg: ServerConfig,
+  opts: { audit?: Audit; commands?: (audit: Audit) => CommandRunner } = {},
+): Promise<Daemon> {
+  const audit = opts.audit ?? createAudit({ file: cfg.auditLog, verbose: cfg.verbose });
+  if (existsSync(cfg.socketPath)) {
+    const alive = await callControl(cfg.socketPath, 'status', 1000).then(
+      () => true,
+      () => false,
+    );
+    if (alive) throw new ConfigError('EXISTS', `another spad is running with state dir ${cfg.stateDir}`);
+  }
+  const key = await loadServerKey(cfg.stateDir, await passphraseOf(cfg));
+  const identity = await serverIdentity(key);
+  let users = await loadUsers(cfg.stateDir);
+
+  const firewall = createFirewall(cfg.firewall, {
+    protect: cfg.protect,
+    alwaysAllow: cfg.alwaysAllow,
+    name: cfg.table,
+  });
+  await firewall.init();
+
+  const replay = new ReplayStore(cfg.replayFile, (err) =>
+    audit.log(err ? 'persist_error' : 'persist_ok', {
+      detail: err
+        ? `replay store not persisted (${err.message}); enforcing from memory`
+        : 'replay store writable again',
+    }),
+  );
+  const loaded = replay.load(Date.now());
+  const rate = new RateLimiter({
+    burst: cfg.rateBurst,
+    perSecond: cfg.ratePerSecond,
+    globalPerSecond: 2000,
+    maxSources: 65_536,
+  });
+  const pipeline = new Pipeline({
+    identity,
+    users: () => users,
+    replay,
+    rate,
+    firewall,
+    audit,
+    now: () => Date.now(),
+    maxSkewSeconds: cfg.maxSkewSeconds,
+    ...(opts.commands ? { commands: opts.commands(audit) } : {}),
+  });
+  const started = Date.now();
+
+  let reloading: Promise<{ users: number }> | null = null;
+  const reload = (why = 'request'): Promise<{ users: number }> => {
+    reloading ??= (async () => {
+      try {
+        const next = await loadUsers(cfg.stateDir);
+        users = next;
+        audit.log('reload', { detail: why, users: next.count });
+        return { users: next.count };
+      } catch (err) {
+        audit.log('reload_failed', {
+          detail: `${(err as Error).message}; keeping the last good keyring (${users.count} keys)`,
+        });
+        throw err;
+      } finally {
+        reloading = null;
+      }
+    })();
+    return reloading;
+  };
+
+  const status = async (): Promise<Record<string, unknown>> => ({
+    uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    serverFingerprint: identity.fingerprint,
+    capture: cfg.capture.mode === 'pcap' ? `pcap:${cfg.capture.device}` : `udp:${cfg.capture.host}`,
+    port: cfg.port,
+    firewall: cfg.firewall,
+    protect: formatAccessList(cfg.protect),
+    users: users.count,
+    replayEntries: replay.size,
+    replayPersisting: replay.persisting,
+    counters: Object.fromEntries(pipeline.counters),
+    grants: (await firewall.list()).map((g) => ({
+      source: g.source,
+      port: `${g.proto}/${g.port}`,
+      secondsLeft: Number.isFinite(g.expiresAt)
+        ? Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000))
+        : null,
+    })),
+  });
+
+  const control: Server = await listenControl(cfg.socketPath, async (cmd) => {
+    switch (cmd) {
+      case 'status':
+        return status();
+      case 'reload':
+        return reload('control');
+      case 'fw-list':
+        return firewall.list();
+      case 'fw-flush':
+        await firewall.flush();
+        return { flushed: true };
+    }
+  });
+
+  // keyring.json is replaced by rename: watch the directory, debounce, reload.
+  let debounce: NodeJS.Timeout | null = null;
+  const watcher = watch(cfg.stateDir, (_event, name) => {
+    if (name !== 'keyring.json') return;
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      debounce = null;
+      reload('keyring changed').catch(() => {});
+    }, 50);
+  });
+  const onHup = (): void => {
+    reload('SIGHUP').catch(() => {});
+  };
+  process.on('SIGHUP', onHup);
+
+  let checking = false;
+  const maintenance = setInterval(async () => {
+    if (checking) return;
+    checking = true;
+    try {
+      const now = Date.now();
+      replay.prune(now);
+      await firewall.sweep(now);
+      if (!(await firewall.healthy())) {
+        await firewall.init();
+        audit.log('firewall_restored', {
+          detail: `our ${cfg.firewall} rules were missing or altered; reinstalled`,
+        });
+      }
+    } catch (err) {
+      audit.log('firewall_error', { detail: (err as Error).message });
+    } finally {
+      checking = false;
+    }
+  }, 1000);
+
+  const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
+  const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
+  const maxPayload = 1400;
+  const capture: Capture =
+    cfg.capture.mode === 'pcap'
+      ? createPcapCapture({ device: cfg.capture.device, port: cfg.port, maxPayload, onDatagram, onError })
+      : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
+  try {
+    await capture.start();
+  } catch (err) {
+    clearInterval(maintenance);
+    watcher.close();
+    control.close();
+    process.off('SIGHUP', onHup);
+    throw err;
+  }
+  audit.log('start', {
+    detail: `listening ${cfg.capture.mode === 'pcap' ? `pcap on ${cfg.capture.device}` : `udp on ${cfg.capture.host}`} port ${cfg.port}`,
+    fingerprint: identity.fingerprint,
+    users: users.count,
+    protect: formatAccessList(cfg.protect),
+    firewall: cfg.firewall,
+    replayLoaded: loaded.loaded,
+  });
+
+  let stopped = false;
+  return {
+    pipeline,
+    firewall,
+    reload: () => reload('request'),
+    status,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await capture.stop();
+      await pipeline.idle();
+      clearInterval(maintenance);
+      if (debounce) clearTimeout(debounce);
+      watcher.close();
+      process.off('SIGHUP', onHup);
+      await new Promise<void>((r) => control.close(() => r()));
+      await firewall.shutdown({ removeProtections: cfg.removeOnExit });
+      audit.log('stop', { counters: Object.fromEntries(pipeline.counters) });
+      audit.flush();
+    },
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The verification pipeline of SPEC.md §7, in order, cheapest first. Datagrams are handled one at
+ * a time from a bounded queue: replay checks and firewall changes never race, and a flood can
+ * only fill the queue, whose overflow is dropped and counted. Nothing is ever sent back.
+ */
+import { createHash } from 'node:crypto';
+import { formatAccessList } from '../protocol/access.js';
+import { formatAddress, tryParseAddress } from '../protocol/address.js';
+import { type Opened, open, precheck, replayKey, type ServerIdentity } from '../protocol/envelope.js';
+import { type DropCode, isSpaError } from '../protocol/errors.js';
+import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
+import type { Audit } from './audit.js';
+import type { Datagram } from './capture/types.js';
+import type { Firewall } from './firewall/types.js';
+import type { RateLimiter } from './ratelimit.js';
+import type { ReplayStore } from './replay.js';
+
+/** The enrolled users as the pipeline sees them; replaced as a whole on reload. */
+export interface UserDirectory {
+  lookupSigner: import('../protocol/envelope.js').LookupSigner;
+  /** Policy by primary fingerprint. */
+  policy(fingerprint: string): UserPolicy | undefined;
+}
+
+export interface CommandRunner {
+  /** Runs an authorized command; resolves when it is started (or refused: throws a SpaError). */
+  run(
+    decision: Extract<Decision, { kind: 'command' }>,
+    ctx: { user: string; fingerprint: string; source: string },
+  ): Promise<void>;
+}
+
+export interface PipelineDeps {
+  identity: ServerIdentity;
+  users: () => UserDirectory;
+  replay: ReplayStore;
+  rate: RateLimiter;
+  firewall: Firewall;
+  audit: Audit;
+  now: () => number;
+  maxSkewSeconds: number;
+  commands?: CommandRunner;
+  /** Datagrams waiting beyond this are dropped (RATE_LIMITED, detail queue_full). */
+  maxQueue?: number;
+}
+
+export type Outcome = { ok: true; decision: Decision } | { ok: false; code: DropCode | 'INTERNAL' };
+
+export class Pipeline {
+  readonly counters = new Map<string, number>();
+  private readonly queue: Datagram[] = [];
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** Enqueues a datagram (called from the capture callback; never throws). */
+  submit(d: Datagram): void {
+    if (this.queue.length >= (this.deps.maxQueue ?? 1024)) {
+      this.drop(d, 'RATE_LIMITED', 'queue_full');
+      return;
+    }
+    this.queue.push(d);
+    if (!this.running) void this.drain();
+  }
+
+  /** Resolves when the queue is empty and nothing is being handled. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    for (let d = this.queue.shift(); d; d = this.queue.shift()) {
+      try {
+        await this.handle(d);
+      } catch (err) {
+        this.deps.audit.log('error', { detail: `pipeline: ${(err as Error).message}` });
+      }
+    }
+    this.running = false;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  private count(key: string): void {
+    this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
+  }
+
+  private drop(
+    d: Datagram,
+    code: DropCode | 'INTERNAL',
+    detail?: string,
+    extra: Record<string, unknown> = {},
+  ): Outcome {
+    this.count(code);
+    this.deps.audit.log('drop', {
+      reason: code,
+      source: d.source,
+      sport: d.sourcePort,
+      ...(detail ? { detail } : {}),
+      ...extra,
+    });
+    return { ok: false, code };
+  }
+
+  /** One datagram through every step. Exposed for tests. */
+  async handle(d: Datagram): Promise<Outcome> {
+    const { deps } = this;
+    const bytes = d.payload;
+    // 1-3: size, framing, recipient
+    if (d.oversize) return this.drop(d, 'PKT_TOO_LONG', `${d.length} bytes`);
+    try {
+      precheck(bytes, deps.identity);
+    } catch (err) {
+      return this.fail(d, err);
+    }
+    const now = deps.now();
+    // 4: rate limit per source
+    if (!deps.rate.allow(d.source, now)) return this.drop(d, 'RATE_LIMITED');
+    // 5: exact duplicate of an accepted datagram
+    const raw = createHash('sha256').update(bytes).digest('hex');
+    if (deps.replay.hasRaw(raw, now)) return this.drop(d, 'REPLAY_RAW');
+    // 6-12: decrypt, structure, signer, signature, decode, destination, freshness
+    const users = deps.users();
+    let opened: Opened;
+    try {
+      opened = await open(bytes, {
+        server: deps.identity,
+        lookupSigner: users.lookupSigner,
+        now: new Date(now),
+        maxSkewSeconds: deps.maxSkewSeconds,
+      });
+    } catch (err) {
+      return this.fail(d, err);
+    }
+    const { payload, signer } = opened;
+    const who = { user: payload.username, fingerprint: signer.fingerprint };
+    // 13: replay of the signed nonce; recorded now that the knock is authentic and fresh
+    const key = replayKey(signer.fingerprint, payload.nonce);
+    if (deps.replay.has(key, now)) return this.drop(d, 'REPLAY', undefined, who);
+    deps.replay.add({ key, raw, expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000 });
+    // 14: policy
+    const policy = users.policy(signer.fingerprint);
+    if (!policy) return this.drop(d, 'SIGNER_UNKNOWN', 'removed during reload', who);
+    const source = tryParseAddress(d.source);
+    if (!source) return this.drop(d, 'INTERNAL', 'capture gave an unparseable source');
+    let decision: Decision;
+    try {
+      decision = decide(payload, policy, source);
+    } catch (err) {
+      return this.fail(d, err, who);
+    }
+    // 15: act
+    const target = formatAddress(decision.address);
+    if (decision.kind === 'access') {
+      try {
+        await deps.firewall.grant({
+          source: target,
+          ports: decision.ports,
+          timeoutSeconds: decision.timeoutSeconds,
+        });
+      } catch (err) {
+        this.count('FW_ERROR');
+        deps.audit.log('grant_failed', {
+          reason: 'FW_ERROR',
+          source: d.source,
+          ...who,
+          detail: (err as Error).message,
+        });
+        return { ok: false, code: 'FW_ERROR' };
+      }
+      this.count('GRANTED');
+      deps.audit.log('grant', {
+        source: d.source,
+        address: target,
+        ...who,
+        ports: formatAccessList(decision.ports),
+        seconds: decision.timeoutSeconds,
+        ms: Number(process.hrtime.bigint() - d.receivedAt) / 1e6,
+      });
+      return { ok: true, decision };
+    }
+    if (!deps.commands)
+      return this.drop(d, 'CMD_NOT_ALLOWED', 'command execution is not enabled on this server', who);
+    try {
+      await deps.commands.run(decision, { ...who, source: d.source });
+    } catch (err) {
+      return this.fail(d, err, who);
+    }
+    this.count('COMMAND');
+    return { ok: true, decision };
+  }
+
+  private fail(d: Datagram, err: unknown, extra: Record<string, unknown> = {}): Outcome {
+    if (isSpaError(err)) return this.drop(d, err.code as DropCode, err.message, extra);
+    return this.drop(d, 'INTERNAL', (err as Error)?.message ?? String(err), extra);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * `spad`: the daemon, and the control commands that talk to a running one.
+ *   spad --interface IF | --udp-server [--port 62201] [--firewall nftables|iptables]
+ *        [--protect tcp/22,...] [--config FILE] [--state-dir DIR] [-f] [-v] [--check]
+ *   spad status [--json] | reload | fw-list [--json] | fw-flush [--yes]
+ */
+import { Command, Option } from 'commander';
+import { printError } from '../keyring/cli-util.js';
+import { ConfigError } from '../protocol/errors.js';
+import { resolveConfig, type ServerFlags } from './config.js';
+import { callControl } from './control.js';
+
+function stateDirOption(): Option {
+  return new Option(
+    '--state-dir <dir>',
+    'state directory (keys, keyring, control socket); env SPA_STATE_DIR',
+  ).default(undefined, '/etc/spa');
+}
+
+function socketOf(opts: { stateDir?: string }): string {
+  return resolveConfig({ stateDir: opts.stateDir, udpServer: true }).socketPath;
+}
+
+function print(x: unknown): void {
+  process.stdout.write(`${typeof x === 'string' ? x : JSON.stringify(x, null, 2)}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('spad')
+    .description('Single Packet Authorization daemon: opens the firewall for verified OpenPGP knocks')
+    .addOption(stateDirOption())
+    .option('-i, --interface <if>', 'capture knocks with libpcap on this interface (or any)')
+    .option('--udp-server', 'receive knocks on a plain UDP socket instead of pcap')
+    .option('-p, --port <port>', 'UDP port of knocks', undefined)
+    .addOption(new Option('--firewall <kind>', 'firewall backend').choices(['nftables', 'iptables']))
+    .option('--protect <list>', 'ports to keep closed unless granted, e.g. tcp/22,tcp/443 (default tcp/22)')
+    .option('--config <file>', 'JSON configuration file (flags override it)')
+    .option('--audit-log <file>', 'write the JSON audit log here instead of stdout')
+    .option('-f, --foreground', 'stay in the foreground (spad always does; for systemd and fwknop habits)')
+    .option('--check', 'validate configuration, server key and keyring, then exit')
+    .option('-v, --verbose', 'more detail in the audit log')
+    .action(async (flags: ServerFlags & { check?: boolean; foreground?: boolean }) => {
+      const cfg = resolveConfig(flags);
+      if (flags.check) {
+        const { checkSetup } = await import('./daemon.js');
+        const r = await checkSetup(cfg);
+        print(
+          `spad: ok: server key ${r.fingerprint}, ${r.users.count} enrolled key(s), protect ${flags.protect ?? 'tcp/22'}`,
+        );
+        return;
+      }
+      if (process.getuid?.() !== 0) {
+        throw new ConfigError('USAGE', 'spad must run as root (firewall changes and packet capture)');
+      }
+      const { startDaemon } = await import('./daemon.js');
+      const { createCommandRunner } = await import('./commands.js');
+      const daemon = await startDaemon(cfg, {
+        commands: (audit) =>
+          createCommandRunner({ audit, maxPerUser: cfg.maxCommandsPerUser, firewall: () => daemon.firewall }),
+      });
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          daemon.stop().then(resolve, (err: unknown) => {
+            printError(err);
+            resolve();
+          });
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+    });
+
+  program
+    .command('status')
+    .description('show uptime, counters by reason and active grants of the running daemon')
+    .addOption(stateDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { stateDir?: string; json?: boolean }, cmd: Command) => {
+      const opts = { ...cmd.parent?.opts(), ...o } as { stateDir?: string; json?: boolean };
+      const s = (await callControl(socketOf(opts), 'status')) as Record<string, unknown>;
+      if (opts.json) return print(s);
+      const grants = (s.grants as Array<{ source: string; port: string; secondsLeft: number | null }>) ?? [];
+      const counters = Object.entries((s.counters as Record<string, number>) ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      print(
+        [
+          `uptime ${s.uptimeSeconds}s  server ${s.serverFingerprint}`,
+          `capture ${s.capture} port ${s.port}  firewall ${s.firewall}  protect ${s.protect}  users ${s.users}`,
+          `counters ${counters || '(none)'}`,
+          `grants ${grants.length}`,
+          ...grants.map(
+            (g) =>
+              `  ${g.source} ${g.port} ${g.secondsLeft === null ? 'no timeout' : `${g.secondsLeft}s left`}`,
+          ),
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('reload')
+    .description('re-read the keyring now (also done on SIGHUP and when keyring.json changes)')
+    .addOption(stateDirOption())
+    .action(async (o: { stateDir?: string }, cmd: Command) => {
+      const r = (await callControl(socketOf({ ...cmd.parent?.opts(), ...o }), 'reload')) as { users: number };
+      print(`spad: reloaded: ${r.users} enrolled key(s)`);
+    });
+
+  program
+    .command('fw-list')
+    .description('list active grants')
+    .addOption(stateDirOption())
+    .option('--json', 'machine-readable output')
+    .action(async (o: { stateDir?: string; json?: boolean }, cmd: Command) => {
+      const opts = { ...cmd.parent?.opts(), ...o } as { stateDir?: string; json?: boolean };
+      const list = (await callControl(socketOf(opts), 'fw-list')) as Array<{
+        source: string;
+        proto: string;
+        port: number;
+        expiresAt: number | null;
+      }>;
+      if (opts.json) return print(list);
+      if (list.length === 0) return print('no active grants');
+      for (const g of list) {
+        const left =
+          g.expiresAt === null
+            ? 'no timeout'
+            : `${Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000))}s left`;
+        print(`${g.source} ${g.proto}/${g.port} ${left}`);
+      }
+    });
+
+  program
+    .command('fw-flush')
+    .description('remove every active grant (protections stay)')
+    .addOption(stateDirOption())
+    .option('--yes', 'do not ask for confirmation')
+    .action(async (o: { stateDir?: string; yes?: boolean }, cmd: Command) => {
+      const opts = { ...cmd.parent?.opts(), ...o } as { stateDir?: string; yes?: boolean };
+      if (!opts.yes) {
+        if (!process.stdin.isTTY) {
+          throw new ConfigError('NOT_CONFIRMED', 'fw-flush needs confirmation', {
+            hint: 'pass --yes to flush without a terminal',
+          });
+        }
+        const { confirm } = await import('@inquirer/prompts');
+        if (!(await confirm({ message: 'Remove every active grant?', default: false }))) {
+          throw new ConfigError('NOT_CONFIRMED', 'fw-flush not confirmed');
+        }
+      }
+      await callControl(socketOf(opts), 'fw-flush');
+      print('spad: all grants removed');
+    });
+  return program;
+}

@@ -1,0 +1,136 @@
+/**
+ * Replay store (SPEC.md §7 steps 5 and 13). Two keys per accepted knock, both expiring when the
+ * freshness window makes the packet unacceptable anyway (timestamp + 2 × window):
+ *  - the knock's replay key (signer fingerprint + signed nonce): the real check;
+ *  - the SHA-256 of the raw datagram: a fast path that drops a re-sent datagram before any
+ *    public-key work.
+ * Persisted as an append-only JSON-lines file so a replay after a restart is still refused; the
+ * file is compacted (rewritten atomically with live entries only) at load and whenever it holds
+ * many dead lines. If the file cannot be written (read-only or full disk), the store keeps
+ * working in memory and reports the failure once per change of state, so spad keeps enforcing.
+ */
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+
+export interface ReplayEntry {
+  key: string;
+  raw: string;
+  expiresAt: number;
+}
+
+export class ReplayStore {
+  private readonly keys = new Map<string, ReplayEntry>();
+  private readonly raws = new Map<string, number>();
+  private lines = 0;
+  private writable = true;
+
+  constructor(
+    private readonly file: string | null,
+    private readonly onPersistError: (err: Error | null) => void = () => {},
+  ) {}
+
+  /** Loads the file (missing = empty), drops expired lines, compacts. Corrupt lines are skipped. */
+  load(now: number): { loaded: number; skipped: number } {
+    let loaded = 0;
+    let skipped = 0;
+    if (this.file) {
+      let text = '';
+      try {
+        text = readFileSync(this.file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        try {
+          const e = JSON.parse(line) as Partial<ReplayEntry>;
+          if (typeof e.key !== 'string' || typeof e.raw !== 'string' || typeof e.expiresAt !== 'number')
+            throw new Error('shape');
+          if (e.expiresAt > now) {
+            this.keys.set(e.key, { key: e.key, raw: e.raw, expiresAt: e.expiresAt });
+            this.raws.set(e.raw, e.expiresAt);
+            loaded++;
+          }
+        } catch {
+          skipped++; // a torn last line after a crash, or garbage
+        }
+      }
+      this.compact(now);
+    }
+    return { loaded, skipped };
+  }
+
+  hasRaw(raw: string, now: number): boolean {
+    const exp = this.raws.get(raw);
+    return exp !== undefined && exp > now;
+  }
+
+  has(key: string, now: number): boolean {
+    const e = this.keys.get(key);
+    return e !== undefined && e.expiresAt > now;
+  }
+
+  /** Records an accepted knock. Persists before returning (unless the disk refuses). */
+  add(entry: ReplayEntry): void {
+    this.keys.set(entry.key, entry);
+    this.raws.set(entry.raw, entry.expiresAt);
+    if (!this.file) return;
+    try {
+      appendFileSync(this.file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+      this.lines++;
+      if (!this.writable) {
+        this.writable = true;
+        this.onPersistError(null);
+      }
+    } catch (err) {
+      if (this.writable) {
+        this.writable = false;
+        this.onPersistError(err as Error);
+      }
+    }
+  }
+
+  /** Forgets expired entries; compacts the file when it has grown well past the live set. */
+  prune(now: number): number {
+    let n = 0;
+    for (const [k, e] of this.keys) {
+      if (e.expiresAt <= now) {
+        this.keys.delete(k);
+        n++;
+      }
+    }
+    for (const [k, exp] of this.raws) if (exp <= now) this.raws.delete(k);
+    if (this.file && this.lines > 1000 && this.lines > 4 * this.keys.size) this.compact(now);
+    return n;
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  get persisting(): boolean {
+    return this.writable;
+  }
+
+  private compact(now: number): void {
+    if (!this.file) return;
+    const live: string[] = [];
+    for (const e of this.keys.values()) if (e.expiresAt > now) live.push(JSON.stringify(e));
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, live.length ? `${live.join('\n')}\n` : '');
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.file);
+      this.lines = live.length;
+    } catch (err) {
+      if (this.writable) {
+        this.writable = false;
+        this.onPersistError(err as Error);
+      }
+    }
+  }
+}
