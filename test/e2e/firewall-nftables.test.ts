@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { waitFor } from '../../scripts/netns.js';
+import { probeOne } from './firewall-harness.js';
+import { ALT, defineFirewallSuite, NAME, SSH, scenario, unavailable } from './firewall-suite.js';
+
+const skip = await unavailable('nftables');
+
+defineFirewallSuite('nftables', skip);
+
+const CHILD = `
+const { createFirewall, execRunner } = await import(process.argv[1]);
+const fw = createFirewall('nftables', { protect: [{ proto: 'tcp', port: 22 }, { proto: 'tcp', port: 2222 }, { proto: 'udp', port: 53 }], alwaysAllow: [], name: '${NAME}' }, execRunner({ netns: process.argv[2] }));
+await fw.init();
+await fw.grant({ source: process.argv[3], ports: [{ proto: 'tcp', port: 22 }], timeoutSeconds: 2 });
+console.log('granted');
+setInterval(() => {}, 1000);`;
+
+test(
+  'a grant made by a process that was then SIGKILLed still expires on time, in the kernel',
+  { skip: skip ?? false },
+  scenario('nftables', async ({ topo, sh }) => {
+    const { server, client, attacker } = topo;
+    const mod = new URL('../../server/firewall/index.js', import.meta.url).href;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, mod, server.ns, client.ipv4], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const granted = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 10_000);
+        child.stdout.on('data', (d: Buffer) => {
+          if (d.toString().includes('granted')) {
+            clearTimeout(t);
+            resolve(true);
+          }
+        });
+        child.on('exit', () => resolve(false));
+      });
+      assert.ok(granted, 'the child never granted');
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const killedAt = Date.now();
+    assert.equal(await probeOne(client, ['tcp', server.ipv4, SSH.port]), 'open');
+    assert.equal(await probeOne(attacker, ['tcp', server.ipv4, SSH.port]), 'closed');
+    const closed = await waitFor(
+      async () => (await probeOne(client, ['tcp', server.ipv4, SSH.port], 400)) === 'closed',
+      6000,
+      100,
+    );
+    assert.ok(closed, 'nobody is left to close it, and the kernel did not');
+    assert.ok(Date.now() - killedAt < 6000);
+    assert.doesNotMatch(await sh('nft', ['list', 'set', 'inet', NAME, 'allow4']), /198\.51\.100\.2/);
+  }),
+);
+
+test(
+  'init rebuilds an incompatible leftover table in one step and carries its live grants over',
+  { skip: skip ?? false },
+  scenario('nftables', async ({ topo, fw, sh, runner }) => {
+    const { server, client, attacker } = topo;
+    const leftover = [
+      `add table inet ${NAME}`,
+      `add set inet ${NAME} allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }`,
+      `add set inet ${NAME} protect { type ipv4_addr; }`,
+      `add element inet ${NAME} allow4 { ${client.ipv4} . tcp . 2222 timeout 60s }`,
+      '',
+    ].join('\n');
+    const r = await runner.run('nft', ['-f', '-'], leftover);
+    assert.equal(r.code, 0, r.stderr);
+    await fw.init();
+    assert.equal(await fw.healthy(), true);
+    const list = await fw.list();
+    assert.deepEqual(
+      list.map((g) => `${g.source} ${g.proto}/${g.port}`),
+      [`${client.ipv4} tcp/${ALT.port}`],
+    );
+    assert.ok((list[0]?.expiresAt ?? 0) > Date.now() + 50_000);
+    assert.equal(await probeOne(client, ['tcp', server.ipv4, ALT.port]), 'open');
+    assert.equal(await probeOne(attacker, ['tcp', server.ipv4, ALT.port]), 'closed');
+    assert.match(await sh('nft', ['list', 'set', 'inet', NAME, 'protect']), /tcp \. 22/);
+  }),
+);
+
+test(
+  'drops are counted in our named counter',
+  { skip: skip ?? false },
+  scenario('nftables', async ({ topo, fw, sh }) => {
+    const { server, attacker } = topo;
+    await fw.init();
+    assert.equal(await probeOne(attacker, ['tcp', server.ipv4, SSH.port], 300), 'closed');
+    const out = await sh('nft', ['list', 'counter', 'inet', NAME, 'dropped']);
+    const packets = Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    assert.ok(packets >= 1, out);
+  }),
+);
