@@ -1,0 +1,73 @@
+/**
+ * The one place that touches the `cap` 0.2.1 native binding (libpcap). Loaded lazily so the UDP
+ * mode and the client never load native code.
+ *
+ * What `cap` does for us: pcap_create + snaplen 65535 + promiscuous + pcap_set_buffer_size +
+ * read timeout 1000 ms + pcap_set_immediate_mode(1) (looked up by dlsym, found even without the
+ * libpcap.so dev symlink on glibc) + non-blocking + BPF filter, then a libuv poll handle on the
+ * capture fd that runs pcap_dispatch() one packet at a time and emits 'packet' synchronously
+ * after copying the frame into the Buffer given to open(). No sleeping: delivery is as fast as
+ * the event loop turns (scripts/bench-capture.ts).
+ *
+ * Hazards of `cap` 0.2.1 (node_modules is not ours to patch), and what we do:
+ * - open() that throws leaves the native object half-initialised; calling close() on it, or the
+ *   garbage collector destroying it, crashes the process (segfault). We never close a failed
+ *   instance and keep it referenced for the life of the process.
+ * - a poll error on the capture fd (a named device going down or away) trips an assert in its
+ *   C++ and aborts the process. pcap.ts therefore runs the binding in a child process by default.
+ * - it always sets promiscuous mode, and has no pcap_stats().
+ */
+import { createRequire } from 'node:module';
+
+export interface CapHandle {
+  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
+  close(): boolean;
+  on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+}
+interface CapModule {
+  Cap: new () => CapHandle;
+}
+
+/** Largest frame `cap` asks libpcap for (its snaplen is fixed). */
+export const CAP_SNAPLEN = 65535;
+const MAX_FAILED_OPENS = 16;
+
+/** Instances whose open() threw: kept alive so their destructor never runs (see above). */
+const failedOpens: CapHandle[] = [];
+let capModule: CapModule | undefined;
+
+export function bpfFilter(port: number): string {
+  return `udp dst port ${port}`;
+}
+
+export class CapOpenError extends Error {}
+
+/**
+ * Opens `device` with the SPA port filter; frames are copied into `frame`. Returns the handle
+ * and cap's link-type name. Throws CapOpenError with libpcap's message.
+ */
+export function openCap(
+  device: string,
+  port: number,
+  bufferBytes: number,
+  frame: Buffer,
+): { cap: CapHandle; linkName: string } {
+  if (failedOpens.length >= MAX_FAILED_OPENS) {
+    throw new CapOpenError(`${failedOpens.length} failed opens in this process; not trying again`);
+  }
+  if (!capModule) {
+    try {
+      capModule = createRequire(import.meta.url)('cap') as CapModule;
+    } catch (err) {
+      throw new CapOpenError(`cannot load the libpcap binding (npm package cap): ${(err as Error).message}`);
+    }
+  }
+  const cap = new capModule.Cap();
+  try {
+    return { cap, linkName: cap.open(device, bpfFilter(port), bufferBytes, frame) };
+  } catch (err) {
+    failedOpens.push(cap);
+    throw new CapOpenError(err instanceof Error ? err.message : String(err));
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The pcap capture process (spawned by pcap.ts; not a user command). It holds the `cap`/libpcap
+ * handle so that `cap`'s abort on a device going down ends this process, not spad: spad sees the
+ * exit and starts a new one.
+ *
+ * argv: --device IF --port N --buffer-bytes N --frame-bytes N
+ * stdout: records of pcap-ipc.ts (READY once open, then FRAME per packet, ERROR if open fails).
+ * It exits when stdin closes (spad stopped or died), on SIGTERM, or after an ERROR.
+ *
+ * Frames are passed on undecoded (spad decodes them: one decoder, one set of counters), stamped
+ * with receivedAt here. Back-pressure: if spad falls more than MAX_QUEUED bytes behind, frames
+ * are dropped here and counted, so memory stays bounded on both sides.
+ */
+import { parseArgs } from 'node:util';
+import { openCap } from './cap-binding.js';
+import { isSupportedLinkType, linkTypeFromCap } from './decode.js';
+import { encodeError, encodeFrame, encodeReady } from './pcap-ipc.js';
+
+const MAX_QUEUED = 1024 * 1024;
+
+const { values } = parseArgs({
+  options: {
+    device: { type: 'string' },
+    port: { type: 'string' },
+    'buffer-bytes': { type: 'string' },
+    'frame-bytes': { type: 'string' },
+  },
+});
+
+const out = process.stdout;
+
+/** Reports why we cannot capture and exits once the record is written. */
+function fail(message: string): void {
+  out.write(encodeError(message), () => process.exit(1));
+  setTimeout(() => process.exit(1), 1000).unref();
+}
+
+function main(): void {
+  const frame = Buffer.alloc(Number(values['frame-bytes']));
+  let opened: ReturnType<typeof openCap>;
+  try {
+    opened = openCap(values.device ?? '', Number(values.port), Number(values['buffer-bytes']), frame);
+  } catch (err) {
+    fail((err as Error).message);
+    return;
+  }
+  const { cap, linkName } = opened;
+  const linkType = linkTypeFromCap(linkName);
+  if (linkType === null || !isSupportedLinkType(linkType)) {
+    cap.close();
+    fail(`link type we cannot decode (${linkName})`);
+    return;
+  }
+
+  let dropped = 0;
+  cap.on('packet', (nbytes: number, truncated: boolean) => {
+    const receivedAt = process.hrtime.bigint();
+    if (out.writableLength > MAX_QUEUED) {
+      dropped++;
+      return;
+    }
+    out.write(encodeFrame(frame.subarray(0, nbytes), truncated, dropped, receivedAt));
+  });
+  out.write(encodeReady(linkType));
+
+  const shutdown = (): void => {
+    cap.close();
+    process.exit(0);
+  };
+  process.stdin.on('end', shutdown);
+  process.stdin.on('error', shutdown);
+  process.stdin.resume();
+  process.on('SIGTERM', shutdown);
+}
+
+main();

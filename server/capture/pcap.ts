@@ -1,0 +1,320 @@
+/**
+ * Capture by libpcap on one device or `any`: knocks are seen before netfilter, so the SPA port
+ * stays dropped (nothing answers, not even ICMP): the stealth property.
+ *
+ * Two ways to hold the libpcap handle (cap-binding.ts explains the `cap` hazards behind this):
+ * - isolated (default): a child process (pcap-child.ts) owns the handle and streams raw frames
+ *   over a pipe. If it dies (`cap` aborts when a named device goes down), onError hears of it and
+ *   a new child is started with backoff until the device is back. Cost: one pipe hop, measured
+ *   by scripts/bench-capture.ts.
+ * - in-process (`isolate: false`): the handle lives in spad; one hop less, but a device going
+ *   down kills spad.
+ * Either way frames are decoded here (decode.ts) with one set of counters, the BPF filter is
+ * `udp dst port N`, and libpcap runs in immediate mode (no read timeout, no sleep).
+ *
+ * Oversize datagrams (UDP payload > maxPayload) are delivered with `oversize: true`, their
+ * length, and an empty payload: the pipeline logs PKT_TOO_LONG; the bytes are never copied. The
+ * capture buffer is maxPayload + HEADER_ROOM bytes, so memory per frame is bounded too.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../../protocol/errors.js';
+import { CAP_SNAPLEN, type CapHandle, openCap } from './cap-binding.js';
+import { type DecodeFailure, decodeFrame, isSupportedLinkType, linkTypeFromCap } from './decode.js';
+import { RecordReader } from './pcap-ipc.js';
+import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
+
+/** Bytes of the capture buffer reserved for link + IP + extension + UDP headers. */
+export const HEADER_ROOM = 512;
+const DEFAULT_BUFFER_BYTES = 2 * 1024 * 1024;
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 2_000;
+const RESTART_MIN_MS = 250;
+const RESTART_MAX_MS = 5_000;
+const CHILD = fileURLToPath(new URL('./pcap-child.js', import.meta.url));
+
+export type PcapRejectReason = DecodeFailure | 'wrong-port' | 'cut-short';
+
+export interface PcapCaptureStats extends CaptureStats {
+  /** Decode failures by reason (their sum is `decodeErrors`). */
+  readonly rejected: Partial<Record<PcapRejectReason, number>>;
+  /** Link type at the last start (pcap_datalink() value, see decode.ts LINKTYPE). */
+  linkType?: number;
+  /** Capture processes started again after one ended (isolated mode). */
+  restarts: number;
+}
+
+export interface PcapCapture extends Capture {
+  readonly stats: Readonly<PcapCaptureStats>;
+}
+
+export interface PcapCaptureMode {
+  /** Run libpcap in a supervised child process (default true). */
+  isolate?: boolean;
+}
+
+/** Linux dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
+export function isValidDeviceName(name: string): boolean {
+  return /^[^/:\s]{1,15}$/.test(name) && name !== '.' && name !== '..';
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): PcapCapture {
+  const { device, port, maxPayload, onDatagram, onError } = opts;
+  if (!isValidDeviceName(device)) {
+    throw new ConfigError('CONFIG_INVALID', `interface name is not valid (length ${device.length})`, {
+      field: 'interface',
+    });
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError('CONFIG_INVALID', `port must be an integer 1-65535, got ${port}`, {
+      field: 'port',
+    });
+  }
+  if (!Number.isInteger(maxPayload) || maxPayload < 1 || maxPayload > CAP_SNAPLEN) {
+    throw new ConfigError('CONFIG_INVALID', `maxPayload must be an integer 1-${CAP_SNAPLEN}`, {
+      field: 'maxPayload',
+    });
+  }
+  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+  if (!Number.isInteger(bufferBytes) || bufferBytes < 65536 || bufferBytes > 256 * 1024 * 1024) {
+    throw new ConfigError('CONFIG_INVALID', 'bufferBytes must be an integer 64 KiB - 256 MiB', {
+      field: 'bufferBytes',
+    });
+  }
+  const frameBytes = Math.min(CAP_SNAPLEN, maxPayload + HEADER_ROOM);
+  const stats: PcapCaptureStats = { received: 0, oversize: 0, decodeErrors: 0, rejected: {}, restarts: 0 };
+  const rejected = stats.rejected as Record<PcapRejectReason, number>;
+  const report = (err: unknown): void => {
+    onError?.(err instanceof Error ? err : new Error(String(err)));
+  };
+
+  const rejectAs = (why: PcapRejectReason): void => {
+    stats.decodeErrors++;
+    rejected[why] = (rejected[why] ?? 0) + 1;
+  };
+
+  /** Every frame, from either mode, ends here. */
+  const onFrame = (linkType: number, frame: Uint8Array, truncated: boolean, receivedAt: bigint): void => {
+    const r = decodeFrame(linkType, frame, { truncated });
+    if (!r.ok) {
+      rejectAs(r.reason);
+      return;
+    }
+    if (r.udp.destinationPort !== port) {
+      rejectAs('wrong-port');
+      return;
+    }
+    // Within maxPayload yet cut: headers took more than HEADER_ROOM. Not a usable knock.
+    if (r.udp.length <= maxPayload && r.udp.payload.length < r.udp.length) {
+      rejectAs('cut-short');
+      return;
+    }
+    const udp = r.udp;
+    const oversize = udp.length > maxPayload;
+    stats.received++;
+    if (oversize) stats.oversize++;
+    const d: Datagram = {
+      source: udp.source,
+      sourcePort: udp.sourcePort,
+      destination: udp.destination,
+      destinationPort: udp.destinationPort,
+      payload: oversize ? EMPTY : Buffer.from(udp.payload),
+      length: udp.length,
+      oversize,
+      receivedAt,
+    };
+    try {
+      onDatagram(d);
+    } catch (err) {
+      report(err);
+    }
+  };
+
+  const openError = (message: string, cause?: unknown): ConfigError =>
+    new ConfigError('IO', `pcap: cannot capture on "${device}": ${message}`, { field: 'interface', cause });
+
+  const checkDevice = (): void => {
+    if (device !== 'any' && !existsSync(`/sys/class/net/${device}`)) {
+      throw openError('no such network interface');
+    }
+  };
+
+  return opts.isolate === false ? inProcess() : isolated();
+
+  function inProcess(): PcapCapture {
+    let handle: CapHandle | undefined;
+    const frame = Buffer.alloc(frameBytes);
+    return {
+      stats,
+      async start() {
+        if (handle) return;
+        checkDevice();
+        let opened: ReturnType<typeof openCap>;
+        try {
+          opened = openCap(device, port, bufferBytes, frame);
+        } catch (err) {
+          throw openError((err as Error).message, err);
+        }
+        const linkType = linkTypeFromCap(opened.linkName);
+        if (linkType === null || !isSupportedLinkType(linkType)) {
+          opened.cap.close();
+          throw openError(`link type we cannot decode (${opened.linkName})`);
+        }
+        stats.linkType = linkType;
+        opened.cap.on('packet', (nbytes, truncated) => {
+          const receivedAt = process.hrtime.bigint();
+          onFrame(linkType, frame.subarray(0, nbytes), truncated, receivedAt);
+        });
+        handle = opened.cap;
+      },
+      async stop() {
+        const cap = handle;
+        if (!cap) return;
+        handle = undefined;
+        cap.close();
+        cap.removeAllListeners('packet');
+      },
+    };
+  }
+
+  function isolated(): PcapCapture {
+    let child: ChildProcess | undefined;
+    let wanted = false;
+    let restartTimer: NodeJS.Timeout | undefined;
+    let backoff = RESTART_MIN_MS;
+
+    /** Spawns a child; resolves once it has the device open, rejects if it cannot. */
+    const launch = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const c = spawn(
+          process.execPath,
+          [
+            CHILD,
+            '--device',
+            device,
+            '--port',
+            String(port),
+            '--buffer-bytes',
+            String(bufferBytes),
+            '--frame-bytes',
+            String(frameBytes),
+          ],
+          { stdio: ['pipe', 'pipe', 'pipe'] },
+        );
+        child = c;
+        const reader = new RecordReader(frameBytes + 64);
+        let ready = false;
+        let stderrTail = '';
+        let childError: string | undefined;
+        const timer = setTimeout(() => {
+          c.kill('SIGKILL');
+          reject(openError('the capture process did not start in time'));
+        }, START_TIMEOUT_MS);
+        let linkType = 0;
+        c.stderr?.setEncoding('utf8');
+        c.stderr?.on('data', (s: string) => {
+          stderrTail = (stderrTail + s).slice(-2000);
+        });
+        c.stdin?.on('error', () => {});
+        c.stdout?.on('data', (chunk: Buffer) => {
+          reader.push(chunk);
+          try {
+            for (let rec = reader.next(); rec; rec = reader.next()) {
+              if (rec.type === 'frame') {
+                if (rec.dropped > 0) stats.dropped = rec.dropped;
+                onFrame(linkType, rec.frame, rec.truncated, rec.receivedAt);
+              } else if (rec.type === 'ready' && !ready) {
+                ready = true;
+                linkType = rec.linkType;
+                stats.linkType = linkType;
+                backoff = RESTART_MIN_MS;
+                clearTimeout(timer);
+                resolve();
+              } else if (rec.type === 'error') {
+                childError = rec.message;
+              }
+            }
+          } catch (err) {
+            report(err);
+            c.kill('SIGKILL');
+          }
+        });
+        c.on('error', (err) => {
+          clearTimeout(timer);
+          if (!ready) reject(openError(err.message, err));
+        });
+        // 'close', not 'exit': by then stdout is drained and an ERROR record has been read.
+        c.on('close', (code, signal) => {
+          clearTimeout(timer);
+          if (child === c) child = undefined;
+          const why = childError ?? (signal ? `signal ${signal}` : `exit code ${code}`);
+          if (!ready) {
+            reject(openError(childError ?? `capture process ended (${why}) ${stderrTail.trim()}`.trim()));
+            return;
+          }
+          if (!wanted) return;
+          report(
+            new ConfigError('IO', `pcap: capture process for "${device}" ended (${why}); restarting`, {
+              field: 'interface',
+            }),
+          );
+          scheduleRestart();
+        });
+      });
+
+    const scheduleRestart = (): void => {
+      if (!wanted || restartTimer) return;
+      const delay = backoff;
+      backoff = Math.min(RESTART_MAX_MS, backoff * 2);
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined;
+        if (!wanted) return;
+        launch().then(
+          () => {
+            stats.restarts++;
+          },
+          (err: unknown) => {
+            if (!wanted) return;
+            report(err);
+            scheduleRestart();
+          },
+        );
+      }, delay);
+    };
+
+    return {
+      stats,
+      async start() {
+        if (wanted) return;
+        checkDevice();
+        wanted = true;
+        try {
+          await launch();
+        } catch (err) {
+          wanted = false;
+          throw err;
+        }
+      },
+      async stop() {
+        wanted = false;
+        if (restartTimer) clearTimeout(restartTimer);
+        restartTimer = undefined;
+        const c = child;
+        if (!c) return;
+        child = undefined;
+        await new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          const kill = setTimeout(() => c.kill('SIGKILL'), STOP_TIMEOUT_MS);
+          c.once('close', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          c.stdin?.end();
+        });
+      },
+    };
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Public types of the capture layer: what spad's pipeline receives for every UDP datagram that
+ * arrives on the SPA port, whichever way it was seen (libpcap on a device, or a plain UDP socket).
+ */
+
+export interface Datagram {
+  /** Sender address as protocol/address.ts formatAddress writes it: dotted quad, or RFC 5952 IPv6. */
+  readonly source: string;
+  readonly sourcePort: number;
+  /**
+   * Address the datagram was sent to. With pcap this is the IP header's destination. With the UDP
+   * socket it is the socket's bound address (e.g. `::`): Node's dgram cannot report the
+   * per-packet destination.
+   */
+  readonly destination: string;
+  readonly destinationPort: number;
+  /**
+   * The UDP payload, a copy the consumer owns. Empty when `oversize` is true: the bytes of an
+   * oversize datagram are never copied, so a flood of big packets cannot grow memory.
+   */
+  readonly payload: Buffer;
+  /** UDP payload length on the wire (from the UDP header / socket), also for oversize datagrams. */
+  readonly length: number;
+  /** True when `length > maxPayload`: the pipeline drops it as PKT_TOO_LONG without looking. */
+  readonly oversize: boolean;
+  /** `process.hrtime.bigint()` when the capture layer first saw the datagram. */
+  readonly receivedAt: bigint;
+}
+
+export interface CaptureStats {
+  /** Datagrams passed to `onDatagram` (oversize ones included). */
+  received: number;
+  /** Of those, how many were oversize (payload withheld). */
+  oversize: number;
+  /** Frames the filter let through that did not decode to a usable UDP datagram (pcap only). */
+  decodeErrors: number;
+  /** Frames lost before reaching us, when the mechanism can tell (`cap` 0.2.1 cannot: undefined). */
+  dropped?: number;
+}
+
+export interface Capture {
+  /** Opens the device or binds the socket. Rejects (ConfigError, code IO) when that fails. */
+  start(): Promise<void>;
+  /** Closes the device or socket. Safe to call when not started; start() may be called again. */
+  stop(): Promise<void>;
+  readonly stats: Readonly<CaptureStats>;
+}
+
+export interface CaptureCallbacks {
+  /** Called synchronously for every datagram; must not throw (exceptions go to onError). */
+  onDatagram: (d: Datagram) => void;
+  /** Runtime errors after start() resolved, and exceptions thrown by onDatagram. */
+  onError?: (e: Error) => void;
+}
+
+export interface PcapCaptureOptions extends CaptureCallbacks {
+  /** Interface name, or `any` for all interfaces (Linux cooked capture). */
+  device: string;
+  port: number;
+  /** Largest UDP payload delivered with its bytes; larger ones are reported as oversize. */
+  maxPayload: number;
+  /** libpcap kernel ring size in bytes (default 2 MiB). */
+  bufferBytes?: number;
+}
+
+export interface UdpCaptureOptions extends CaptureCallbacks {
+  /** Bind address; default `::` (dual-stack: IPv4 and IPv6). */
+  host?: string;
+  port: number;
+  maxPayload: number;
+}

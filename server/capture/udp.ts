@@ -1,0 +1,108 @@
+/**
+ * Capture with a plain UDP socket (`spad --udp-server`): no libpcap, no root needed for a port
+ * above 1023, but the port must be open in the firewall and the kernel answers probes of a
+ * closed port, so it is not stealthy. Same Datagram contract as pcap.
+ *
+ * Default bind `::` with IPV6_V6ONLY off: one socket for IPv4 and IPv6; IPv4 senders arrive as
+ * IPv4-mapped addresses and are reported as dotted quads. Addresses are written as
+ * protocol/address.ts writes them (RFC 5952), the same text as pcap gives. Node cannot tell the
+ * per-packet destination address (no IP_PKTINFO), so `destination` is the bound address.
+ */
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import { formatAddress, tryParseAddress, unmapV4 } from '../../protocol/address.js';
+import { ConfigError } from '../../protocol/errors.js';
+import type { Capture, CaptureStats, UdpCaptureOptions } from './types.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Canonical text of an address a socket reports (`rinfo.address`): zone dropped, IPv4-mapped
+ * folded to IPv4, RFC 5952. libuv writes some forms differently (`::1.2.3.4`), hence the round
+ * trip. Null for text that is not an address.
+ */
+export function canonicalSocketAddress(text: string): string | null {
+  const zone = text.indexOf('%');
+  const a = tryParseAddress(zone >= 0 ? text.slice(0, zone) : text);
+  return a ? formatAddress(unmapV4(a)) : null;
+}
+
+export function createUdpCapture(opts: UdpCaptureOptions): Capture {
+  const { port, maxPayload, onDatagram, onError } = opts;
+  const host = opts.host ?? '::';
+  const family = isIP(host.split('%')[0] ?? '');
+  if (family === 0) {
+    throw new ConfigError('ADDRESS_INVALID', `bind address is not an IP address (length ${host.length})`, {
+      field: 'host',
+    });
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError('CONFIG_INVALID', `port must be an integer 1-65535, got ${port}`, {
+      field: 'port',
+    });
+  }
+  if (!Number.isInteger(maxPayload) || maxPayload < 1 || maxPayload > 65535) {
+    throw new ConfigError('CONFIG_INVALID', 'maxPayload must be an integer 1-65535', { field: 'maxPayload' });
+  }
+  const stats: CaptureStats = { received: 0, oversize: 0, decodeErrors: 0 };
+  let socket: dgram.Socket | undefined;
+  let boundAddress = canonicalSocketAddress(host) ?? host;
+
+  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const receivedAt = process.hrtime.bigint();
+    const source = canonicalSocketAddress(rinfo.address);
+    if (source === null) {
+      stats.decodeErrors++;
+      return;
+    }
+    const oversize = msg.length > maxPayload;
+    stats.received++;
+    if (oversize) stats.oversize++;
+    try {
+      onDatagram({
+        source,
+        sourcePort: rinfo.port,
+        destination: boundAddress,
+        destinationPort: port,
+        // Node hands each message its own buffer: already a copy the consumer owns.
+        payload: oversize ? EMPTY : msg,
+        length: msg.length,
+        oversize,
+        receivedAt,
+      });
+    } catch (err) {
+      onError?.(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  return {
+    stats,
+    start(): Promise<void> {
+      if (socket) return Promise.resolve();
+      const s = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: false });
+      socket = s;
+      return new Promise<void>((resolve, reject) => {
+        const onBindError = (err: Error): void => {
+          socket = undefined;
+          s.close();
+          reject(
+            new ConfigError('IO', `udp: cannot bind ${host} port ${port}: ${err.message}`, { cause: err }),
+          );
+        };
+        s.once('error', onBindError);
+        s.bind({ address: host, port }, () => {
+          s.off('error', onBindError);
+          s.on('error', (err) => onError?.(err));
+          s.on('message', onMessage);
+          boundAddress = canonicalSocketAddress(s.address().address) ?? boundAddress;
+          resolve();
+        });
+      });
+    },
+    stop(): Promise<void> {
+      const s = socket;
+      if (!s) return Promise.resolve();
+      socket = undefined;
+      return new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+}
