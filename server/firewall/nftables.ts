@@ -23,7 +23,10 @@
  *   }
  *
  * A grant is one `nft -f -` transaction adding `source . proto . port timeout Ns` elements: the
- * kernel stops matching them when the timeout runs out, with or without spad. An accept here
+ * kernel stops matching them when the timeout runs out, with or without spad. Re-adding an
+ * element refreshes its timeout only on kernels >= 6.10; init() finds out with a scratch set
+ * (`probe`, deleted again) and otherwise grants with add+delete+add, which refreshes everywhere
+ * but costs about three times as much. An accept here
  * only ends our chain; a drop in another table still wins, so the protected ports must not be
  * dropped elsewhere. Priority -10 runs our drop before the usual filter chains at 0.
  *
@@ -47,6 +50,9 @@ import {
 export const NFT_PRIORITY = -10;
 const CHAIN = 'input';
 const RULE_COUNT = 8;
+const PROBE_SET = 'probe';
+/** TEST-NET-1; the scratch set is matched by no rule. */
+const PROBE_ADDR = '192.0.2.1';
 
 function allowSet(f: Family): string {
   return f === 4 ? 'allow4' : 'allow6';
@@ -87,18 +93,33 @@ export function nftInitScript(o: NormalOptions): string {
   rule('ip saddr @always4 accept');
   rule('ip6 saddr @always6 accept');
   rule('counter name "dropped" drop');
+  lines.push(
+    `add set ${t} ${PROBE_SET} { type ipv4_addr; flags timeout; }`,
+    `flush set ${t} ${PROBE_SET}`,
+    `add element ${t} ${PROBE_SET} { ${PROBE_ADDR} timeout 3600s }`,
+  );
   return `${lines.join('\n')}\n`;
 }
 
+/** Second half of the refresh probe: does re-adding the element move its expiry? */
+export function nftProbeScript(name: string): string {
+  return `add element inet ${name} ${PROBE_SET} { ${PROBE_ADDR} timeout 7200s }\n`;
+}
+
+/** How a re-grant refreshes an element's timeout. */
+export type NftRefresh = 'add' | 'readd';
+
 /**
- * add, delete, add: the first add makes sure the element exists, so the delete cannot fail, and
- * the last add sets the new timeout. Kernels before 6.10 ignore a timeout on an existing
- * element; this form refreshes it on every kernel, atomically (no packet sees it missing).
+ * 'add': one add; the kernel (>= 6.10) sets the new timeout on an element that exists.
+ * 'readd': add, delete, add. The first add makes sure the element exists, so the delete cannot
+ * fail, and the last add sets the new timeout; works on every kernel, atomically (no packet sees
+ * the element missing).
  */
-export function nftGrantScript(name: string, g: NormalGrant): string {
+export function nftGrantScript(name: string, g: NormalGrant, refresh: NftRefresh = 'readd'): string {
   const set = `inet ${name} ${allowSet(g.family)}`;
   const keys = g.ports.map((p) => `${g.source} . ${p.proto} . ${p.port}`);
   const timed = keys.map((k) => `${k} timeout ${g.timeoutSeconds}s`).join(', ');
+  if (refresh === 'add') return `add element ${set} { ${timed} }\n`;
   return [
     `add element ${set} { ${timed} }`,
     `delete element ${set} { ${keys.join(', ')} }`,
@@ -120,6 +141,8 @@ export interface NftTableView {
   grants: ActiveGrant[];
   /** Elements of the allow sets without a timeout (never ours), as `source . proto . port`. */
   untimed: { family: Family; key: string }[];
+  /** Seconds left on the probe element, -1 when there is none. */
+  probeExpires: number;
   /** Rules in our chain, -1 when the chain is missing. */
   chainRules: number;
   /** Everything but handles, counter values and allow-set elements, in listing order. */
@@ -154,7 +177,7 @@ export function parseNftTable(json: string, name: string, now: number): NftTable
   }
   const items = isObj(doc) && Array.isArray(doc.nftables) ? (doc.nftables as unknown[]) : null;
   if (!items) throw new FirewallError('nft: listing has no nftables array');
-  const view: NftTableView = { grants: [], untimed: [], chainRules: -1, fingerprint: '' };
+  const view: NftTableView = { grants: [], untimed: [], probeExpires: -1, chainRules: -1, fingerprint: '' };
   const parts: string[] = [];
   for (const item of items) {
     if (!isObj(item)) continue;
@@ -162,6 +185,10 @@ export function parseNftTable(json: string, name: string, now: number): NftTable
     const body = kind === undefined ? undefined : item[kind];
     if (kind === undefined || kind === 'metainfo' || !isObj(body)) continue;
     if (body.table !== undefined && body.table !== name) continue;
+    if (kind === 'set' && body.name === PROBE_SET) {
+      view.probeExpires = probeExpires(body.elem);
+      continue;
+    }
     const copy: Json = { ...body };
     delete copy.handle;
     if (kind === 'counter') {
@@ -179,6 +206,12 @@ export function parseNftTable(json: string, name: string, now: number): NftTable
   }
   view.fingerprint = parts.join('\n');
   return view;
+}
+
+function probeExpires(elem: unknown): number {
+  const first: unknown = Array.isArray(elem) ? elem[0] : undefined;
+  const e = isObj(first) && isObj(first.elem) ? first.elem : null;
+  return e && typeof e.expires === 'number' ? e.expires : -1;
 }
 
 function readElement(e: unknown, family: Family, now: number, view: NftTableView): void {
@@ -220,10 +253,20 @@ export class NftablesFirewall implements Firewall {
   readonly #runner: CommandRunner;
   readonly #serial = new Serial();
   #fingerprint: string | null = null;
+  /** Until init() has probed the kernel, the form that works everywhere. */
+  #refresh: NftRefresh = 'readd';
+  readonly #forceRefresh: NftRefresh | undefined;
 
-  constructor(o: NormalOptions, runner: CommandRunner) {
+  /** `refresh` skips the probe (tests use it to run the add+delete+add form on any kernel). */
+  constructor(o: NormalOptions, runner: CommandRunner, opts: { refresh?: NftRefresh } = {}) {
     this.#o = o;
     this.#runner = runner;
+    this.#forceRefresh = opts.refresh;
+  }
+
+  /** How re-grants refresh timeouts on this kernel (known after init). */
+  get refreshMode(): NftRefresh {
+    return this.#refresh;
   }
 
   async #nft(args: readonly string[], input?: string): Promise<string> {
@@ -278,26 +321,25 @@ export class NftablesFirewall implements Firewall {
           });
         }
       }
+      await this.#script(nftProbeScript(o.name));
       const view = await this.#view();
       if (!view || view.chainRules !== RULE_COUNT) {
         throw new FirewallError(`nft: table inet ${o.name} is not as installed right after init`);
       }
-      if (view.untimed.length > 0) {
-        // Our grants always carry a timeout; an element without one would stay open forever.
-        await this.#script(
-          view.untimed
-            .map((u) => `delete element inet ${o.name} ${allowSet(u.family)} { ${u.key} }`)
-            .join('\n')
-            .concat('\n'),
-        );
-      }
+      // Our grants always carry a timeout; an element without one would stay open forever.
+      const cleanup = [
+        `delete set inet ${o.name} ${PROBE_SET}`,
+        ...view.untimed.map((u) => `delete element inet ${o.name} ${allowSet(u.family)} { ${u.key} }`),
+      ];
+      await this.#script(`${cleanup.join('\n')}\n`);
+      this.#refresh = this.#forceRefresh ?? (view.probeExpires > 3600 ? 'add' : 'readd');
       this.#fingerprint = view.fingerprint;
     });
   }
 
   async grant(req: GrantRequest): Promise<void> {
     const g = normalizeGrant(req, this.#o.protect);
-    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g)));
+    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g, this.#refresh)));
   }
 
   list(): Promise<ActiveGrant[]> {

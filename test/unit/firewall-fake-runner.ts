@@ -88,6 +88,8 @@ export interface NftListingOptions {
   protect?: [string, number][];
   always4?: [string, number][];
   rules?: number;
+  /** Seconds left on the refresh-probe element; no probe set when undefined. */
+  probe?: number;
   packets?: number;
   handleBase?: number;
 }
@@ -164,6 +166,21 @@ export function nftListing(o: NftListingOptions = {}): string {
     {
       set: { family: 'inet', name: 'always6', table, type: 'ipv6_addr', handle: h + 4, flags: ['interval'] },
     },
+    ...(o.probe === undefined
+      ? []
+      : [
+          {
+            set: {
+              family: 'inet',
+              name: 'probe',
+              table,
+              type: 'ipv4_addr',
+              handle: h + 5,
+              flags: ['timeout'],
+              elem: [{ elem: { val: '192.0.2.1', timeout: 7200, expires: o.probe } }],
+            },
+          },
+        ]),
     {
       chain: {
         family: 'inet',

@@ -38,6 +38,9 @@ add rule inet spa input ip6 saddr . meta l4proto . th dport @allow6 accept
 add rule inet spa input ip saddr @always4 accept
 add rule inet spa input ip6 saddr @always6 accept
 add rule inet spa input counter name "dropped" drop
+add set inet spa probe { type ipv4_addr; flags timeout; }
+flush set inet spa probe
+add element inet spa probe { 192.0.2.1 timeout 3600s }
 `;
 
 const LISTED = nftListing({
@@ -58,18 +61,48 @@ function nftRunner(listing: () => string | { code: number; stderr: string } = ()
 }
 
 describe('nftables backend: generated commands', () => {
-  test('init installs table, sets, counter and chain in one nft transaction, then reads the table back', async () => {
+  test('init installs table, sets, counter and chain in one nft transaction, probes timeout refresh, reads back', async () => {
     const r = nftRunner();
     const fw = createFirewall('nftables', OPTS, r);
     assert.equal(fw.backend, 'nftables');
     await fw.init();
-    assert.equal(r.calls.length, 2);
-    assert.deepEqual(r.calls[0], { cmd: 'nft', args: ['-f', '-'], input: INIT_SCRIPT });
-    assert.deepEqual(r.calls[1], {
-      cmd: 'nft',
-      args: ['-j', 'list', 'table', 'inet', 'spa'],
-      input: undefined,
-    });
+    assert.deepEqual(r.calls, [
+      { cmd: 'nft', args: ['-f', '-'], input: INIT_SCRIPT },
+      { cmd: 'nft', args: ['-f', '-'], input: 'add element inet spa probe { 192.0.2.1 timeout 7200s }\n' },
+      { cmd: 'nft', args: ['-j', 'list', 'table', 'inet', 'spa'], input: undefined },
+      { cmd: 'nft', args: ['-f', '-'], input: 'delete set inet spa probe\n' },
+    ]);
+  });
+
+  test('when re-adding moved the probe expiry, grants are a single add; otherwise add, delete, add', async () => {
+    const g = { source: '198.51.100.2', ports: [{ proto: 'tcp' as const, port: 22 }], timeoutSeconds: 9 };
+    const listing = (probe: number) =>
+      nftListing({
+        protect: [
+          ['tcp', 22],
+          ['udp', 53],
+        ],
+        always4: [['10.0.0.0', 8]],
+        probe,
+      });
+    const fresh = nftRunner(() => listing(7199));
+    const fw1 = createFirewall('nftables', OPTS, fresh);
+    await fw1.init();
+    await fw1.grant(g);
+    assert.equal(
+      fresh.calls.at(-1)?.input,
+      'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 9s }\n',
+    );
+    const old = nftRunner(() => listing(3599));
+    const fw2 = createFirewall('nftables', OPTS, old);
+    await fw2.init();
+    await fw2.grant(g);
+    assert.equal(
+      old.calls.at(-1)?.input,
+      'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 9s }\n' +
+        'delete element inet spa allow4 { 198.51.100.2 . tcp . 22 }\n' +
+        'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 9s }\n',
+    );
   });
 
   test('init leaves the allow sets unflushed so a restart keeps granted users', async () => {
@@ -91,7 +124,7 @@ describe('nftables backend: generated commands', () => {
         .filter(Boolean)
         .every((l) => / inet t1( |$)/.test(l)),
     );
-    assert.deepEqual(r.calls[1]?.args, ['-j', 'list', 'table', 'inet', 't1']);
+    assert.deepEqual(r.calls[2]?.args, ['-j', 'list', 'table', 'inet', 't1']);
   });
 
   test('init fails loudly when the table read back does not have our eight rules', async () => {
@@ -113,10 +146,11 @@ describe('nftables backend: generated commands', () => {
       }),
     );
     await createFirewall('nftables', OPTS, r).init();
-    assert.equal(r.calls.length, 3);
+    assert.equal(r.calls.length, 4);
     assert.equal(
-      r.calls[2]?.input,
-      'delete element inet spa allow4 { 198.51.100.9 . tcp . 22 }\ndelete element inet spa allow6 { 2001:db8::9 . udp . 53 }\n',
+      r.calls[3]?.input,
+      'delete set inet spa probe\n' +
+        'delete element inet spa allow4 { 198.51.100.9 . tcp . 22 }\ndelete element inet spa allow6 { 2001:db8::9 . udp . 53 }\n',
     );
   });
 
@@ -159,7 +193,7 @@ describe('nftables backend: generated commands', () => {
     });
   });
 
-  test('a grant of several IPv4 ports is one nft invocation that adds, deletes and re-adds with the timeout', async () => {
+  test('before init, a grant of several IPv4 ports is one nft invocation that adds, deletes and re-adds', async () => {
     const r = nftRunner();
     const fw = createFirewall('nftables', OPTS, r);
     await fw.grant({
