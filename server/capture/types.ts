@@ -34,7 +34,11 @@ export interface CaptureStats {
   oversize: number;
   /** Frames the filter let through that did not decode to a usable UDP datagram (pcap only). */
   decodeErrors: number;
-  /** Frames lost before reaching us, when the mechanism can tell (`cap` 0.2.1 cannot: undefined). */
+  /**
+   * Frames lost on the way to us, when the mechanism can count them: with isolated pcap, frames
+   * the capture process dropped because spad fell more than 1 MiB behind. Kernel ring drops are
+   * not visible (`cap` 0.2.1 has no pcap_stats()); undefined until something was dropped.
+   */
   dropped?: number;
 }
 

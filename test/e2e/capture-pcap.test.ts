@@ -65,7 +65,7 @@ describe('pcap capture', { skip: skip ?? false }, () => {
         });
         const d4 = await nextDatagram(pcap, v4);
         assert.deepEqual(
-          { ...d4, receivedAt: undefined },
+          { ...d4, receivedAt: undefined, deliveredAt: undefined },
           {
             event: 'datagram',
             source: topo.client.ipv4,
@@ -76,6 +76,7 @@ describe('pcap capture', { skip: skip ?? false }, () => {
             length: 4,
             oversize: false,
             receivedAt: undefined,
+            deliveredAt: undefined,
           },
         );
 
