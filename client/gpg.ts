@@ -1,0 +1,334 @@
+/**
+ * `--gpg-home-dir DIR`: sign and encrypt with the real `gpg` from that home instead of openpgp.js,
+ * so keys that live in gpg-agent or on a smartcard work. The message gpg makes has the shape
+ * SPEC.md §3 asks for (PKESK, SEIPD{OPS, Literal, Signature}); compression is turned off
+ * (`-z 0`) because it only adds bytes to an 80-byte payload, though the server accepts both.
+ *
+ * Keys are named as for the keystore: fingerprint, long key id, or user id text (gpg's own
+ * matching); `--gpg-recv` may also be an armored file (gpg `--recipient-file`). The payload's
+ * server_fpr is the server key's PRIMARY fingerprint, read from `--with-colons` output.
+ *
+ * gpg is run without a shell, with a time limit, its output bounded. `--trust-model always`
+ * because the user names the exact key; `--no-encrypt-to` so a gpg.conf `encrypt-to` does not
+ * add recipients to the knock.
+ */
+import { spawn } from 'node:child_process';
+import { ConfigError } from '../protocol/errors.js';
+
+export interface GpgOptions {
+  /** The gpg binary (default 'gpg', found on PATH). */
+  readonly exe: string;
+  readonly home: string;
+  /** For --pinentry-mode loopback; else gpg-agent asks (pinentry) or has it cached. */
+  readonly passphraseFile?: string | undefined;
+}
+
+export interface GpgKey {
+  /** Primary fingerprint, uppercase hex. */
+  readonly fingerprint: string;
+  readonly userIds: readonly string[];
+  /** Field 12 of the pub/sec record: upper-case letters are the usable capabilities of the key. */
+  readonly capabilities: string;
+  /** Field 2: validity (r revoked, e expired, i invalid, d disabled, ...). */
+  readonly validity: string;
+  /** True when the primary record is `sec`. */
+  readonly secret: boolean;
+}
+
+export const GPG_LIST_TIMEOUT_MS = 20_000;
+/** Signing may wait for a PIN or a pinentry dialog. */
+export const GPG_SEAL_TIMEOUT_MS = 120_000;
+const OUTPUT_MAX = 4 * 1024 * 1024;
+
+export interface GpgResult {
+  readonly code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+/** Runs gpg with `args` after the common options; never through a shell. */
+export function runGpg(
+  opts: Pick<GpgOptions, 'exe' | 'home'>,
+  args: readonly string[],
+  io: { input?: Uint8Array; timeoutMs?: number } = {},
+): Promise<GpgResult> {
+  const all = ['--homedir', opts.home, '--batch', '--no-tty', '--no-greeting', ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.exe, all, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+    }, io.timeoutMs ?? GPG_LIST_TIMEOUT_MS);
+    const collect = (into: Buffer[]) => (c: Buffer) => {
+      size += c.length;
+      if (size > OUTPUT_MAX) child.kill('SIGTERM');
+      else into.push(c);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (e.code === 'ENOENT') {
+        reject(
+          new ConfigError('IO', `cannot run ${opts.exe}: not found`, {
+            cause: e,
+            hint: 'install GnuPG (apt-get install gnupg), point --gpg-exe at it, or drop --gpg-home-dir',
+          }),
+        );
+      } else reject(new ConfigError('IO', `cannot run ${opts.exe}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (timedOut) {
+        reject(
+          new ConfigError(
+            'IO',
+            `${opts.exe} did not finish within ${Math.round((io.timeoutMs ?? GPG_LIST_TIMEOUT_MS) / 1000)} s`,
+          ),
+        );
+        return;
+      }
+      resolve({ code, stdout: Buffer.concat(out), stderr });
+    });
+    child.stdin.on('error', () => undefined); // gpg may exit before reading its input
+    child.stdin.end(io.input ?? new Uint8Array(0));
+  });
+}
+
+/** gpg's `--with-colons` user ids escape some bytes as \xNN. */
+function unescapeColons(s: string): string {
+  return s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
+}
+
+/** Primary keys in `--with-colons --fixed-list-mode` output, with their first fpr and user ids. */
+export function parseColons(text: string): GpgKey[] {
+  const keys: {
+    fingerprint: string;
+    userIds: string[];
+    capabilities: string;
+    validity: string;
+    secret: boolean;
+  }[] = [];
+  let cur: (typeof keys)[number] | null = null;
+  let expectPrimaryFpr = false;
+  for (const line of text.split(/\r?\n/)) {
+    const f = line.split(':');
+    const type = f[0];
+    if (type === 'pub' || type === 'sec') {
+      cur = {
+        fingerprint: '',
+        userIds: [],
+        capabilities: f[11] ?? '',
+        validity: f[1] ?? '',
+        secret: type === 'sec',
+      };
+      keys.push(cur);
+      expectPrimaryFpr = true;
+    } else if (type === 'sub' || type === 'ssb') {
+      expectPrimaryFpr = false;
+    } else if (type === 'fpr' && cur && expectPrimaryFpr) {
+      cur.fingerprint = (f[9] ?? '').toUpperCase();
+      expectPrimaryFpr = false;
+    } else if (type === 'uid' && cur) {
+      cur.userIds.push(unescapeColons(f[9] ?? ''));
+    }
+  }
+  return keys.filter((k) => /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/.test(k.fingerprint));
+}
+
+function lastGpgLine(stderr: string): string {
+  const lines = stderr
+    .split(/\r?\n/)
+    .map((l) => l.replace(/^gpg:\s*/, '').trim())
+    .filter((l) => l !== '');
+  return (lines[lines.length - 1] ?? 'no message').slice(0, 200);
+}
+
+/** Keys in the gpg home matching `query` (all keys when undefined). */
+export async function listGpgKeys(
+  opts: GpgOptions,
+  query: string | undefined,
+  secret: boolean,
+): Promise<GpgKey[]> {
+  const args = ['--with-colons', '--fixed-list-mode', secret ? '--list-secret-keys' : '--list-keys'];
+  if (query !== undefined) args.push('--', query);
+  const r = await runGpg(opts, args);
+  if (r.code !== 0) {
+    if (/No (public|secret) key|not found/i.test(r.stderr) && query !== undefined) return [];
+    throw new ConfigError('IO', `gpg --list-keys in ${opts.home} failed: ${lastGpgLine(r.stderr)}`, {
+      hint: `check the gpg home: gpg --homedir ${opts.home} --list-keys`,
+    });
+  }
+  return parseColons(r.stdout.toString('utf8'));
+}
+
+function describe(k: GpgKey): string {
+  return `${k.fingerprint}  ${k.userIds[0] ?? ''}`.trimEnd();
+}
+
+function checkValidity(k: GpgKey, what: string): void {
+  if (k.validity === 'r') throw new ConfigError('KEY_REVOKED', `${what} ${k.fingerprint} is revoked`);
+  if (k.validity === 'e') throw new ConfigError('KEY_EXPIRED', `${what} ${k.fingerprint} has expired`);
+  if (k.validity === 'i' || k.validity === 'd') {
+    throw new ConfigError(
+      'KEY_INVALID',
+      `${what} ${k.fingerprint} is ${k.validity === 'i' ? 'invalid' : 'disabled'} in gpg`,
+    );
+  }
+}
+
+function one(
+  matches: GpgKey[],
+  query: string | undefined,
+  what: string,
+  home: string,
+  emptyHint: string,
+  flag: string,
+): GpgKey {
+  if (matches.length === 1 && matches[0]) return matches[0];
+  if (matches.length === 0) {
+    throw new ConfigError(
+      'KEY_NOT_FOUND',
+      query === undefined
+        ? `no ${what} in the gpg home ${home}`
+        : `no ${what} in the gpg home ${home} matches '${query.slice(0, 80)}'`,
+      { hint: emptyHint },
+    );
+  }
+  const list = matches
+    .slice(0, 10)
+    .map((k) => `  ${describe(k)}`)
+    .join('\n');
+  throw new ConfigError(
+    'KEY_AMBIGUOUS',
+    query === undefined
+      ? `${matches.length} candidate ${what}s in the gpg home ${home}; say which`
+      : `'${query.slice(0, 80)}' matches ${matches.length} ${what}s in the gpg home; name one by fingerprint`,
+    { hint: `use ${flag} FPR with one of:\n${list}` },
+  );
+}
+
+/** True when `q` names a file rather than a key (for --gpg-recv). */
+export function looksLikeFile(q: string): boolean {
+  return q.includes('/') || q.startsWith('.') || q.startsWith('~') || /\.(asc|gpg|pgp|key)$/i.test(q);
+}
+
+export interface GpgRecipient {
+  readonly fingerprint: string;
+  readonly userIds: readonly string[];
+  /** How gpg is told to encrypt to it. */
+  readonly args: readonly string[];
+}
+
+/** The server key: in the gpg home, or an armored file. */
+export async function gpgServerKey(opts: GpgOptions, query: string | undefined): Promise<GpgRecipient> {
+  if (query !== undefined && looksLikeFile(query)) {
+    const r = await runGpg(opts, ['--with-colons', '--fixed-list-mode', '--show-keys', '--', query]);
+    const keys = r.code === 0 ? parseColons(r.stdout.toString('utf8')) : [];
+    if (keys.length !== 1 || !keys[0]) {
+      throw new ConfigError(
+        'KEY_INVALID',
+        keys.length > 1
+          ? `${query} holds ${keys.length} keys; expected one`
+          : `${query}: no OpenPGP key found (${lastGpgLine(r.stderr)})`,
+      );
+    }
+    const k = keys[0];
+    if (!k.capabilities.includes('E')) {
+      throw new ConfigError(
+        'KEY_INVALID',
+        `server key ${k.fingerprint} in ${query} has no usable encryption key`,
+      );
+    }
+    return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient-file', query] };
+  }
+  const all = await listGpgKeys(opts, query, false);
+  let candidates = all;
+  if (query === undefined) {
+    // the server key is the one that can encrypt and whose secret we do not hold
+    const own = new Set((await listGpgKeys(opts, undefined, true)).map((k) => k.fingerprint));
+    candidates = all.filter(
+      (k) => !own.has(k.fingerprint) && k.capabilities.includes('E') && !/[rei]/.test(k.validity),
+    );
+  }
+  const k = one(
+    candidates,
+    query,
+    'server key',
+    opts.home,
+    `import the server's public key: gpg --homedir ${opts.home} --import server.asc, or give --gpg-recv FILE.asc`,
+    '--gpg-recv',
+  );
+  checkValidity(k, 'server key');
+  if (!k.capabilities.includes('E')) {
+    throw new ConfigError('KEY_INVALID', `server key ${k.fingerprint} has no usable encryption key`);
+  }
+  return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient', k.fingerprint] };
+}
+
+/** The signing key: a secret key (or card stub) in the gpg home. */
+export async function gpgSignerKey(opts: GpgOptions, query: string | undefined): Promise<GpgKey> {
+  if (query !== undefined && looksLikeFile(query)) {
+    throw new ConfigError(
+      'USAGE',
+      `--gpg-sign: with --gpg-home-dir, the signing key must be in the gpg home, not a file`,
+      {
+        hint: `import it: gpg --homedir ${opts.home} --import ${query}`,
+      },
+    );
+  }
+  let keys = await listGpgKeys(opts, query, true);
+  if (query === undefined)
+    keys = keys.filter((k) => k.capabilities.includes('S') && !/[rei]/.test(k.validity));
+  const k = one(
+    keys,
+    query,
+    'secret signing key',
+    opts.home,
+    `create one (gpg --homedir ${opts.home} --quick-gen-key 'Name <you@example.org>' future-default) or import it`,
+    '--gpg-sign',
+  );
+  checkValidity(k, 'signing key');
+  if (!k.capabilities.includes('S')) {
+    throw new ConfigError('KEY_INVALID', `key ${k.fingerprint} has no usable signing key`);
+  }
+  return k;
+}
+
+/** Signs with `signer` and encrypts to `recipient`: the binary knock. */
+export async function gpgSeal(
+  opts: GpgOptions,
+  payload: Uint8Array,
+  recipient: GpgRecipient,
+  signer: string,
+): Promise<Uint8Array> {
+  const args = ['--yes', '--trust-model', 'always', '--no-encrypt-to', '-z', '0'];
+  if (opts.passphraseFile !== undefined) {
+    args.push('--pinentry-mode', 'loopback', '--passphrase-file', opts.passphraseFile);
+  }
+  args.push('--local-user', signer, ...recipient.args, '--sign', '--encrypt', '--output', '-');
+  const r = await runGpg(opts, args, { input: payload, timeoutMs: GPG_SEAL_TIMEOUT_MS });
+  if (r.code === 0 && r.stdout.length > 0) return new Uint8Array(r.stdout);
+  const why = lastGpgLine(r.stderr);
+  if (/bad passphrase/i.test(r.stderr)) {
+    throw new ConfigError('KEY_PASSPHRASE', `gpg: wrong passphrase for ${signer}`, {
+      hint: opts.passphraseFile ? `check ${opts.passphraseFile}` : undefined,
+    });
+  }
+  if (/pinentry|inappropriate ioctl|operation cancelled|no passphrase given/i.test(r.stderr)) {
+    throw new ConfigError('KEY_PASSPHRASE', `gpg could not get the passphrase for ${signer}: ${why}`, {
+      hint: 'run export GPG_TTY=$(tty) first, or give --key-passphrase-file FILE',
+    });
+  }
+  if (/no secret key|secret key not available/i.test(r.stderr)) {
+    throw new ConfigError('KEY_NOT_FOUND', `gpg: no secret key for ${signer}: ${why}`, {
+      hint: 'is the card inserted, or the key imported into this gpg home?',
+    });
+  }
+  throw new ConfigError('IO', `gpg failed to sign and encrypt: ${why}`);
+}
