@@ -29,6 +29,11 @@ export type LookupSigner = (signingKeyFingerprint: string) => SignerEntry | unde
 
 export interface ServerIdentity {
   readonly key: openpgp.PrivateKey;
+  /**
+   * Decryption key packets by key id, validated (binding signatures) once when the identity is
+   * built: per packet we decrypt the session key directly instead of re-validating the key.
+   */
+  readonly decryptionKeys: ReadonlyMap<string, openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket>;
   /** Primary fingerprint, uppercase hex: what payloads must name (destination binding). */
   readonly fingerprint: string;
   /** Key ids (16 uppercase hex) of every key packet that can decrypt: the framing pre-check. */
@@ -61,10 +66,19 @@ function cfg(): openpgp.Config {
 
 export async function serverIdentity(key: openpgp.PrivateKey): Promise<ServerIdentity> {
   if (!key.isDecrypted()) throw new VerifyError('DECRYPT_FAILED', 'server key is still passphrase-protected');
-  const ids = new Set<string>();
+  const packets = new Map<string, openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket>();
   const keys = await key.getDecryptionKeys(undefined, undefined, undefined, cfg()).catch(() => []);
-  for (const k of keys) ids.add(k.getKeyID().toHex().toUpperCase());
-  return { key, fingerprint: key.getFingerprint().toUpperCase(), recipientKeyIds: ids };
+  for (const k of keys)
+    packets.set(
+      k.getKeyID().toHex().toUpperCase(),
+      k.keyPacket as openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket,
+    );
+  return {
+    key,
+    decryptionKeys: packets,
+    fingerprint: key.getFingerprint().toUpperCase(),
+    recipientKeyIds: new Set(packets.keys()),
+  };
 }
 
 export interface SealOptions {
@@ -112,6 +126,12 @@ async function materialize(message: openpgp.Message<Uint8Array>): Promise<openpg
   return message;
 }
 
+// exported at run time but missing from openpgp.js's .d.ts
+const { GrammarError } = openpgp as unknown as { GrammarError: new () => Error };
+function isGrammarError(e: unknown): boolean {
+  return e instanceof GrammarError;
+}
+
 function tagOf(p: unknown): number {
   return (p as { constructor: { tag?: number } }).constructor.tag ?? -1;
 }
@@ -148,6 +168,13 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
       config,
     )) as openpgp.Message<Uint8Array>;
   } catch (cause) {
+    if (isGrammarError(cause) || isGrammarError((cause as Error)?.cause)) {
+      throw new VerifyError(
+        'MSG_STRUCTURE',
+        'message: packet sequence inside the encryption is not allowed',
+        { cause },
+      );
+    }
     throw new VerifyError('DECRYPT_FAILED', 'packet: could not be decrypted with the server key', { cause });
   }
 
@@ -203,22 +230,25 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   // Judge the key at the later of now and the signature time, so a client clock a little ahead
   // of ours is not mistaken for a signature "from the future".
   const at = new Date(Math.max(now, created));
-  let data: Uint8Array;
+  const literal = inner.packets[1] as openpgp.LiteralDataPacket;
   try {
-    const res = await openpgp.verify({
-      message: inner,
-      verificationKeys: key,
-      expectSigned: true,
-      format: 'binary',
-      date: at,
-      config,
-    });
-    data = res.data as Uint8Array;
+    if (
+      sig.signatureType !== openpgp.enums.signature.binary &&
+      sig.signatureType !== openpgp.enums.signature.text
+    ) {
+      throw new Error('not a signature over data');
+    }
+    const signingPacket = await validSigningKey(key, sig.issuerKeyID, at);
+    await sig.verify(signingPacket, sig.signatureType, literal, at, false, config);
   } catch (cause) {
     throw new VerifyError(await keyStateCode(key, at), 'signature: not valid for the enrolled key', {
       cause,
     });
   }
+  // typed private in openpgp.js's .d.ts, public at run time
+  const data = (literal as unknown as { getBytes(): Uint8Array | null }).getBytes();
+  if (!(data instanceof Uint8Array))
+    throw new VerifyError('MSG_STRUCTURE', 'message: literal data is not bytes');
   if (!signer.enabled)
     throw new VerifyError('KEY_DISABLED', `signer ${signer.fingerprint}: disabled by the admin`);
   if (signer.expiresAt && signer.expiresAt.getTime() <= now) {
@@ -233,6 +263,76 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   }
   checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds);
   return { payload, signer, signingKeyFingerprint: signingFpr };
+}
+
+/**
+ * Decrypts the session key with the PKESK that names one of our (already validated) decryption
+ * key packets; openpgp.js then decrypts and integrity-checks the data with it. Equivalent to
+ * `message.decrypt([serverKey])` minus re-verifying our own key's self-signatures per packet.
+ */
+async function decryptSessionKey(
+  message: openpgp.Message<Uint8Array>,
+  server: ServerIdentity,
+): Promise<Array<{ data: Uint8Array; algorithm: string | null }>> {
+  for (const p of message.packets) {
+    if (tagOf(p) !== T.publicKeyEncryptedSessionKey) continue;
+    // decrypt() is typed private in openpgp.js's .d.ts, public at run time
+    const pkesk = p as unknown as {
+      decrypt(key: openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket): Promise<void>;
+      publicKeyID: openpgp.KeyID;
+      sessionKey: Uint8Array | null;
+      sessionKeyAlgorithm: openpgp.enums.symmetric | null;
+    };
+    const keyPacket = server.decryptionKeys.get(pkesk.publicKeyID.toHex().toUpperCase());
+    if (!keyPacket) continue;
+    await pkesk.decrypt(keyPacket);
+    if (!pkesk.sessionKey) throw new Error('no session key');
+    const algorithm =
+      pkesk.sessionKeyAlgorithm === null
+        ? null
+        : openpgp.enums.read(openpgp.enums.symmetric, pkesk.sessionKeyAlgorithm);
+    return [{ data: pkesk.sessionKey, algorithm }];
+  }
+  throw new Error('no session key packet for this server');
+}
+
+/**
+ * The signing key packet of `key` with this key id, if valid (bindings, flags, not expired or
+ * revoked) at `at`. The full check (several signature verifications) runs once per key object
+ * and key id, then is reused until the key or subkey would expire: the certifications inside a
+ * parsed key never change, and a new keyring record means a new key object.
+ */
+const validity = new WeakMap<
+  openpgp.PublicKey,
+  Map<string, { packet: openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket; until: number }>
+>();
+async function validSigningKey(
+  key: openpgp.PublicKey,
+  keyId: openpgp.KeyID,
+  at: Date,
+): Promise<openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket> {
+  let perKey = validity.get(key);
+  if (!perKey) {
+    perKey = new Map();
+    validity.set(key, perKey);
+  }
+  const id = keyId.toHex();
+  const hit = perKey.get(id);
+  if (hit && at.getTime() < hit.until) return hit.packet;
+  const config = cfg();
+  const signing = await key.getSigningKey(keyId, at, undefined, config);
+  const own =
+    signing === key
+      ? await key.getExpirationTime(undefined, config)
+      : await (signing as openpgp.Subkey).getExpirationTime(at, config);
+  const primary = await key.getExpirationTime(undefined, config);
+  const ends = (x: Date | number | null): number =>
+    x instanceof Date ? x.getTime() : Number.POSITIVE_INFINITY;
+  // recheck at least hourly, so a clock jump cannot keep a stale answer for long
+  const until = Math.min(ends(own), ends(primary), at.getTime() + 3_600_000);
+  const packet = signing.keyPacket as openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket;
+  perKey.set(id, { packet, until });
+  return packet;
 }
 
 /** Why a signature by `key` failed: the key's state if that explains it, else a bad signature. */
