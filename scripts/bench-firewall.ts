@@ -2,9 +2,9 @@
  * Firewall backend latency: how long `grant()` takes, per backend, measured inside a throw-away
  * network namespace so the host's ruleset is never touched. The measuring process itself runs in
  * the namespace (it re-executes itself under `ip netns exec`), so the figures are what spad sees
- * in production: one nft / iptables process per call, no namespace-entry cost per command. A
- * second row per backend shows the cost with a per-command `ip netns exec` prefix, as the e2e
- * tests run it.
+ * in production, with no namespace-entry cost per command. Three transports: nftables with one
+ * `nft -f -` process per change, nftables through one long-lived `nft -i` (the default), and
+ * iptables (list + iptables-restore per change).
  *
  * Rows: grant of 1 port to a new source, grant of 3 ports, re-grant of an existing element,
  * list() with 150 grants present, sweep() with nothing expired (iptables; nftables does nothing).
@@ -16,10 +16,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import {
+  type CommandRunner,
   createFirewall,
   execRunner,
   type Firewall,
   type FirewallKind,
+  nftShellRunner,
   type PortSpec,
 } from '../server/firewall/index.js';
 import { netnsUnavailable, run } from './netns.js';
@@ -28,7 +30,6 @@ const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '50' },
     inner: { type: 'string' },
-    netns: { type: 'string' },
   },
 });
 const count = Math.min(200, Math.max(5, Number(values.count) || 50));
@@ -100,9 +101,17 @@ async function measure(fw: Firewall, label: string): Promise<Row[]> {
   return rows;
 }
 
-async function inner(kind: FirewallKind): Promise<void> {
-  const fw = createFirewall(kind, { protect: PROTECT, alwaysAllow: [], name: 'bench' }, execRunner());
-  console.log(JSON.stringify(await measure(fw, `${kind} (in netns)`)));
+const TRANSPORTS = {
+  'nft-spawn': ['nftables', () => execRunner(), 'nftables, nft -f - per change'],
+  'nft-shell': ['nftables', () => nftShellRunner(), 'nftables, one nft -i'],
+  iptables: ['iptables', () => execRunner(), 'iptables'],
+} as const satisfies Record<string, readonly [FirewallKind, () => CommandRunner, string]>;
+type Transport = keyof typeof TRANSPORTS;
+
+async function inner(t: Transport): Promise<void> {
+  const [kind, runner, label] = TRANSPORTS[t];
+  const fw = createFirewall(kind, { protect: PROTECT, alwaysAllow: [], name: 'bench' }, runner());
+  console.log(JSON.stringify(await measure(fw, label)));
 }
 
 function print(rows: Row[]): void {
@@ -117,7 +126,10 @@ function print(rows: Row[]): void {
 }
 
 async function main(): Promise<void> {
-  if (values.inner === 'nftables' || values.inner === 'iptables') return inner(values.inner);
+  if (values.inner !== undefined) {
+    if (!(values.inner in TRANSPORTS)) throw new Error(`unknown transport ${values.inner}`);
+    return inner(values.inner as Transport);
+  }
   const why = await netnsUnavailable();
   if (why) {
     console.error(`bench-firewall: skipped: ${why}`);
@@ -134,7 +146,7 @@ async function main(): Promise<void> {
       ['nft', 'iptables'].map(async (b) => (await run(b, ['--version'])).stdout.trim()),
     );
     console.log(`${versions.join('; ')}; node ${process.version}; ${count} calls per row`);
-    for (const kind of ['nftables', 'iptables'] as const) {
+    for (const t of Object.keys(TRANSPORTS)) {
       const child = spawn(
         'ip',
         [
@@ -144,30 +156,24 @@ async function main(): Promise<void> {
           process.execPath,
           process.argv[1] ?? '',
           '--inner',
-          kind,
+          t,
           '--count',
           String(count),
         ],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
+        { stdio: ['ignore', 'pipe', 'inherit'] },
       );
       let out = '';
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
       });
       const code = await new Promise<number | null>((r) => child.on('exit', r));
-      if (code !== 0) throw new Error(`inner ${kind} run failed (${code})`);
+      if (code !== 0) throw new Error(`inner ${t} run failed (${code})`);
       rows.push(...(JSON.parse(out) as Row[]));
-      const prefixed = createFirewall(
-        kind,
-        { protect: PROTECT, alwaysAllow: [], name: 'bench' },
-        execRunner({ netns: ns }),
-      );
-      rows.push(...(await measure(prefixed, `${kind} (ip netns exec per cmd)`)));
     }
     const nsEntry = await timed(20, () => run('ip', ['netns', 'exec', ns, 'true']));
-    rows.push(stats('`ip netns exec NS true` alone', nsEntry));
+    rows.push(stats('(spawn cost: `ip netns exec NS true`)', nsEntry));
+    const load = await run('cat', ['/proc/loadavg']);
+    console.log(`load average: ${load.stdout.trim()}`);
   } finally {
     await run('ip', ['netns', 'delete', ns]);
   }

@@ -4,11 +4,13 @@
  * command is built (validate.ts).
  */
 import { IptablesFirewall } from './iptables.js';
+import { nftShellRunner } from './nft-shell.js';
 import { NftablesFirewall } from './nftables.js';
 import { execRunner } from './runner.js';
 import type { CommandRunner, Firewall, FirewallKind, FirewallOptions } from './types.js';
 import { normalizeOptions } from './validate.js';
 
+export { type NftShellRunner, nftShellRunner } from './nft-shell.js';
 export { type ExecRunnerOptions, execRunner } from './runner.js';
 export type {
   ActiveGrant,
@@ -24,16 +26,15 @@ export type {
 export { FirewallError } from './types.js';
 
 /**
+ * Without a runner, nftables changes go through one long-lived `nft -i` (nft-shell.ts; listings
+ * still spawn `nft -j`), iptables commands are spawned one by one. Pass
+ * `execRunner({ netns })` or `nftShellRunner({ netns })` to work inside a namespace.
  * Throws ConfigError (CONFIG_INVALID, ACCESS_SPEC, ADDRESS_INVALID, LIMIT_EXCEEDED) for bad
  * options. Nothing runs until init().
  */
-export function createFirewall(
-  kind: FirewallKind,
-  opts: FirewallOptions,
-  runner: CommandRunner = execRunner(),
-): Firewall {
+export function createFirewall(kind: FirewallKind, opts: FirewallOptions, runner?: CommandRunner): Firewall {
   const o = normalizeOptions(opts);
-  if (kind === 'nftables') return new NftablesFirewall(o, runner);
-  if (kind === 'iptables') return new IptablesFirewall(o, runner);
+  if (kind === 'nftables') return new NftablesFirewall(o, runner ?? nftShellRunner());
+  if (kind === 'iptables') return new IptablesFirewall(o, runner ?? execRunner());
   throw new TypeError(`unknown firewall kind`);
 }

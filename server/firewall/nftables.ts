@@ -374,9 +374,13 @@ export class NftablesFirewall implements Firewall {
 
   shutdown(opts: { removeProtections: boolean }): Promise<void> {
     return this.#serial.run(async () => {
-      if (!opts.removeProtections) return;
-      await this.#script(nftDeleteScript(this.#o.name));
-      this.#fingerprint = null;
+      try {
+        if (!opts.removeProtections) return;
+        await this.#script(nftDeleteScript(this.#o.name));
+        this.#fingerprint = null;
+      } finally {
+        this.#runner.close?.();
+      }
     });
   }
 }

@@ -17,11 +17,22 @@ export interface ExecRunnerOptions {
 const NETNS_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
 
-export function execRunner(opts: ExecRunnerOptions = {}): CommandRunner {
+/** The validated namespace name, if any. */
+export function runnerNetns(opts: ExecRunnerOptions): string | undefined {
   const { netns } = opts;
   if (netns !== undefined && !NETNS_RE.test(netns)) {
     throw new ConfigError('CONFIG_INVALID', 'netns: not a namespace name', { field: 'netns' });
   }
+  return netns;
+}
+
+/** The environment every firewall command gets. */
+export function runnerEnv(): NodeJS.ProcessEnv {
+  return { ...ENV };
+}
+
+export function execRunner(opts: ExecRunnerOptions = {}): CommandRunner {
+  const netns = runnerNetns(opts);
   const timeout = opts.timeoutMs ?? 10_000;
   return {
     run(cmd: string, args: readonly string[], input?: string): Promise<CommandResult> {

@@ -80,6 +80,8 @@ export interface CommandResult {
 /** Runs one program with an argv array (never a shell); `input` goes to stdin. Never rejects. */
 export interface CommandRunner {
   run(cmd: string, args: readonly string[], input?: string): Promise<CommandResult>;
+  /** Releases a long-lived helper process, if the runner keeps one (nftShellRunner). */
+  close?(): void;
 }
 
 /** A firewall command failed or printed something we cannot trust. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { waitFor } from '../../scripts/netns.js';
+import { createFirewall, nftShellRunner } from '../../server/firewall/index.js';
 import { NftablesFirewall } from '../../server/firewall/nftables.js';
 import { normalizeOptions } from '../../server/firewall/validate.js';
 import { probeOne, sleep } from './firewall-harness.js';
@@ -10,6 +11,10 @@ import { ALT, defineFirewallSuite, NAME, SSH, scenario, unavailable } from './fi
 const skip = await unavailable('nftables');
 
 defineFirewallSuite('nftables', skip);
+defineFirewallSuite('nftables', skip, {
+  suffix: ' (through one nft -i process)',
+  makeRunner: (netns) => nftShellRunner({ netns }),
+});
 
 const CHILD = `
 const { createFirewall, execRunner } = await import(process.argv[1]);
@@ -118,5 +123,65 @@ test(
     const [g, ...rest] = await fw.list();
     assert.equal(rest.length, 0);
     assert.ok(g && g.expiresAt > Date.now() + 50_000, `expires in ${g ? g.expiresAt - Date.now() : '?'} ms`);
+  }),
+);
+
+test(
+  'through nft -i, a script nft refuses applies nothing and is reported, and later scripts still work',
+  { skip: skip ?? false },
+  scenario('nftables', async ({ topo, sh }) => {
+    const shell = nftShellRunner({ netns: topo.server.ns });
+    try {
+      const ok = await shell.run(
+        'nft',
+        ['-f', '-'],
+        'add table inet scratch\nadd set inet scratch s { type ipv4_addr; }\nadd element inet scratch s { 192.0.2.12 }\n',
+      );
+      assert.deepEqual(ok, { code: 0, stdout: '', stderr: '' });
+      // the kernel refuses the second command (the element exists): the first must not stay
+      const bad = await shell.run(
+        'nft',
+        ['-f', '-'],
+        'add element inet scratch s { 192.0.2.10 }\ncreate element inet scratch s { 192.0.2.12 }\n',
+      );
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /File exists/);
+      assert.doesNotMatch(bad.stderr, /spa_sync/);
+      const list = () => sh('nft', ['list', 'set', 'inet', 'scratch', 's']);
+      assert.doesNotMatch(await list(), /192\.0\.2\.10/, 'half a transaction was applied');
+      // refused by nft itself (no such set), before the kernel sees anything
+      const unknown = await shell.run('nft', ['-f', '-'], 'add element inet scratch nosuch { 192.0.2.11 }\n');
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /No such file or directory/);
+      const again = await shell.run('nft', ['-f', '-'], 'add element inet scratch s { 192.0.2.13 }\n');
+      assert.deepEqual(again, { code: 0, stdout: '', stderr: '' });
+      assert.match(await list(), /192\.0\.2\.13/);
+    } finally {
+      shell.close();
+    }
+  }),
+);
+
+test(
+  'when the nft -i process is killed between grants, the next grant still opens the port',
+  { skip: skip ?? false },
+  scenario('nftables', async ({ topo }) => {
+    const { server, client } = topo;
+    const shell = nftShellRunner({ netns: topo.server.ns });
+    const fw = createFirewall('nftables', { protect: [SSH, ALT], alwaysAllow: [], name: NAME }, shell);
+    try {
+      await fw.init();
+      await fw.grant({ source: client.ipv4, ports: [ALT], timeoutSeconds: 30 });
+      const pid = shell.pid;
+      assert.ok(pid !== undefined, 'no nft -i process was used');
+      process.kill(pid, 'SIGKILL');
+      await sleep(100);
+      await fw.grant({ source: client.ipv4, ports: [SSH], timeoutSeconds: 30 });
+      assert.equal(await probeOne(client, ['tcp', server.ipv4, SSH.port]), 'open');
+      assert.equal((await fw.list()).length, 2);
+      assert.notEqual(shell.pid, pid);
+    } finally {
+      shell.close();
+    }
   }),
 );

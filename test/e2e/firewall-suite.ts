@@ -52,15 +52,19 @@ export async function unavailable(kind: FirewallKind): Promise<string | null> {
   return null;
 }
 
+/** How commands reach the server namespace: spawned one by one unless a variant says otherwise. */
+export type RunnerFactory = (netns: string) => CommandRunner;
+
 export function scenario(
   kind: FirewallKind,
   body: (ctx: Ctx) => Promise<void>,
   opts: Partial<FirewallOptions> = {},
+  makeRunner: RunnerFactory = (netns) => execRunner({ netns }),
 ): () => Promise<void> {
   return () =>
     withTopology(async (topo, track) => {
       track(await startServices(topo.server, [SSH.port, ALT.port, OPEN_PORT], [DNS.port]));
-      const runner = execRunner({ netns: topo.server.ns });
+      const runner = makeRunner(topo.server.ns);
       const fw = createFirewall(
         kind,
         { protect: [SSH, ALT, DNS], alwaysAllow: [], name: NAME, ...opts },
@@ -71,7 +75,11 @@ export function scenario(
         if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
         return r.stdout;
       };
-      await body({ topo, fw, runner, track, sh });
+      try {
+        await body({ topo, fw, runner, track, sh });
+      } finally {
+        runner.close?.();
+      }
     });
 }
 
@@ -84,9 +92,17 @@ function sweeper(kind: FirewallKind, fw: Firewall): () => void {
   return () => clearInterval(t);
 }
 
-export function defineFirewallSuite(kind: FirewallKind, skip: string | null): void {
+export function defineFirewallSuite(
+  kind: FirewallKind,
+  skip: string | null,
+  variant: { suffix: string; makeRunner: RunnerFactory } | null = null,
+): void {
   const it = (name: string, body: (ctx: Ctx) => Promise<void>, opts?: Partial<FirewallOptions>) =>
-    test(name, { skip: skip ?? false }, scenario(kind, body, opts));
+    test(
+      `${name}${variant?.suffix ?? ''}`,
+      { skip: skip ?? false },
+      scenario(kind, body, opts, variant?.makeRunner),
+    );
 
   it('before any grant a protected port is dropped for everyone while unprotected ports stay reachable', async ({
     topo,
