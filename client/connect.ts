@@ -40,16 +40,19 @@ function attempt(address: string, port: number, timeoutMs: number): Promise<Sock
       sock.destroy();
       reject(Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.removeAllListeners('error');
-      resolve(sock);
-    });
-    sock.once('error', (e) => {
+    const onError = (e: Error) => {
       clearTimeout(timer);
       sock.destroy();
       reject(e);
+    };
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.off('error', onError);
+      // until relay() takes over, an error just closes the socket (relay then sees 'close')
+      sock.on('error', () => undefined);
+      resolve(sock);
     });
+    sock.once('error', onError);
   });
 }
 

@@ -73,7 +73,7 @@ export async function unlockKey(
   }
   const ask = opts.ask ?? askOnTerminal;
   for (let i = 0; i < PROMPT_ATTEMPTS; i++) {
-    const typed = await ask(`Passphrase for key ${opts.label}:`);
+    const typed = await ask(`${i > 0 ? 'Wrong passphrase. ' : ''}Passphrase for key ${opts.label}:`);
     if (typed === null) {
       throw new ConfigError(
         'KEY_PASSPHRASE',
@@ -85,7 +85,6 @@ export async function unlockKey(
     }
     const unlocked = typed === '' ? null : await tryWith(typed);
     if (unlocked) return unlocked;
-    if (i + 1 < PROMPT_ATTEMPTS) process.stderr.write('spa: wrong passphrase, try again\n');
   }
   throw new ConfigError(
     'KEY_PASSPHRASE',

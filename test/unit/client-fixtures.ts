@@ -1,0 +1,153 @@
+/**
+ * Shared by the client tests: a throwaway client home with keys in its keystore, the `spa`
+ * program run in-process (captured stdout/stderr, exit code), and a UDP listener on 127.0.0.1 that
+ * receives real knocks so a test can check them with protocol's `open()`, as the server would.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildProgram, type ClientIo } from '../../client/program.js';
+import { runCli } from '../../keyring/cli-util.js';
+import { importKey } from '../../keyring/keystore.js';
+import { type Opened, open, type ServerIdentity } from '../../protocol/envelope.js';
+import { DEFAULT_MAX_SKEW_SECONDS } from '../../protocol/limits.js';
+import { signerMap, type TestKey, testKey, testServer } from '../helpers/keys.js';
+
+export interface SpaRun {
+  readonly code: number;
+  readonly out: string;
+  readonly err: string;
+}
+
+/** Runs `spa ARGV` in-process. */
+export async function spa(argv: readonly string[], io: Omit<ClientIo, 'out' | 'err'> = {}): Promise<SpaRun> {
+  let out = '';
+  let err = '';
+  const w = {
+    out: (s: string) => {
+      out += s;
+    },
+    err: (s: string) => {
+      err += s;
+    },
+  };
+  const code = await runCli(buildProgram({ ...io, ...w }), argv, { stdout: w.out, stderr: w.err });
+  return { code, out, err };
+}
+
+/** The JSON payload line of `spa --test` output, and the packet size line. */
+export function parseTestOutput(out: string): { payload: Record<string, unknown>; bytes: number } {
+  const lines = out.trimEnd().split('\n');
+  const m = /^packet bytes: (\d+)$/.exec(lines[1] ?? '');
+  if (lines.length !== 2 || !m) throw new Error(`unexpected --test output: ${out}`);
+  return { payload: JSON.parse(lines[0] ?? '') as Record<string, unknown>, bytes: Number(m[1]) };
+}
+
+export interface Home {
+  readonly root: string;
+  readonly home: string;
+  cleanup(): Promise<void>;
+}
+
+export async function tempDir(prefix = 'spa-client-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/**
+ * A client home holding own keys (armored private, with usernames) and server public keys (with
+ * optional names), imported with keyring's importKey as `spa-keys import` does.
+ */
+export async function makeHome(
+  own: ReadonlyArray<{ key: TestKey | string; username: string }>,
+  servers: ReadonlyArray<{ key: TestKey; name?: string }>,
+): Promise<Home> {
+  const root = await tempDir();
+  const home = join(root, 'home');
+  for (const o of own) {
+    await importKey(home, typeof o.key === 'string' ? o.key : o.key.armoredPrivate, { username: o.username });
+  }
+  for (const s of servers) await importKey(home, s.key.armoredPublic, s.name ? { name: s.name } : {});
+  return { root, home, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+export interface Datagram {
+  readonly msg: Buffer;
+  readonly rinfo: RemoteInfo;
+}
+
+export interface Listener {
+  readonly port: number;
+  readonly received: Datagram[];
+  /** The next datagram not yet taken, waiting up to `timeoutMs`. */
+  next(timeoutMs?: number): Promise<Datagram>;
+  close(): void;
+}
+
+/** A UDP socket bound to an ephemeral port on `address` that records what arrives. */
+export async function udpListener(address = '127.0.0.1'): Promise<Listener> {
+  const sock: Socket = createSocket(address.includes(':') ? 'udp6' : 'udp4');
+  const received: Datagram[] = [];
+  let taken = 0;
+  const waiters: (() => void)[] = [];
+  sock.on('message', (msg, rinfo) => {
+    received.push({ msg, rinfo });
+    for (const w of waiters.splice(0)) w();
+  });
+  await new Promise<void>((resolve) => sock.bind(0, address, () => resolve()));
+  return {
+    port: sock.address().port,
+    received,
+    async next(timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (taken >= received.length) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error('no datagram arrived');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      return received[taken++] as Datagram;
+    },
+    close() {
+      sock.close();
+    },
+  };
+}
+
+export interface Keys {
+  readonly alice: TestKey;
+  readonly bob: TestKey;
+  readonly server: TestKey;
+  readonly other: TestKey;
+  readonly identity: ServerIdentity;
+}
+
+/** The test keys: two clients, the server, and a second server key. */
+export async function keys(): Promise<Keys> {
+  const [alice, bob, server, other] = await Promise.all([
+    testKey('alice'),
+    testKey('bob'),
+    testKey('server'),
+    testKey('other-server'),
+  ]);
+  return { alice, bob, server, other, identity: await testServer(server) };
+}
+
+/** Opens a received knock as the server would, with the given enrolled client keys. */
+export function openKnock(
+  bytes: Uint8Array,
+  identity: ServerIdentity,
+  enrolled: readonly TestKey[],
+): Promise<Opened> {
+  return open(bytes, {
+    server: identity,
+    lookupSigner: signerMap(enrolled),
+    now: new Date(),
+    maxSkewSeconds: DEFAULT_MAX_SKEW_SECONDS,
+  });
+}
