@@ -75,8 +75,11 @@ export async function encryptPackets(
   to: openpgp.PublicKey | readonly openpgp.PublicKey[],
   opts: EncryptOptions,
 ): Promise<Uint8Array> {
-  // readMessage leaves packets after the first in a stream; take them all before re-wrapping
-  const message = await drain(await openpgp.readMessage({ binaryMessage: packets }));
+  // readMessage leaves packets after the first in a stream; take them all before re-wrapping.
+  // Grammar is not enforced here: crafting messages that break it is the point.
+  const message = await drain(
+    await openpgp.readMessage({ binaryMessage: packets, config: { enforceGrammar: false } }),
+  );
   return (await openpgp.encrypt({
     message,
     encryptionKeys: Array.isArray(to) ? [...to] : (to as openpgp.PublicKey),
@@ -141,6 +144,58 @@ export async function forgedIssuerPackets(
   const ids = replaceAll(packets, hexToBytes(from.getKeyID().toHex()), hexToBytes(to.getKeyID().toHex()));
   if (fprs + ids === 0) throw new Error('forgedIssuerPackets: issuer not found in the signed packets');
   return packets;
+}
+
+/** The packets inside a knock, decrypted with the server key, re-serialized (binary). */
+export async function decryptToPackets(
+  bytes: Uint8Array,
+  serverKey: openpgp.PrivateKey,
+  now: Date,
+): Promise<Uint8Array> {
+  const message = await openpgp.readMessage({ binaryMessage: bytes });
+  const decrypted = await drain(
+    (await message.decrypt([serverKey], undefined, undefined, now)) as openpgp.Message<Uint8Array>,
+  );
+  return decrypted.write() as Uint8Array;
+}
+
+/** A packet as its tag and its whole encoding (header included). */
+export interface RawPacket {
+  readonly tag: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Splits a sequence of new-format, fixed-length packets (what openpgp.js writes for small data). */
+export function splitPackets(b: Uint8Array): RawPacket[] {
+  const out: RawPacket[] = [];
+  let o = 0;
+  while (o < b.length) {
+    const start = o;
+    const first = b[o++] ?? 0;
+    if ((first & 0xc0) !== 0xc0) throw new Error(`splitPackets: byte ${start} is not a new-format header`);
+    const l1 = b[o++] ?? 0;
+    let len: number;
+    if (l1 < 192) len = l1;
+    else if (l1 < 224) len = ((l1 - 192) << 8) + (b[o++] ?? 0) + 192;
+    else if (l1 === 255) {
+      len = new DataView(b.buffer, b.byteOffset + o, 4).getUint32(0);
+      o += 4;
+    } else throw new Error('splitPackets: partial lengths are not supported');
+    o += len;
+    out.push({ tag: first & 0x3f, bytes: b.slice(start, o) });
+  }
+  return out;
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /**

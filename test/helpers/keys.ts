@@ -8,6 +8,8 @@
  * may run at a fixed `TEST_NOW` and still see valid keys; with the real clock they are valid too.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as openpgp from 'openpgp';
 import type { PortSpec } from '../../protocol/access.js';
 import { parseAddress } from '../../protocol/address.js';
@@ -91,6 +93,20 @@ export function fromPrivateKey(name: string, privateKey: openpgp.PrivateKey): Te
     armoredPrivate: privateKey.armor(),
     armoredPublic: publicKey.armor(),
   };
+}
+
+/** test/vectors/ in the source tree (tests run from dist/test/..., three levels below the root). */
+export const VECTOR_DIR = fileURLToPath(new URL('../../../test/vectors/', import.meta.url));
+
+/** One of the fixed keys of test/vectors/keys/ (e.g. 'server-rsa4096'), read once per process. */
+export function vectorKey(name: string): Promise<TestKey> {
+  const id = `vector:${name}`;
+  let p = cache.get(id);
+  if (!p) {
+    p = readTestKey(name, readFileSync(`${VECTOR_DIR}keys/${name}.asc`, 'utf8'));
+    cache.set(id, p);
+  }
+  return p;
 }
 
 /** Reads an armored, unprotected private key (e.g. test/vectors/keys/*.asc). */
