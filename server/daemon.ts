@@ -115,6 +115,7 @@ export async function startDaemon(
     return reloading;
   };
 
+  let capture: Capture | null = null;
   const status = async (): Promise<Record<string, unknown>> => ({
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     serverFingerprint: identity.fingerprint,
@@ -126,6 +127,7 @@ export async function startDaemon(
     replayEntries: replay.size,
     replayPersisting: replay.persisting,
     counters: Object.fromEntries(pipeline.counters),
+    captureStats: capture ? { ...capture.stats } : null,
     grants: (await firewall.list()).map((g) => ({
       source: g.source,
       port: `${g.proto}/${g.port}`,
@@ -188,7 +190,7 @@ export async function startDaemon(
   const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
   const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
   const maxPayload = 1400;
-  const capture: Capture =
+  capture =
     cfg.capture.mode === 'pcap'
       ? createPcapCapture({ device: cfg.capture.device, port: cfg.port, maxPayload, onDatagram, onError })
       : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
@@ -219,7 +221,7 @@ export async function startDaemon(
     async stop() {
       if (stopped) return;
       stopped = true;
-      await capture.stop();
+      await capture?.stop();
       await pipeline.idle();
       clearInterval(maintenance);
       if (debounce) clearTimeout(debounce);

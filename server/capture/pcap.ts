@@ -27,7 +27,13 @@ import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './type
 
 /** Bytes of the capture buffer reserved for link + IP + extension + UDP headers. */
 export const HEADER_ROOM = 512;
-const DEFAULT_BUFFER_BYTES = 2 * 1024 * 1024;
+/**
+ * Kernel ring size. `cap` fixes snaplen at 65535, and in immediate mode libpcap uses fixed-size
+ * ring frames sized by snaplen (~64 KiB each), so 2 MiB held only ~31 datagrams: a burst of 300
+ * knocks lost half of them. 32 MiB holds ~500 frames; measured: 300 back-to-back datagrams, 300
+ * delivered (2 MiB: 115).
+ */
+const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 2_000;
 const RESTART_MIN_MS = 250;

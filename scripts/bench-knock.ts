@@ -1,0 +1,192 @@
+/**
+ * Knock benchmark (DESIGN.md §7), in throw-away network namespaces with the real spad:
+ *  - knock-to-open latency: the client namespace sends a knock and times until a TCP connect to
+ *    the protected port succeeds; the grant is flushed between knocks. Median and p90.
+ *  - throughput: a burst of valid knocks (distinct nonces) sent as fast as one process can;
+ *    valid knocks per second = knocks granted / (last grant − first send), and spad's CPU time
+ *    per knock from /proc (utime + stime).
+ * Usage: node dist/scripts/bench-knock.js [--knocks 40] [--burst 300] [--mode pcap|udp|both]
+ *        [--firewall nftables|iptables]
+ * Needs root. Cleans up its namespaces and temp files even when it fails.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { resolveOwnKey, resolveServerKey } from '../keyring/index.js';
+import { parseAddress } from '../protocol/address.js';
+import { seal } from '../protocol/envelope.js';
+import { makePayload } from '../protocol/payload.js';
+import { callControl } from '../server/control.js';
+import { startServices } from '../test/e2e/firewall-harness.js';
+import { type Keys, type Spad, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
+import { createTopology, type Topology } from './netns.js';
+
+const { values } = parseArgs({
+  options: {
+    knocks: { type: 'string', default: '40' },
+    burst: { type: 'string', default: '300' },
+    mode: { type: 'string', default: 'both' },
+    firewall: { type: 'string', default: 'nftables' },
+  },
+});
+const KNOCKS = Math.min(500, Number(values.knocks));
+const BURST = Math.min(2000, Number(values.burst));
+const NODE = process.execPath;
+const PROBE = new URL('../test/e2e/fixtures/knock-probe.js', import.meta.url).pathname;
+
+const BLAST = `
+const dgram = require('dgram'); const rl = require('readline').createInterface({ input: process.stdin });
+const to = process.argv[1]; const s = dgram.createSocket(to.includes(':') ? 'udp6' : 'udp4');
+const pk = []; rl.on('line', (l) => l && pk.push(Buffer.from(l, 'hex')));
+rl.on('close', async () => { const t0 = process.hrtime.bigint();
+  for (const p of pk) await new Promise((r) => s.send(p, 62201, to, r));
+  console.log(JSON.stringify({ sent: pk.length, ms: Number(process.hrtime.bigint() - t0) / 1e6 })); s.close(); });`;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+async function knocks(keys: Keys, home: string, source: string, n: number): Promise<string[]> {
+  const own = await resolveOwnKey(home);
+  const server = await resolveServerKey(home, keys.serverFingerprint);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const now = new Date();
+    const payload = makePayload({
+      type: 'access',
+      timestamp: Math.floor(now.getTime() / 1000),
+      nonce: crypto.getRandomValues(new Uint8Array(16)),
+      serverFingerprint: keys.serverFingerprint,
+      username: 'alice',
+      source: parseAddress(source),
+      access: [{ proto: 'tcp', port: 22 }],
+      timeoutSeconds: 0,
+      command: null,
+    });
+    out.push(
+      Buffer.from(await seal(payload, { signingKey: own.key, serverKey: server.key, now })).toString('hex'),
+    );
+  }
+  return out;
+}
+
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+}
+
+async function runMode(
+  topo: Topology,
+  keys: Keys,
+  home: string,
+  mode: 'pcap' | 'udp',
+): Promise<Record<string, string>> {
+  const capture = mode === 'pcap' ? ['--interface', 'eth0'] : ['--udp-server'];
+  const cfg = `${keys.dir}/bench.json`;
+  (await import('node:fs')).writeFileSync(cfg, JSON.stringify({ rate_burst: 5000, rate_per_second: 5000 }));
+  const spad: Spad = await startSpad(topo.server, keys.stateDir, [
+    ...capture,
+    '--protect',
+    'tcp/22',
+    '--firewall',
+    String(values.firewall),
+    '--config',
+    cfg,
+  ]);
+  const sock = `${keys.stateDir}/spad.sock`;
+  try {
+    // latency
+    const pkts = await knocks(keys, home, topo.client.ipv4, KNOCKS);
+    const probe = topo.client.spawn(NODE, [PROBE, '--to', topo.server.ipv4], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const results: Array<number | null> = [];
+    let buf = '';
+    const nextResult = (): Promise<number | null> =>
+      new Promise((resolve) => {
+        const on = (c: Buffer): void => {
+          buf += c.toString();
+          const nl = buf.indexOf('\n');
+          if (nl === -1) return;
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          probe.stdout?.off('data', on);
+          resolve((JSON.parse(line) as { ms: number | null }).ms);
+        };
+        probe.stdout?.on('data', on);
+      });
+    const grantMark = spad.lines.length;
+    for (const p of pkts) {
+      probe.stdin?.write(`${p}\n`);
+      results.push(await nextResult());
+      await callControl(sock, 'fw-flush');
+    }
+    probe.stdin?.end();
+    const ok = results.filter((x): x is number => x !== null);
+    const serverMs = spad.lines
+      .slice(grantMark)
+      .filter((l) => l.event === 'grant')
+      .map((l) => Number(l.ms));
+
+    // throughput and CPU
+    const burst = await knocks(keys, home, topo.client.ipv4, BURST);
+    const mark = spad.lines.length;
+    const cpu0 = cpuMs(spad.proc.pid as number);
+    const t0 = Date.now();
+    const blast = await topo.client.exec(NODE, ['-e', BLAST, topo.server.ipv4], {
+      input: `${burst.join('\n')}\n`,
+      timeoutMs: 60_000,
+    });
+    if (blast.code !== 0) throw new Error(`blast failed: ${blast.stderr}`);
+    const deadline = Date.now() + 60_000;
+    while (
+      Date.now() < deadline &&
+      spad.lines.slice(mark).filter((l) => l.event === 'grant' || l.event === 'drop').length < BURST
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t1 = Date.now();
+    const cpu1 = cpuMs(spad.proc.pid as number);
+    const after = spad.lines.slice(mark);
+    console.error(
+      `${mode}: capture stats ${JSON.stringify(((await callControl(sock, 'status')) as { captureStats: unknown }).captureStats)}`,
+    );
+    const granted = after.filter((l) => l.event === 'grant').length;
+    const drops = after.filter((l) => l.event === 'drop').map((l) => l.reason);
+    return {
+      mode,
+      'knock→open median ms': pct(ok, 50).toFixed(1),
+      'p90 ms': pct(ok, 90).toFixed(1),
+      'lost knocks': String(results.length - ok.length),
+      'server recv→grant median ms': pct(serverMs, 50).toFixed(2),
+      'valid knocks/s': ((granted * 1000) / (t1 - t0)).toFixed(0),
+      'cpu ms/knock': ((cpu1 - cpu0) / Math.max(1, granted)).toFixed(2),
+      'burst granted': `${granted}/${BURST}${drops.length ? ` (drops: ${[...new Set(drops)].join(',')})` : ''}`,
+    };
+  } finally {
+    await spad.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const topo = await createTopology();
+  const keys = await setupKeys();
+  const service = await startServices(topo.server, [22], []);
+  try {
+    const alice = await keys.enroll('alice', ['--open', 'tcp/22', '--timeout', '30']);
+    const modes: Array<'pcap' | 'udp'> =
+      values.mode === 'both' ? ['pcap', 'udp'] : [values.mode as 'pcap' | 'udp'];
+    const rows = [];
+    for (const m of modes) rows.push(await runMode(topo, keys, alice.home, m));
+    console.log(
+      `spa knock benchmark: ${KNOCKS} knocks for latency, ${BURST} for throughput, ${values.firewall}, ${new Date().toISOString()}`,
+    );
+    console.table(rows);
+  } finally {
+    service.kill('SIGKILL');
+    await topo.destroy();
+    keys.cleanup();
+  }
+}
+
+await main();
