@@ -174,12 +174,15 @@ export class IptablesFirewall implements Firewall {
     this.#runner = runner;
   }
 
-  /** Whole filter table (`chain` undefined) or our chain only; a missing chain lists as empty. */
+  /** Whole filter table or our chain only; a missing chain lists as empty. */
   async #list(family: Family, whole: boolean): Promise<IptView> {
     const args = whole ? [...WAIT, '-S'] : [...WAIT, '-S', this.#chain];
     const r = await this.#runner.run(TOOLS[family].list, args);
     if (r.code !== 0) {
-      if (!whole) return parseIptList('', this.#chain, family);
+      // Our chain may simply not exist (listed as empty); anything else must not pass for an
+      // empty chain, or flush() would report success with grants still in place. The whole
+      // table listing tells the two apart and throws when iptables itself is failing.
+      if (!whole) return this.#list(family, true);
       throw new FirewallError(
         `${TOOLS[family].list} ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`,
       );

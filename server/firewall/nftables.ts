@@ -344,9 +344,8 @@ export class NftablesFirewall implements Firewall {
 
   list(): Promise<ActiveGrant[]> {
     return this.#serial.run(async () => {
-      const view = await this.#view();
-      if (!view) throw new FirewallError(`nft: table inet ${this.#o.name} is missing`);
-      return view.grants;
+      // No table, no grants (healthy() is what reports the table missing), as with iptables.
+      return (await this.#view())?.grants ?? [];
     });
   }
 

@@ -56,6 +56,7 @@ export interface Firewall {
   init(): Promise<void>;
   /** One atomic change for all ports; re-granting an element sets its timeout anew. */
   grant(req: GrantRequest): Promise<void>;
+  /** Grants present now (iptables: also expired ones not yet swept); [] without our table/chain. */
   list(): Promise<ActiveGrant[]>;
   /** Removes every grant; protections stay. */
   flush(): Promise<void>;

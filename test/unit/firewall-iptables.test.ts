@@ -284,6 +284,30 @@ describe('iptables backend: generated commands', () => {
 });
 
 describe('iptables backend: listing and health', () => {
+  test('a failing chain listing is checked against the whole table: a missing chain is empty, a broken iptables is an error', async () => {
+    const missing = new FakeRunner((c) =>
+      c.args.length === 4
+        ? {
+            code: 1,
+            stderr: "iptables v1.8.9 (nf_tables): chain `SPA_INPUT' in table `filter' is incompatible\n",
+          }
+        : { stdout: iptListing({ chainExists: false }) },
+    );
+    const fw = createFirewall('iptables', OPTS, missing);
+    assert.deepEqual(await fw.list(), []);
+    await fw.flush();
+    assert.ok(missing.calls.every((c) => !c.cmd.endsWith('-restore')));
+    const broken = new FakeRunner(() => ({
+      code: 4,
+      stderr: 'Another app is currently holding the xtables lock.\n',
+    }));
+    await assert.rejects(createFirewall('iptables', OPTS, broken).flush(), (e) => {
+      assert.ok(isSpaError(e) && e.code === 'FW_ERROR');
+      assert.match((e as Error).message, /xtables lock/);
+      return true;
+    });
+  });
+
   test('list reads both families and takes the expiry from the comment', async () => {
     const r = iptRunner({
       4: installed(4, [grantLine('198.51.100.2', 'tcp', 22, SEC + 30)]),

@@ -273,10 +273,18 @@ describe('nftables backend: listing and health', () => {
     ]);
   });
 
-  test('list fails with FW_ERROR when our table is gone', async () => {
-    const r = nftRunner(() => NFT_NO_TABLE);
+  test('list is empty when our table is gone, and fails with FW_ERROR when nft itself fails', async () => {
+    assert.deepEqual(
+      await createFirewall(
+        'nftables',
+        OPTS,
+        nftRunner(() => NFT_NO_TABLE),
+      ).list(),
+      [],
+    );
+    const broken = nftRunner(() => ({ code: 1, stderr: 'Error: Operation not permitted\n' }));
     await assert.rejects(
-      createFirewall('nftables', OPTS, r).list(),
+      createFirewall('nftables', OPTS, broken).list(),
       (e) => isSpaError(e) && e.code === 'FW_ERROR',
     );
   });
