@@ -7,6 +7,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PublicKey } from 'openpgp';
 import { buildProgram, type ClientIo } from '../../client/program.js';
 import { runCli } from '../../keyring/cli-util.js';
 import { importKey } from '../../keyring/keystore.js';
@@ -142,7 +143,7 @@ export async function keys(): Promise<Keys> {
 export function openKnock(
   bytes: Uint8Array,
   identity: ServerIdentity,
-  enrolled: readonly TestKey[],
+  enrolled: ReadonlyArray<TestKey | PublicKey>,
 ): Promise<Opened> {
   return open(bytes, {
     server: identity,
