@@ -160,13 +160,8 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   let decrypted: openpgp.Message<Uint8Array>;
   try {
     const message = await openpgp.readMessage({ binaryMessage: bytes, config });
-    decrypted = (await message.decrypt(
-      [opts.server.key],
-      undefined,
-      undefined,
-      opts.now,
-      config,
-    )) as openpgp.Message<Uint8Array>;
+    const sessionKeys = await decryptSessionKey(message, opts.server);
+    decrypted = (await message.decrypt(undefined, undefined, sessionKeys, opts.now, config)) as openpgp.Message<Uint8Array>;
   } catch (cause) {
     if (isGrammarError(cause) || isGrammarError((cause as Error)?.cause)) {
       throw new VerifyError(
@@ -273,7 +268,7 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
 async function decryptSessionKey(
   message: openpgp.Message<Uint8Array>,
   server: ServerIdentity,
-): Promise<Array<{ data: Uint8Array; algorithm: string | null }>> {
+): Promise<openpgp.SessionKey[]> {
   for (const p of message.packets) {
     if (tagOf(p) !== T.publicKeyEncryptedSessionKey) continue;
     // decrypt() is typed private in openpgp.js's .d.ts, public at run time
@@ -291,7 +286,8 @@ async function decryptSessionKey(
       pkesk.sessionKeyAlgorithm === null
         ? null
         : openpgp.enums.read(openpgp.enums.symmetric, pkesk.sessionKeyAlgorithm);
-    return [{ data: pkesk.sessionKey, algorithm }];
+    // v6 PKESKs carry no algorithm (SEIPDv2 names it); openpgp.js then ignores this field
+    return [{ data: pkesk.sessionKey, algorithm: algorithm as openpgp.enums.symmetricNames }];
   }
   throw new Error('no session key packet for this server');
 }
