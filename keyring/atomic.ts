@@ -113,6 +113,9 @@ async function sweepTemps(path: string): Promise<void> {
     if (!m || !(m[1] === base || m[1] === `${base}.lock` || m[1] === `${base}.lock.break`)) continue;
     if (!processAlive(Number(m[2]))) await unlink(join(dirname(path), n)).catch(() => {});
   }
+  // a break lock left by a process killed while breaking a stale lock
+  const b = await readLock(`${path}.lock.break`).catch(() => null);
+  if (b !== null && b !== 'unreadable' && isStale(b)) await unlink(`${path}.lock.break`).catch(() => {});
 }
 
 interface LockInfo {

@@ -116,16 +116,18 @@ describe('lock', () => {
     });
   });
 
-  it('breaks a lock left by a process that died and runs', async () => {
+  it('breaks a lock (and a break lock) left by processes that died, and runs', async () => {
     await withTmp(async (dir) => {
       const target = join(dir, 'keyring.json');
       const pid = await deadPid();
       const info = { pid, host: (await import('node:os')).hostname(), token: 'dead', since: '' };
       await writeFile(`${target}.lock`, JSON.stringify(info));
       await writeFile(join(dir, `.keyring.json.${pid}.0123456789ab.tmp`), 'torn');
+      // and a breaker that died while breaking it
+      await writeFile(`${target}.lock.break`, JSON.stringify({ ...info, token: 'dead-breaker' }));
       const r = await withLock(target, async () => 'ran', { timeoutMs: 2000 });
       assert.equal(r, 'ran');
-      assert.deepEqual(await readdir(dir), [], 'stale lock and the dead writer temp file are gone');
+      assert.deepEqual(await readdir(dir), [], 'stale locks and the dead writer temp file are gone');
     });
   });
 
