@@ -32,6 +32,7 @@ function recordingFirewall(): Firewall & { grants: GrantRequest[] } {
     backend: 'nftables',
     grants,
     init: async () => {},
+    reconfigure: async () => {},
     grant: async (g) => {
       grants.push(g);
     },
