@@ -78,7 +78,6 @@ const HEADER_RE = /^\[([^\]]*)\]$/;
 const ENTRY_RE = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/;
 /** An rc file larger than this is not something we wrote: refuse rather than parse it. */
 const RC_MAX_BYTES = 1_000_000;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: values must not carry control characters
 const CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 export function rcPath(home: string, flag?: string): string {

@@ -194,7 +194,6 @@ export function resolveSettings(merged: ReadonlyMap<RcKey, Sourced>): Settings {
         `${field('server-cmd')}: ${n} bytes, at most ${COMMAND_MAX_BYTES}`,
       );
     }
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find control characters
     if (/[\u0000-\u001f\u007f]/.test(cmd)) {
       throw new ConfigError('COMMAND_INVALID', `${field('server-cmd')}: control characters are not allowed`);
     }

@@ -81,9 +81,11 @@ export class KnockSocket {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
         socket.once('error', onError);
-        socket.connect(dest.port, dest.address, () => {
+        // node reports a failed connect() through the callback's argument, not as an 'error' event
+        socket.connect(dest.port, dest.address, (err?: Error) => {
           socket.off('error', onError);
-          resolve();
+          if (err) reject(err);
+          else resolve();
         });
       });
     } catch (e) {
