@@ -297,7 +297,9 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
 
   io.stderr(`key to enroll:\n${keySummary(info, insp.algorithmSummary(info))}`);
   if (!flags.yes && io.isTTY) {
-    const ok = await (await prompter()).confirm({
+    const ok = await (
+      await prompter()
+    ).confirm({
       message: 'Does this fingerprint match the one the user gave you (check it out of band)?',
       default: false,
     });
@@ -343,7 +345,9 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
   const requireSourceAddress =
     given.requireSource ??
     (askAll
-      ? await (await prompter()).confirm({
+      ? await (
+          await prompter()
+        ).confirm({
           message: "Must the knock name the packet's own source address? (answer no for users behind NAT)",
           default: true,
         })
@@ -374,7 +378,9 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
   let command: KeyRecord['command'] = null;
   let wantCommand = given.cmdRegex !== undefined || given.cmdUser !== undefined;
   if (!wantCommand && askAll) {
-    wantCommand = await (await prompter()).confirm({
+    wantCommand = await (
+      await prompter()
+    ).confirm({
       message: 'Allow this key to request a server command?',
       default: false,
     });
@@ -596,7 +602,9 @@ keystore (SPA_HOME, default ~/.spa).`,
             },
           );
         }
-        const ok = await (await io.prompter()).confirm({
+        const ok = await (
+          await io.prompter()
+        ).confirm({
           message: `Remove ${r.username}'s key ${r.fingerprint}?`,
           default: false,
         });

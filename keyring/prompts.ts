@@ -1,9 +1,9 @@
 /**
  * All interactive prompts of spa-keys go through this small interface, so the enrollment flow is
  * tested in-process with scripted answers and, end to end, through a real pseudo-terminal.
- * The real implementation uses inquirer (imported on first use: `spa-keys --help` stays fast)
- * and writes prompts to stderr, keeping stdout for data. A `validate` that returns a string makes
- * inquirer show that message and ask again.
+ * The real implementation uses inquirer's prompts (@inquirer/prompts, imported on first use so
+ * `spa-keys --help` stays fast) and writes them to stderr, keeping stdout for data. A `validate`
+ * that returns a string makes inquirer show that message and ask again.
  */
 import type { Write } from './cli-util.js';
 
@@ -18,33 +18,26 @@ export interface Prompter {
   say(text: string): void;
 }
 
-type AnyPrompt = (questions: unknown) => Promise<Record<string, unknown>>;
-
-/** Prompts on the process's terminal with inquirer; output on stderr. */
+/** Prompts on the process's terminal with @inquirer/prompts; output on stderr. */
 export async function inquirerPrompter(): Promise<Prompter> {
-  const { default: inquirer } = await import('inquirer');
-  const prompt = inquirer.createPromptModule({ output: process.stderr }) as unknown as AnyPrompt;
+  const prompts = await import('@inquirer/prompts');
+  const ctx = { output: process.stderr };
   const err: Write = (s) => {
     process.stderr.write(s);
   };
   return {
     async input(q) {
-      const a = await prompt([
+      return prompts.input(
         {
-          type: 'input',
-          name: 'v',
           message: q.message,
           ...(q.default !== undefined ? { default: q.default } : {}),
           ...(q.validate ? { validate: q.validate } : {}),
         },
-      ]);
-      return String(a.v ?? '');
+        ctx,
+      );
     },
     async confirm(q) {
-      const a = await prompt([
-        { type: 'confirm', name: 'v', message: q.message, default: q.default ?? false },
-      ]);
-      return a.v === true;
+      return prompts.confirm({ message: q.message, default: q.default ?? false }, ctx);
     },
     async readBlock(q) {
       const { createInterface } = await import('node:readline');
