@@ -19,11 +19,14 @@
  * - Values are checked with the same parsers as the flags, when used, and errors name the file,
  *   the stanza and the key.
  *
+ * - The file must be the user's own (or root's) and not writable by group or others, else it is
+ *   refused, as ssh refuses such a config: a stanza even names the gpg binary to run.
+ *
  * `--save-rc-stanza` replaces one stanza (keeps every other line of the file as it was), writing a
  * temporary file with mode 0600 and renaming it over the old one.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../protocol/errors.js';
 
@@ -143,21 +146,45 @@ export function parseRc(text: string, path: string): RcFile {
   return { path, exists: true, stanzas, lines };
 }
 
-/** Reads the rc file; a missing file is an empty one. */
+/**
+ * Reads the rc file; a missing file is an empty one. Like ssh with its config, a file that
+ * someone else could have written is refused: a stanza names keys, addresses and even the gpg
+ * binary to run, so whoever can edit it controls the knock.
+ */
 export async function readRc(path: string): Promise<RcFile> {
   let text: string;
+  let fh: FileHandle | undefined;
   try {
-    const buf = await readFile(path);
-    if (buf.length > RC_MAX_BYTES) {
-      throw new ConfigError('CONFIG_INVALID', `${path}: ${buf.length} bytes, at most ${RC_MAX_BYTES}`);
+    fh = await open(path, 'r');
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ConfigError('CONFIG_INVALID', `${path} is not a regular file`);
+    const me = process.getuid?.();
+    if (me !== undefined && st.uid !== me && st.uid !== 0) {
+      throw new ConfigError('CONFIG_INVALID', `${path} belongs to another user (uid ${st.uid})`, {
+        hint: 'an rc file must be yours: copy it, or use --rc-file with your own',
+      });
     }
-    text = buf.toString('utf8');
+    if ((st.mode & 0o022) !== 0) {
+      throw new ConfigError(
+        'CONFIG_INVALID',
+        `${path} is writable by others (mode ${(st.mode & 0o777).toString(8)})`,
+        {
+          hint: `fix it with: chmod 600 ${path}`,
+        },
+      );
+    }
+    if (st.size > RC_MAX_BYTES) {
+      throw new ConfigError('CONFIG_INVALID', `${path}: ${st.size} bytes, at most ${RC_MAX_BYTES}`);
+    }
+    text = await fh.readFile('utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       return { path, exists: false, stanzas: new Map(), lines: [] };
     }
     if (e instanceof ConfigError) throw e;
     throw new ConfigError('IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await fh?.close();
   }
   return parseRc(text, path);
 }

@@ -3,7 +3,7 @@
  * loading with -n, the [default] stanza, and flags overriding stanza values group by group.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseRc, readRc, replaceStanza, saveStanza } from '../../client/rc.js';
@@ -98,6 +98,52 @@ describe('saving a stanza', () => {
     await saveStanza(path, 'new', { host: 'y' });
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     assert.deepEqual([...(await readRc(path)).stanzas.keys()], ['old', 'new']);
+  });
+});
+
+describe('an rc file someone else could write is refused', () => {
+  let dir: Home;
+  before(async () => {
+    dir = await makeHome([], []);
+  });
+  after(() => dir.cleanup());
+
+  test('a group- or world-writable rc file is CONFIG_INVALID with a chmod hint', async () => {
+    const path = join(dir.root, 'open.rc');
+    await writeFile(path, '[a]\nhost = x\n');
+    await chmod(path, 0o666);
+    await assert.rejects(
+      readRc(path),
+      (e: unknown) =>
+        code(e) === 'CONFIG_INVALID' &&
+        /writable by others \(mode 666\)/.test((e as Error).message) &&
+        /chmod 600/.test((e as { hint?: string }).hint ?? ''),
+    );
+    await chmod(path, 0o620);
+    await assert.rejects(readRc(path), (e: unknown) => code(e) === 'CONFIG_INVALID');
+  });
+
+  test(
+    'an rc file owned by another user is refused',
+    { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false },
+    async () => {
+      const path = join(dir.root, 'theirs.rc');
+      await writeFile(path, '[a]\nhost = x\n', { mode: 0o600 });
+      await chown(path, 4242, 4242);
+      await assert.rejects(
+        readRc(path),
+        (e: unknown) => code(e) === 'CONFIG_INVALID' && /belongs to another user/.test((e as Error).message),
+      );
+    },
+  );
+
+  test('spa refuses to run with such a file (exit 2)', async () => {
+    const path = join(dir.root, 'open2.rc');
+    await writeFile(path, '[a]\nhost = 127.0.0.1\naccess = tcp/22\n');
+    await chmod(path, 0o646);
+    const r = await spa(['--home', dir.home, '--rc-file', path, '-n', 'a', '--test']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /^spa: error: .*open2\.rc is writable by others/m);
   });
 });
 
