@@ -20,9 +20,9 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, CommandRunner, Firewall, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, CommandRunner, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
-import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
+import { type NormalOptions, normalizeGrant, normalizeOptions, normalizeSource } from './validate.js';
 
 export const WAIT = ['-w', '5'] as const;
 export const EXP_PREFIX = 'spa_exp_';
@@ -115,7 +115,12 @@ function restoreScript(lines: readonly string[]): string {
 export function iptInitScript(o: NormalOptions, family: Family, view: IptView, now: number): string {
   const chain = iptChainName(o.name);
   const lines = [`:${chain} - [0:0]`, `-F ${chain}`, `-A ${chain} ${ESTABLISHED_RULE}`];
-  for (const g of view.grants) if (g.exp * 1000 > now) lines.push(`-A ${chain} ${grantSpec(g)}`);
+  // Unexpired grants stay, but only for ports still protected: elsewhere their ACCEPT would
+  // override the admin's own INPUT rules.
+  for (const g of view.grants) {
+    const protectedPort = o.protect.some((p) => p.proto === g.proto && p.port === g.port);
+    if (g.exp * 1000 > now && protectedPort) lines.push(`-A ${chain} ${grantSpec(g)}`);
+  }
   for (const c of o.alwaysAllow) {
     if (c.family !== family) continue;
     for (const p of o.protect) {
@@ -162,7 +167,7 @@ function firstLine(s: string): string {
 
 export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables' as const;
-  readonly #o: NormalOptions;
+  #o: NormalOptions;
   readonly #chain: string;
   readonly #runner: CommandRunner;
   readonly #serial = new Serial();
@@ -218,6 +223,23 @@ export class IptablesFirewall implements Firewall {
         this.#fixed[family] = after.fixed.join('\n');
       }
     });
+  }
+
+  async reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
+    const next = normalizeOptions({
+      protect: opts.protect,
+      alwaysAllow: opts.alwaysAllow,
+      name: this.#o.name,
+      now: this.#o.now,
+    });
+    const prev = this.#o;
+    this.#o = next;
+    try {
+      await this.init();
+    } catch (e) {
+      this.#o = prev;
+      throw e;
+    }
   }
 
   async grant(req: GrantRequest): Promise<void> {

@@ -37,13 +37,14 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, CommandRunner, Firewall, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, CommandRunner, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
 import {
   type NormalCidr,
   type NormalGrant,
   type NormalOptions,
   normalizeGrant,
+  normalizeOptions,
   normalizeSource,
 } from './validate.js';
 
@@ -249,7 +250,7 @@ function firstLine(s: string): string {
 
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables' as const;
-  readonly #o: NormalOptions;
+  #o: NormalOptions;
   readonly #runner: CommandRunner;
   readonly #serial = new Serial();
   #fingerprint: string | null = null;
@@ -335,6 +336,23 @@ export class NftablesFirewall implements Firewall {
       this.#refresh = this.#forceRefresh ?? (view.probeExpires > 3600 ? 'add' : 'readd');
       this.#fingerprint = view.fingerprint;
     });
+  }
+
+  async reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
+    const next = normalizeOptions({
+      protect: opts.protect,
+      alwaysAllow: opts.alwaysAllow,
+      name: this.#o.name,
+      now: this.#o.now,
+    });
+    const prev = this.#o;
+    this.#o = next;
+    try {
+      await this.init();
+    } catch (e) {
+      this.#o = prev;
+      throw e;
+    }
   }
 
   async grant(req: GrantRequest): Promise<void> {

@@ -54,6 +54,12 @@ export interface Firewall {
    * atomic step, keeps unexpired grants, removes stale ones (iptables) and fixes the jump.
    */
   init(): Promise<void>;
+  /**
+   * Config reload: validates the new protected ports and always_allow CIDRs (throws before
+   * touching anything when they are bad), then runs init() with them. Unexpired grants stay,
+   * except (iptables) grants for ports no longer protected. The name cannot change.
+   */
+  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void>;
   /** One atomic change for all ports; re-granting an element sets its timeout anew. */
   grant(req: GrantRequest): Promise<void>;
   /** Grants present now (iptables: also expired ones not yet swept); [] without our table/chain. */

@@ -150,6 +150,49 @@ describe('iptables backend: generated commands', () => {
     assert.ok(!(r.calls[4]?.input ?? '').includes('INPUT 1'));
   });
 
+  test('reconfigure rebuilds with the new ports and keeps only grants for ports still protected', async () => {
+    const ssh = grantLine('198.51.100.2', 'tcp', 22, SEC + 30);
+    const dns = grantLine('198.51.100.2', 'udp', 53, SEC + 30);
+    const tables: Record<4 | 6, FakeTable> = { 4: installed(4, [ssh, dns]), 6: installed(6) };
+    const next = (f: 4 | 6): FakeTable => ({
+      input: [JUMP],
+      rules: [
+        EST,
+        ...(f === 4 ? [ssh] : []),
+        '-A SPA_INPUT -p tcp -m tcp --dport 22 -m comment --comment spa_protect -j DROP',
+        '-A SPA_INPUT -p tcp -m tcp --dport 443 -m comment --comment spa_protect -j DROP',
+      ],
+      chainExists: true,
+    });
+    const r = iptRunner(tables, next);
+    const fw = createFirewall('iptables', OPTS, r);
+    await fw.reconfigure({
+      protect: [
+        { proto: 'tcp', port: 22 },
+        { proto: 'tcp', port: 443 },
+      ],
+      alwaysAllow: [],
+    });
+    assert.equal(
+      r.calls[1]?.input,
+      [
+        '*filter',
+        ':SPA_INPUT - [0:0]',
+        '-F SPA_INPUT',
+        EST,
+        ssh,
+        '-A SPA_INPUT -p tcp -m tcp --dport 22 -m comment --comment spa_protect -j DROP',
+        '-A SPA_INPUT -p tcp -m tcp --dport 443 -m comment --comment spa_protect -j DROP',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    await assert.rejects(
+      fw.grant({ source: '198.51.100.2', ports: [{ proto: 'udp', port: 53 }], timeoutSeconds: 5 }),
+      (e) => isSpaError(e) && e.code === 'PORT_NOT_ALLOWED',
+    );
+  });
+
   test('init refuses to report success when the chain read back lacks the jump or a drop', async () => {
     const r = iptRunner({ 4: empty(), 6: empty() }, (f) => ({
       ...installed(f),
