@@ -479,7 +479,6 @@ const accessList = fc.uniqueArray(portSpec, {
   selector: (p) => `${p.proto}/${p.port}`,
 });
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-// biome-ignore lint/suspicious/noControlCharactersInRegex: generating strings without them
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const command = fc.string({ unit: 'binary', minLength: 1, maxLength: 200 }).filter((s) => {
   const b = enc.encode(s);
