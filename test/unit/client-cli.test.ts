@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateOwnKey } from '../../keyring/keystore.js';
 import { formatAccessList } from '../../protocol/access.js';
+import { testKey, testServer } from '../helpers/keys.js';
 import { formatAddress } from '../../protocol/address.js';
 import {
   type Home,
@@ -550,5 +551,58 @@ describe('misuse: one error line, hints, exit code 2 for usage', () => {
     assert.match(r.out, /Exit codes:/);
     assert.match(r.out, /connect \[options\] <HOST> <PORT>/);
     assert.match(r.out, /resolve-ip-http/);
+  });
+});
+
+describe('key types', () => {
+  test('v6 (RFC 9580) keys on both sides: the payload names the 64-hex server fingerprint and verifies', async () => {
+    const [me, srv] = await Promise.all([
+      testKey('v6-client', { kind: 'v6' }),
+      testKey('v6-server', { kind: 'v6' }),
+    ]);
+    const home = await makeHome([{ key: me, username: 'vsix' }], [{ key: srv }]);
+    try {
+      const r = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+      assert.equal(r.code, 0, r.err);
+      const opened = await openKnock((await L.next()).msg, await testServer(srv), [me]);
+      assert.equal(opened.payload.serverFingerprint.length, 64);
+      assert.equal(opened.payload.serverFingerprint, srv.fingerprint);
+    } finally {
+      await home.cleanup();
+    }
+  });
+
+  test('a knock that would exceed 1400 bytes (RSA-4096 keys, a 512-byte command) is refused before sending', async () => {
+    const [me, srv] = await Promise.all([
+      testKey('rsa-client', { kind: 'rsa4096' }),
+      testKey('rsa-server', { kind: 'rsa4096' }),
+    ]);
+    const home = await makeHome([{ key: me, username: 'rsa' }], [{ key: srv }]);
+    try {
+      const before = L.received.length;
+      const r = await spa([
+        '--home',
+        home.home,
+        '--server-cmd',
+        'x'.repeat(512),
+        '-p',
+        String(L.port),
+        '127.0.0.1',
+      ]);
+      assert.equal(r.code, 2, r.err);
+      assert.match(errorLine(r.err), /^spa: error: the knock is \d+ bytes, at most 1400$/);
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(L.received.length, before);
+      const small = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+      assert.equal(small.code, 0, small.err);
+      const d = await L.next();
+      assert.ok(
+        d.msg.length > 1000 && d.msg.length <= 1400,
+        `RSA-4096 knock of ${d.msg.length} bytes fits one datagram`,
+      );
+      await openKnock(d.msg, await testServer(srv), [me]);
+    } finally {
+      await home.cleanup();
+    }
   });
 });
