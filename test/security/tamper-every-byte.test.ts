@@ -93,6 +93,8 @@ function expectedCodes(position: number, r: ReturnType<typeof regions>): readonl
   if (position < r.pkeskBody) return ['PKT_FRAMING']; // PKESK header
   if (position === r.pkeskBody) return ['PKT_FRAMING']; // PKESK version
   if (position <= r.pkeskBody + 8) return ['PKT_NOT_FOR_US']; // key id
+  // the first MPI's bit count and leading byte: a framing check may judge them before decryption
+  if (position >= r.pkeskBody + 10 && position <= r.pkeskBody + 12) return ['DECRYPT_FAILED', 'PKT_FRAMING'];
   if (position < r.pkeskEnd) return ['DECRYPT_FAILED']; // algorithm and encrypted session key
   if (position <= r.seipdBody) return ['PKT_FRAMING']; // SEIPD header and version
   return ['DECRYPT_FAILED']; // ciphertext, integrity-protected
