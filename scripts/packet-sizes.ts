@@ -1,8 +1,9 @@
 /**
  * Prints the size on the wire (UDP payload bytes) of a sealed knock for each key type and maker:
  * openpgp.js seal() with the fixed keys of test/vectors/keys/, and `gpg --sign --encrypt` with
- * keys gpg makes in a throwaway home (skipped when gpg is missing). Two payloads: a typical
- * access knock (tcp/22, IPv4 source) and the largest valid payload (a 512-byte command).
+ * keys gpg makes in a throwaway home (skipped when gpg is missing). Three payloads: a typical
+ * access knock (tcp/22, IPv4 source), the largest access knock (16 ports, IPv6 source, 32-char
+ * user) and the largest valid payload (a 512-byte command).
  *
  * Usage: npx tsc -p . && node dist/scripts/packet-sizes.js
  */
@@ -20,8 +21,9 @@ interface Row {
   keys: string;
   maker: string;
   typical: number;
+  access: number;
   largest: number;
-  payloadBytes: [number, number];
+  payloadBytes: [number, number, number];
 }
 
 /** Printable, poorly compressible text (a fixed LCG), so compression does not flatter gpg. */
@@ -35,8 +37,16 @@ function noisyCommand(n: number): string {
   return s;
 }
 
-function payloads(server: string, now: Date): [Payload, Payload] {
+function payloads(server: string, now: Date): [Payload, Payload, Payload] {
   const typical = freshPayload({ server, now });
+  const access = freshPayload({
+    server,
+    now,
+    username: 'a'.repeat(32),
+    source: parseAddress('2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'),
+    access: Array.from({ length: 16 }, (_, i) => ({ proto: 'tcp' as const, port: 60000 + i })),
+    timeoutSeconds: 3600,
+  });
   const largest = freshPayload({
     server,
     now,
@@ -45,20 +55,21 @@ function payloads(server: string, now: Date): [Payload, Payload] {
     source: parseAddress('2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'),
     command: noisyCommand(COMMAND_MAX_BYTES),
   });
-  return [typical, largest];
+  return [typical, access, largest];
 }
 
 async function sealRow(keys: string, server: TestKey, client: TestKey): Promise<Row> {
   const now = new Date();
-  const [a, b] = payloads(server.fingerprint, now);
+  const [a, m, b] = payloads(server.fingerprint, now);
   const size = async (p: Payload) =>
     (await seal(p, { signingKey: client.privateKey, serverKey: server.publicKey, now })).length;
   return {
     keys,
     maker: 'seal() (openpgp.js)',
     typical: await size(a),
+    access: await size(m),
     largest: await size(b),
-    payloadBytes: [encodePayload(a).length, encodePayload(b).length],
+    payloadBytes: [encodePayload(a).length, encodePayload(m).length, encodePayload(b).length],
   };
 }
 
@@ -87,7 +98,7 @@ async function gpgRows(): Promise<Row[]> {
       const srv = await makeServer();
       const cli = await makeClient();
       const now = new Date();
-      const [a, b] = payloads(srv, now);
+      const [a, m, b] = payloads(srv, now);
       for (const z of [[], ['-z', '0']]) {
         const size = async (p: Payload) => {
           writeFileSync(join(home.dir, 'p.bin'), encodePayload(p));
@@ -113,8 +124,9 @@ async function gpgRows(): Promise<Row[]> {
           keys: label,
           maker: `gpg --sign --encrypt${z.length ? ' -z 0' : ''}`,
           typical: await size(a),
+          access: await size(m),
           largest: await size(b),
-          payloadBytes: [encodePayload(a).length, encodePayload(b).length],
+          payloadBytes: [encodePayload(a).length, encodePayload(m).length, encodePayload(b).length],
         });
       }
       const secret = async (fpr: string) =>
@@ -148,13 +160,14 @@ async function main(): Promise<void> {
   for (const [label, s, c] of pairs) rows.push(await sealRow(label, await vectorKey(s), await vectorKey(c)));
   rows.push(...(await gpgRows()));
 
-  const head = ['keys', 'made by', 'typical', 'largest', 'payload bytes'];
+  const head = ['keys', 'made by', 'typical', '16 ports', 'largest', 'payload bytes'];
   const table = rows.map((r) => [
     r.keys,
     r.maker,
     String(r.typical),
+    String(r.access),
     `${r.largest}${r.largest > PACKET_MAX_BYTES ? ' (too long)' : ''}`,
-    `${r.payloadBytes[0]} / ${r.payloadBytes[1]}`,
+    r.payloadBytes.join(' / '),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
@@ -162,7 +175,8 @@ async function main(): Promise<void> {
   console.log(line(widths.map((w) => '-'.repeat(w))));
   for (const row of table) console.log(line(row));
   console.log(
-    `\ntypical: access tcp/22 from an IPv4 address; largest: command of ${COMMAND_MAX_BYTES} bytes, ` +
+    `\ntypical: access tcp/22 from an IPv4 address; 16 ports: 16 tcp ports, 32-char user, IPv6 ` +
+      `source; largest: command of ${COMMAND_MAX_BYTES} bytes, ` +
       `32-char user, IPv6 source. Limit PACKET_MAX_BYTES = ${PACKET_MAX_BYTES}.`,
   );
 }
