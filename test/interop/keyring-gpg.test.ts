@@ -231,7 +231,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
       const fpr = await g.gen('Eve <eve@example.test>', 'future-default', 'default', 'never');
       const s = await initState(dir);
       const r = await enroll(s, dir, 'eve', await g.exportSecret(fpr));
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /^spa: error: .* is a SECRET key; it was not stored$/m);
       assert.equal((await loadAllowlist(s)).records.size, 0);
       assert.ok(!(await readFile(join(s, 'keyring.json'), 'utf8')).includes('PRIVATE'));
@@ -243,7 +243,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
       const fpr = await g.gen('Weak <weak@example.test>', 'rsa1024', 'default', 'never');
       const s = await initState(dir);
       const r = await enroll(s, dir, 'weak', await g.exportPublic(fpr));
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /RSA with 1024 bits; at least 2048 are required/);
     });
   });
@@ -256,7 +256,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
       ]);
       const s = await initState(dir);
       const r = await enroll(s, dir, 'old', await g.exportPublic(fpr));
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /expired on 2020-01-02/);
     });
   });
@@ -272,7 +272,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
       await g.run(['--import'], cert);
       const s = await initState(dir);
       const r = await enroll(s, dir, 'rev', await g.exportPublic(fpr));
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /is revoked/);
     });
   });
@@ -283,7 +283,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
       await g.run(['--passphrase', '', '--quick-add-key', fpr, 'cv25519', 'encr', 'never']);
       const s = await initState(dir);
       const r = await enroll(s, dir, 'nosign', await g.exportPublic(fpr));
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /has no signing-capable key valid now/);
     });
   });
@@ -292,7 +292,7 @@ describe('GnuPG keys that are refused', { skip }, () => {
     await withGpg(async (g, dir) => {
       const fpr = await g.gen('SignOnly <so@example.test>', 'ed25519', 'sign', 'never');
       const r = await spawnKeys(['import', '-', '--home', dir], { input: await g.exportPublic(fpr) });
-      assert.equal(r.code, EXIT.KEY);
+      assert.equal(r.code, EXIT.KEY, r.stderr);
       assert.match(r.stderr, /no encryption-capable key valid now, so it cannot be a server key/);
     });
   });
