@@ -9,7 +9,7 @@
  * fingerprint, then verify with `expectSigned: true` against that one key only.
  */
 import * as openpgp from 'openpgp';
-import { type ErrorCode, ParseError, VerifyError } from './errors.js';
+import { ConfigError, type ErrorCode, ParseError, VerifyError } from './errors.js';
 import { isForUs, parseFraming } from './framing.js';
 import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
@@ -100,7 +100,17 @@ export async function seal(payload: Payload, opts: SealOptions): Promise<Uint8Ar
     date: opts.now,
     config: cfg(),
   });
-  return out as Uint8Array;
+  const bytes = out as Uint8Array;
+  if (bytes.length > PACKET_MAX_BYTES) {
+    throw new ConfigError(
+      'LIMIT_EXCEEDED',
+      `knock: ${bytes.length} bytes, the server accepts at most ${PACKET_MAX_BYTES}`,
+      {
+        hint: 'use a shorter command, or Curve25519 keys (RSA-4096 knocks are about 1.3 kB before the command)',
+      },
+    );
+  }
+  return bytes;
 }
 
 /**
@@ -161,7 +171,13 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   try {
     const message = await openpgp.readMessage({ binaryMessage: bytes, config });
     const sessionKeys = await decryptSessionKey(message, opts.server);
-    decrypted = (await message.decrypt(undefined, undefined, sessionKeys, opts.now, config)) as openpgp.Message<Uint8Array>;
+    decrypted = (await message.decrypt(
+      undefined,
+      undefined,
+      sessionKeys,
+      opts.now,
+      config,
+    )) as openpgp.Message<Uint8Array>;
   } catch (cause) {
     if (isGrammarError(cause) || isGrammarError((cause as Error)?.cause)) {
       throw new VerifyError(

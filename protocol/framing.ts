@@ -97,17 +97,70 @@ function readHeader(b: Uint8Array, at: number): Header {
   return { tag, bodyStart: o, bodyEnd: o + len, chunks: [[o, o + len]] };
 }
 
+/**
+ * One MPI (RFC 9580 §3.2): a 2-octet bit count, then exactly ceil(bits/8) octets whose first
+ * octet's highest set bit is the count's top bit. Anything else is a second spelling of the same
+ * number, i.e. a malleable byte; refused so that every byte of a knock is significant.
+ */
+function readMpi(body: Uint8Array, at: number): number {
+  if (at + 2 > body.length) bad('truncated MPI');
+  const bits = ((body[at] ?? 0) << 8) | (body[at + 1] ?? 0);
+  const len = (bits + 7) >> 3;
+  if (bits === 0 || at + 2 + len > body.length) bad('MPI length does not fit the packet');
+  const first = body[at + 2] ?? 0;
+  if (first >> ((bits - 1) & 7) !== 1) bad('MPI bit count does not match its value');
+  return at + 2 + len;
+}
+
+/** The algorithm-specific fields after the public-key algorithm octet must fill the packet exactly. */
+function checkEncryptedKey(body: Uint8Array, algoAt: number, version: 3 | 6): void {
+  const algo = body[algoAt];
+  let o = algoAt + 1;
+  const rest = (): void => {
+    // one length octet, then exactly that many octets, ending the packet
+    const n = body[o];
+    if (n === undefined || o + 1 + n !== body.length)
+      bad('encrypted session key length does not end the packet');
+  };
+  switch (algo) {
+    case 1: // RSA
+      if (readMpi(body, o) !== body.length) bad('RSA session key does not end the packet');
+      return;
+    case 16: // ElGamal
+      if (readMpi(body, readMpi(body, o)) !== body.length) bad('ElGamal session key does not end the packet');
+      return;
+    case 18: // ECDH
+      o = readMpi(body, o);
+      return rest();
+    case 25: // X25519
+    case 26: {
+      // X448
+      o += algo === 25 ? 32 : 56;
+      const n = body[o];
+      if (n === undefined || o + 1 + n !== body.length)
+        bad('encrypted session key length does not end the packet');
+      // v3 carries the cleartext symmetric algorithm octet inside that length; v6 does not
+      if (version === 3 && n < 1) bad('missing symmetric algorithm');
+      return;
+    }
+    default:
+      bad(`PKESK public-key algorithm ${String(algo)}`);
+  }
+}
+
 function readRecipient(b: Uint8Array, h: Header): Recipient {
   const body = b.subarray(h.bodyStart, h.bodyEnd);
   const v = body[0];
   if (v === 3) {
     if (body.length < 10) bad('short v3 PKESK');
+    checkEncryptedKey(body, 9, 3);
     const id = bytesToHex(body.subarray(1, 9));
     return { version: 3, keyId: /^0+$/.test(id) ? null : id };
   }
   if (v === 6) {
     const n = body[1];
-    if (n === undefined || body.length < 2 + n) bad('short v6 PKESK');
+    if (n === undefined || body.length < 3 + n) bad('short v6 PKESK');
+    checkEncryptedKey(body, 2 + n, 6);
     if (n === 0) return { version: 6, keyId: null };
     const keyVersion = body[2];
     const fpr = body.subarray(3, 2 + n);
