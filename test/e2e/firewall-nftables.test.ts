@@ -70,7 +70,7 @@ test(
     const leftover = [
       `add table inet ${NAME}`,
       `add set inet ${NAME} allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }`,
-      `add set inet ${NAME} protect { type ipv4_addr; }`,
+      `add set inet ${NAME} allow6 { type ipv4_addr; }`,
       `add element inet ${NAME} allow4 { ${client.ipv4} . tcp . 2222 timeout 60s }`,
       '',
     ].join('\n');
@@ -86,7 +86,11 @@ test(
     assert.ok((list[0]?.expiresAt ?? 0) > Date.now() + 50_000);
     assert.equal(await probeOne(client, ['tcp', server.ipv4, ALT.port]), 'open');
     assert.equal(await probeOne(attacker, ['tcp', server.ipv4, ALT.port]), 'closed');
-    assert.match(await sh('nft', ['list', 'set', 'inet', NAME, 'protect']), /tcp \. 22/);
+    assert.match(
+      await sh('nft', ['list', 'set', 'inet', NAME, 'allow6']),
+      /type ipv6_addr \. inet_proto \. inet_service/,
+    );
+    assert.equal(await probeOne(attacker, ['tcp', server.ipv6, SSH.port]), 'closed');
   }),
 );
 

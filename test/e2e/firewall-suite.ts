@@ -294,8 +294,9 @@ export function defineFirewallSuite(
     await fw.init();
     assert.equal(await fw.healthy(), true);
     assert.equal(await probeOne(attacker, ['tcp', server.ipv4, SSH.port]), 'closed');
-    // a protected port quietly taken out of the protection is damage too
-    if (kind === 'nftables') await sh('nft', ['delete', 'element', 'inet', NAME, 'protect', '{ tcp . 22 }']);
+    // a bypass slipped into our chain, or a drop taken out of it, is damage too
+    if (kind === 'nftables')
+      await sh('nft', ['insert', 'rule', 'inet', NAME, 'input', 'tcp', 'dport', '22', 'accept']);
     else
       await sh('ip6tables', [
         '-D',
@@ -316,6 +317,13 @@ export function defineFirewallSuite(
     assert.equal(await fw.healthy(), false);
     await fw.init();
     assert.equal(await fw.healthy(), true);
+    assert.deepEqual(
+      await probe(attacker, [
+        ['tcp', server.ipv4, SSH.port],
+        ['tcp', server.ipv6, SSH.port],
+      ]),
+      ['closed', 'closed'],
+    );
   });
 
   it(

@@ -33,53 +33,45 @@ export const NFT_NO_TABLE = {
 
 type Elem = { source: string; proto: string; port: number; timeout?: number; expires?: number };
 
-const RULES: unknown[][] = [
-  [
-    { match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } },
-    { accept: null },
-  ],
-  [
-    { match: { op: '!=', left: { meta: { key: 'l4proto' } }, right: { set: ['tcp', 'udp'] } } },
-    { accept: null },
-  ],
-  [
-    {
-      match: {
-        op: '!=',
-        left: { concat: [{ meta: { key: 'l4proto' } }, { payload: { protocol: 'th', field: 'dport' } }] },
-        right: '@protect',
-      },
-    },
-    { accept: null },
-  ],
-  ...(['ip', 'ip6'] as const).map((p) => [
-    {
-      match: {
-        op: '==',
-        left: {
-          concat: [
-            { payload: { protocol: p, field: 'saddr' } },
-            { meta: { key: 'l4proto' } },
-            { payload: { protocol: 'th', field: 'dport' } },
-          ],
+const accept = { accept: null };
+const payload = (protocol: string, field: string) => ({ payload: { protocol, field } });
+/** nft prints a one-element anonymous set as the bare element. */
+const setOf = (items: unknown[]) => (items.length === 1 ? items[0] : { set: items });
+
+function rulesFor(
+  protect: [string, number][],
+  always4: [string, number][],
+  always6: [string, number][],
+): unknown[][] {
+  const rules: unknown[][] = [
+    [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, accept],
+    [{ match: { op: '!=', left: { meta: { key: 'l4proto' } }, right: { set: ['tcp', 'udp'] } } }, accept],
+    [
+      {
+        match: {
+          op: '!=',
+          left: { concat: [{ meta: { key: 'l4proto' } }, payload('th', 'dport')] },
+          right: setOf(protect.map(([p, n]) => ({ concat: [p, n] }))),
         },
-        right: p === 'ip' ? '@allow4' : '@allow6',
       },
-    },
-    { accept: null },
-  ]),
-  ...(['ip', 'ip6'] as const).map((p) => [
-    {
-      match: {
-        op: '==',
-        left: { payload: { protocol: p, field: 'saddr' } },
-        right: p === 'ip' ? '@always4' : '@always6',
-      },
-    },
-    { accept: null },
-  ]),
-  [{ counter: 'dropped' }, { drop: null }],
-];
+      accept,
+    ],
+  ];
+  for (const p of ['ip', 'ip6']) {
+    const left = { concat: [payload(p, 'saddr'), { meta: { key: 'l4proto' } }, payload('th', 'dport')] };
+    rules.push([{ match: { op: '==', left, right: p === 'ip' ? '@allow4' : '@allow6' } }, accept]);
+  }
+  for (const [p, list, max] of [
+    ['ip', always4, 32],
+    ['ip6', always6, 128],
+  ] as const) {
+    if (list.length === 0) continue;
+    const right = setOf(list.map(([addr, len]) => (len === max ? addr : { prefix: { addr, len } })));
+    rules.push([{ match: { op: '==', left: payload(p, 'saddr'), right } }, accept]);
+  }
+  rules.push([{ counter: 'dropped' }, { drop: null }]);
+  return rules;
+}
 
 export interface NftListingOptions {
   name?: string;
@@ -87,11 +79,15 @@ export interface NftListingOptions {
   allow6?: Elem[];
   protect?: [string, number][];
   always4?: [string, number][];
+  always6?: [string, number][];
+  /** Keep only the first n rules. */
   rules?: number;
   /** Seconds left on the refresh-probe element; no probe set when undefined. */
   probe?: number;
   packets?: number;
   handleBase?: number;
+  /** Leave set contents out, as `nft -t` does. */
+  terse?: boolean;
 }
 
 /** `nft -j list table inet <name>` as nftables 1.0.6 prints it. */
@@ -111,7 +107,8 @@ export function nftListing(o: NftListingOptions = {}): string {
           },
     );
   const withElems = (base: Record<string, unknown>, elem: unknown[]) =>
-    elem.length > 0 ? { ...base, elem } : base;
+    elem.length > 0 && !o.terse ? { ...base, elem } : base;
+  const allowType = (a: string) => [a, 'inet_proto', 'inet_service'];
   const items: unknown[] = [
     { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
     { table: { family: 'inet', name: table, handle: h } },
@@ -131,7 +128,7 @@ export function nftListing(o: NftListingOptions = {}): string {
           family: 'inet',
           name: 'allow4',
           table,
-          type: ['ipv4_addr', 'inet_proto', 'inet_service'],
+          type: allowType('ipv4_addr'),
           handle: h,
           flags: ['timeout'],
         },
@@ -144,41 +141,21 @@ export function nftListing(o: NftListingOptions = {}): string {
           family: 'inet',
           name: 'allow6',
           table,
-          type: ['ipv6_addr', 'inet_proto', 'inet_service'],
+          type: allowType('ipv6_addr'),
           handle: h + 1,
           flags: ['timeout'],
         },
         elems(o.allow6),
       ),
     },
-    {
-      set: withElems(
-        { family: 'inet', name: 'protect', table, type: ['inet_proto', 'inet_service'], handle: h + 2 },
-        (o.protect ?? [['tcp', 22]]).map(([p, n]) => ({ concat: [p, n] })),
-      ),
-    },
-    {
-      set: withElems(
-        { family: 'inet', name: 'always4', table, type: 'ipv4_addr', handle: h + 3, flags: ['interval'] },
-        (o.always4 ?? []).map(([addr, len]) => ({ prefix: { addr, len } })),
-      ),
-    },
-    {
-      set: { family: 'inet', name: 'always6', table, type: 'ipv6_addr', handle: h + 4, flags: ['interval'] },
-    },
     ...(o.probe === undefined
       ? []
       : [
           {
-            set: {
-              family: 'inet',
-              name: 'probe',
-              table,
-              type: 'ipv4_addr',
-              handle: h + 5,
-              flags: ['timeout'],
-              elem: [{ elem: { val: '192.0.2.1', timeout: 7200, expires: o.probe } }],
-            },
+            set: withElems(
+              { family: 'inet', name: 'probe', table, type: 'ipv4_addr', handle: h + 5, flags: ['timeout'] },
+              [{ elem: { val: '192.0.2.1', timeout: 7200, expires: o.probe } }],
+            ),
           },
         ]),
     {
@@ -193,9 +170,9 @@ export function nftListing(o: NftListingOptions = {}): string {
         policy: 'accept',
       },
     },
-    ...RULES.slice(0, o.rules ?? RULES.length).map((expr, i) => ({
-      rule: { family: 'inet', table, chain: 'input', handle: h + 20 + i, expr },
-    })),
+    ...rulesFor(o.protect ?? [['tcp', 22]], o.always4 ?? [], o.always6 ?? [])
+      .slice(0, o.rules)
+      .map((expr, i) => ({ rule: { family: 'inet', table, chain: 'input', handle: h + 20 + i, expr } })),
   ];
   return JSON.stringify({ nftables: items });
 }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { isSpaError } from '../../protocol/errors.js';
 import { createFirewall, type FirewallOptions } from '../../server/firewall/index.js';
 import { parseNftTable } from '../../server/firewall/nftables.js';
-import { FakeRunner, NFT_NO_TABLE, nftListing } from './firewall-fake-runner.js';
+import { FakeRunner, NFT_NO_TABLE, type NftListingOptions, nftListing } from './firewall-fake-runner.js';
 
 const NOW = 1_700_000_000_000;
 const OPTS: FirewallOptions = {
@@ -18,43 +18,40 @@ const OPTS: FirewallOptions = {
 const INIT_SCRIPT = `add table inet spa
 add set inet spa allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }
 add set inet spa allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
-add set inet spa protect { type inet_proto . inet_service; }
-add set inet spa always4 { type ipv4_addr; flags interval; auto-merge; }
-add set inet spa always6 { type ipv6_addr; flags interval; auto-merge; }
 add counter inet spa dropped
 add chain inet spa input { type filter hook input priority -10; policy accept; }
 flush chain inet spa input
-flush set inet spa protect
-flush set inet spa always4
-flush set inet spa always6
-add element inet spa protect { tcp . 22, udp . 53 }
-add element inet spa always4 { 10.0.0.0/8, 192.0.2.7 }
-add element inet spa always6 { 2001:db8:ff::/48 }
 add rule inet spa input ct state established,related accept
 add rule inet spa input meta l4proto != { tcp, udp } accept
-add rule inet spa input meta l4proto . th dport != @protect accept
+add rule inet spa input meta l4proto . th dport != { tcp . 22, udp . 53 } accept
 add rule inet spa input ip saddr . meta l4proto . th dport @allow4 accept
 add rule inet spa input ip6 saddr . meta l4proto . th dport @allow6 accept
-add rule inet spa input ip saddr @always4 accept
-add rule inet spa input ip6 saddr @always6 accept
+add rule inet spa input ip saddr { 10.0.0.0/8, 192.0.2.7 } accept
+add rule inet spa input ip6 saddr { 2001:db8:ff::/48 } accept
 add rule inet spa input counter name "dropped" drop
 add set inet spa probe { type ipv4_addr; flags timeout; }
 flush set inet spa probe
 add element inet spa probe { 192.0.2.1 timeout 3600s }
 `;
 
-const LISTED = nftListing({
+/** The table as OPTS installs it. */
+const BASE: NftListingOptions = {
   protect: [
     ['tcp', 22],
     ['udp', 53],
   ],
-  always4: [['10.0.0.0', 8]],
-});
+  always4: [
+    ['10.0.0.0', 8],
+    ['192.0.2.7', 32],
+  ],
+  always6: [['2001:db8:ff::', 48]],
+};
+const LISTED = nftListing(BASE);
 
 /** Answers `nft -j list table` with `listing()`, everything else with success. */
 function nftRunner(listing: () => string | { code: number; stderr: string } = () => LISTED) {
   return new FakeRunner((c) => {
-    if (c.args[0] !== '-j') return undefined;
+    if (!c.args.includes('list')) return undefined;
     const l = listing();
     return typeof l === 'string' ? { stdout: l } : l;
   });
@@ -76,15 +73,7 @@ describe('nftables backend: generated commands', () => {
 
   test('when re-adding moved the probe expiry, grants are a single add; otherwise add, delete, add', async () => {
     const g = { source: '198.51.100.2', ports: [{ proto: 'tcp' as const, port: 22 }], timeoutSeconds: 9 };
-    const listing = (probe: number) =>
-      nftListing({
-        protect: [
-          ['tcp', 22],
-          ['udp', 53],
-        ],
-        always4: [['10.0.0.0', 8]],
-        probe,
-      });
+    const listing = (probe: number) => nftListing({ ...BASE, probe });
     const fresh = nftRunner(() => listing(7199));
     const fw1 = createFirewall('nftables', OPTS, fresh);
     await fw1.init();
@@ -127,8 +116,8 @@ describe('nftables backend: generated commands', () => {
     assert.deepEqual(r.calls[2]?.args, ['-j', 'list', 'table', 'inet', 't1']);
   });
 
-  test('init fails loudly when the table read back does not have our eight rules', async () => {
-    const r = nftRunner(() => nftListing({ rules: 7 }));
+  test('init fails loudly when the table read back does not have all our rules', async () => {
+    const r = nftRunner(() => nftListing({ ...BASE, rules: 7 }));
     await assert.rejects(
       createFirewall('nftables', OPTS, r).init(),
       (e) => isSpaError(e) && e.code === 'FW_ERROR',
@@ -138,6 +127,7 @@ describe('nftables backend: generated commands', () => {
   test('init removes allow-set elements that have no timeout, since they would never close', async () => {
     const r = nftRunner(() =>
       nftListing({
+        ...BASE,
         allow4: [
           { source: '198.51.100.9', proto: 'tcp', port: 22 },
           { source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 30 },
@@ -325,6 +315,24 @@ describe('nftables backend: listing and health', () => {
     assert.equal(await fw.healthy(), true);
   });
 
+  test('healthy reads the table tersely, so its cost does not grow with the number of grants', async () => {
+    const many = Array.from({ length: 300 }, (_, i) => ({
+      source: `198.51.100.${i % 250}`,
+      proto: i < 250 ? 'tcp' : 'udp',
+      port: i < 250 ? 22 : 53,
+      timeout: 30,
+    }));
+    const r = new FakeRunner((c) =>
+      c.args.includes('list')
+        ? { stdout: nftListing({ ...BASE, allow4: many, terse: c.args.includes('-t') }) }
+        : undefined,
+    );
+    const fw = createFirewall('nftables', OPTS, r);
+    await fw.init();
+    assert.equal(await fw.healthy(), true, 'full listing at init and terse listing later must agree');
+    assert.deepEqual(r.calls.at(-1)?.args, ['-t', '-j', 'list', 'table', 'inet', 'spa']);
+  });
+
   test('grants coming and going, counters counting and handles changing do not make the table unhealthy', async () => {
     let listing = LISTED;
     const fw = createFirewall(
@@ -334,11 +342,7 @@ describe('nftables backend: listing and health', () => {
     );
     await fw.init();
     listing = nftListing({
-      protect: [
-        ['tcp', 22],
-        ['udp', 53],
-      ],
-      always4: [['10.0.0.0', 8]],
+      ...BASE,
       allow4: [{ source: '198.51.100.2', proto: 'tcp', port: 22, timeout: 30, expires: 3 }],
       packets: 1234,
       handleBase: 40,
@@ -349,23 +353,10 @@ describe('nftables backend: listing and health', () => {
   test('healthy is false when an admin deleted the table, a rule, a protected port or an always_allow block', async () => {
     const variants: (() => string | { code: number; stderr: string })[] = [
       () => NFT_NO_TABLE,
-      () =>
-        nftListing({
-          protect: [
-            ['tcp', 22],
-            ['udp', 53],
-          ],
-          always4: [['10.0.0.0', 8]],
-          rules: 7,
-        }),
-      () => nftListing({ protect: [['tcp', 22]], always4: [['10.0.0.0', 8]] }),
-      () =>
-        nftListing({
-          protect: [
-            ['tcp', 22],
-            ['udp', 53],
-          ],
-        }),
+      () => nftListing({ ...BASE, rules: 7 }),
+      () => nftListing({ ...BASE, protect: [['tcp', 22]] }),
+      () => nftListing({ ...BASE, always6: [] }),
+      () => nftListing({ ...BASE, always4: [['10.0.0.0', 8]] }),
       () => ({ code: 1, stderr: 'Error: permission denied' }),
       () => 'not json',
     ];
