@@ -7,7 +7,8 @@
  * iptables (list + iptables-restore per change).
  *
  * Rows: grant of 1 port to a new source, grant of 3 ports, re-grant of an existing element,
- * list() with 150 grants present, sweep() with nothing expired (iptables; nftables does nothing).
+ * list() and healthy() with 150 grants present, sweep() with nothing expired (iptables; nftables
+ * does nothing).
  *
  * Usage (root): npm run build && node dist/scripts/bench-firewall.js [--count 50]
  * Prints figures; asserts nothing. Removes the namespace on exit, also on failure.
@@ -96,6 +97,7 @@ async function measure(fw: Firewall, label: string): Promise<Row[]> {
     ),
   );
   rows.push(stats(`${label} list()`, await timed(10, () => fw.list())));
+  rows.push(stats(`${label} healthy()`, await timed(10, () => fw.healthy())));
   rows.push(stats(`${label} sweep()`, await timed(10, () => fw.sweep(Date.now()))));
   await fw.shutdown({ removeProtections: true });
   return rows;
