@@ -20,7 +20,6 @@ import type { GpgOptions } from './gpg.js';
 import { findOwnKey, findServerKey, ownUsername, usernameFor } from './keys.js';
 import { type AskPassphrase, unlockKey } from './passphrase.js';
 import type { Settings } from './settings.js';
-import { resolvePublicAddress } from './source.js';
 import { type Destination, KnockSocket, resolveDestination } from './transport.js';
 
 export interface KnockRequest {
@@ -159,6 +158,7 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
       case 'any':
         return 'any';
       case 'http': {
+        const { resolvePublicAddress } = await import('./source.js');
         const a = await resolvePublicAddress(s.source.url);
         log?.(`source address from ${s.source.url.origin}: ${formatAddress(a)}`);
         return a;
@@ -209,7 +209,7 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
       if (packet.length > PACKET_MAX_BYTES) {
         throw new ConfigError(
           'LIMIT_EXCEEDED',
-          `the knock is ${packet.length} bytes, at most ${PACKET_MAX_BYTES}`,
+          `knock: ${packet.length} bytes, the server accepts at most ${PACKET_MAX_BYTES}`,
           {
             hint: 'use a shorter --server-cmd, fewer -A entries, or Curve25519 keys instead of RSA',
           },

@@ -6,7 +6,6 @@
  */
 import { openSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
-import { readPassphraseFile } from '../keyring/generate.js';
 import { pgp, pgpConfig } from '../keyring/inspect.js';
 import { ConfigError } from '../protocol/errors.js';
 
@@ -61,6 +60,7 @@ export async function unlockKey(
     }
   };
   if (opts.passphraseFile !== undefined) {
+    const { readPassphraseFile } = await import('../keyring/generate.js');
     const unlocked = await tryWith(await readPassphraseFile(opts.passphraseFile));
     if (unlocked) return unlocked;
     throw new ConfigError(

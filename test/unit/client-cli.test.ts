@@ -590,7 +590,7 @@ describe('key types', () => {
         '127.0.0.1',
       ]);
       assert.equal(r.code, 2, r.err);
-      assert.match(errorLine(r.err), /^spa: error: the knock is \d+ bytes, at most 1400$/);
+      assert.match(errorLine(r.err), /^spa: error: knock: \d+ bytes, the server accepts at most 1400$/);
       await new Promise((res) => setTimeout(res, 100));
       assert.equal(L.received.length, before);
       const small = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
