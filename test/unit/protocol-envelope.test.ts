@@ -480,13 +480,10 @@ describe('knock sizes', () => {
     }
   });
 
-  test(
-    'seal refuses to make a knock longer than the server accepts (RSA-4096 with a 512-byte command)',
-    async () => {
-      const [s, c] = await Promise.all([vectorKey('server-rsa4096'), vectorKey('client-rsa4096')]);
-      await assert.rejects(sealBy(c, largest(s), s), (e: unknown) => e instanceof SpaError);
-    },
-  );
+  test('seal refuses to make a knock longer than the server accepts (RSA-4096 with a 512-byte command)', async () => {
+    const [s, c] = await Promise.all([vectorKey('server-rsa4096'), vectorKey('client-rsa4096')]);
+    await assert.rejects(sealBy(c, largest(s), s), (e: unknown) => e instanceof SpaError);
+  });
 });
 
 describe('serverIdentity', () => {

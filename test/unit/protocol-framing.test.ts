@@ -356,7 +356,17 @@ describe('OpenPGP framing', () => {
     assert.equal(isForUs(f, ourIds), false);
     const v6anon = cat(
       // v6, anonymous, X25519: 32-octet ephemeral key, then a 16-octet wrapped key with its length
-      newPkt({ tag: 1, body: Uint8Array.from([6, 0, 25, ...new Array<number>(32).fill(9), 16, ...new Array<number>(16).fill(7)]) }),
+      newPkt({
+        tag: 1,
+        body: Uint8Array.from([
+          6,
+          0,
+          25,
+          ...new Array<number>(32).fill(9),
+          16,
+          ...new Array<number>(16).fill(7),
+        ]),
+      }),
       newPkt({ tag: 18, body: cat([2], new Uint8Array(40)) }),
     );
     const g = parseFraming(v6anon);
