@@ -76,6 +76,7 @@ interface CliOpts {
   rcFile?: string;
   home?: string;
   test?: boolean;
+  savePacket?: string;
   verbose?: boolean;
 }
 
@@ -142,6 +143,7 @@ function addKnockOptions(cmd: Command): Command {
     .option('--rc-file <file>', 'rc file (default HOME/spa.rc)')
     .option('--home <dir>', 'client home with keys.json and spa.rc (default $SPA_HOME or ~/.spa)')
     .option('--test', 'build the knock, print it and its size, send nothing')
+    .option('-B, --save-packet <file>', 'also write the sealed knock (binary) to this new file, mode 0600')
     .option('-v, --verbose', 'say what is sent, on stderr');
 }
 
@@ -264,6 +266,21 @@ async function sealAndSend(
   save: { rcFile: string; values: RcValues } | null,
 ): Promise<void> {
   const { payload, packet } = await p.seal();
+  if (ctx.opts.savePacket !== undefined) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(ctx.opts.savePacket, packet, { mode: 0o600, flag: 'wx' }).catch(
+      (cause: NodeJS.ErrnoException) => {
+        throw new ConfigError(
+          'IO',
+          `--save-packet: cannot create ${ctx.opts.savePacket} (${cause.code ?? cause.message})`,
+          {
+            cause,
+            hint: cause.code === 'EEXIST' ? 'the file exists; name a new one' : undefined,
+          },
+        );
+      },
+    );
+  }
   if (save && ctx.opts.namedConfig !== undefined) {
     await saveStanza(save.rcFile, ctx.opts.namedConfig, save.values);
     ctx.err(`spa: saved stanza [${ctx.opts.namedConfig}] in ${save.rcFile}\n`);
