@@ -10,7 +10,7 @@
  */
 import * as openpgp from 'openpgp';
 import { ConfigError, type ErrorCode, ParseError, VerifyError } from './errors.js';
-import { isForUs, parseFraming } from './framing.js';
+import { type Framing, isForUs, parseFraming } from './framing.js';
 import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
 
@@ -149,7 +149,7 @@ function tagOf(p: unknown): number {
 const T = openpgp.enums.packet;
 
 /** Size and framing checks only: no decryption. Run first and cheaply on every datagram. */
-export function precheck(bytes: Uint8Array, server: Pick<ServerIdentity, 'recipientKeyIds'>): void {
+export function precheck(bytes: Uint8Array, server: Pick<ServerIdentity, 'recipientKeyIds'>): Framing {
   if (bytes.length < PACKET_MIN_BYTES) {
     throw new ParseError('PKT_TOO_SHORT', `packet: ${bytes.length} bytes, at least ${PACKET_MIN_BYTES}`);
   }
@@ -160,6 +160,7 @@ export function precheck(bytes: Uint8Array, server: Pick<ServerIdentity, 'recipi
   if (!isForUs(framing, server.recipientKeyIds)) {
     throw new ParseError('PKT_NOT_FOR_US', 'packet: no session key for this server');
   }
+  return framing;
 }
 
 /** The crypto half of the pipeline: decrypt → structure → signer → signature → payload → destination → freshness. */

@@ -21,6 +21,12 @@ export interface Recipient {
 export interface Framing {
   readonly recipients: readonly Recipient[];
   readonly seipdVersion: number;
+  /**
+   * The encrypted data packet's body (partial-length chunks joined): the part of a knock nobody
+   * can change without the session key. Its digest is the raw replay identity; a digest of the
+   * whole datagram could be dodged by re-framing headers (old vs new packet format).
+   */
+  readonly encryptedBody: Uint8Array;
 }
 
 interface Header {
@@ -200,7 +206,11 @@ export function parseFraming(b: Uint8Array): Framing {
         },
       );
     }
-    return { recipients, seipdVersion: v };
+    const body =
+      h.chunks.length === 1
+        ? b.subarray(h.bodyStart, h.bodyEnd)
+        : Uint8Array.from(h.chunks.flatMap(([from, to]) => Array.from(b.subarray(from, to))));
+    return { recipients, seipdVersion: v, encryptedBody: body };
   }
 }
 

@@ -8,6 +8,7 @@ import { formatAccessList } from '../protocol/access.js';
 import { formatAddress, tryParseAddress } from '../protocol/address.js';
 import { type Opened, open, precheck, replayKey, type ServerIdentity } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
+import type { Framing } from '../protocol/framing.js';
 import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
@@ -112,16 +113,17 @@ export class Pipeline {
     const bytes = d.payload;
     // 1-3: size, framing, recipient
     if (d.oversize) return this.drop(d, 'PKT_TOO_LONG', `${d.length} bytes`);
+    let framing: Framing;
     try {
-      precheck(bytes, deps.identity);
+      framing = precheck(bytes, deps.identity);
     } catch (err) {
       return this.fail(d, err);
     }
     const now = deps.now();
     // 4: rate limit per source
     if (!deps.rate.allow(d.source, now)) return this.drop(d, 'RATE_LIMITED');
-    // 5: exact duplicate of an accepted datagram
-    const raw = createHash('sha256').update(bytes).digest('hex');
+    // 5: a duplicate of an accepted knock's ciphertext (headers may be re-framed, this cannot)
+    const raw = createHash('sha256').update(framing.encryptedBody).digest('hex');
     if (deps.replay.hasRaw(raw, now)) return this.drop(d, 'REPLAY_RAW');
     // 6-12: decrypt, structure, signer, signature, decode, destination, freshness
     const users = deps.users();

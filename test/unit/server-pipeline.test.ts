@@ -139,6 +139,20 @@ describe('pipeline', () => {
     assert.equal(r.firewall.grants.length, 1);
   });
 
+  test('a replay re-framed with an old-format packet header is still dropped as REPLAY_RAW before decryption', async () => {
+    const r = await rig();
+    const d = await r.knock();
+    await r.pipeline.handle(d);
+    const reframed = Buffer.from(d.payload);
+    assert.equal(reframed[0], 0xc1); // new-format PKESK header, one-octet length
+    reframed[0] = 0x84; // old-format tag 1, one-octet length: the same packet, other bytes
+    assert.deepEqual(await r.pipeline.handle(datagram(reframed, '198.51.100.3')), {
+      ok: false,
+      code: 'REPLAY_RAW',
+    });
+    assert.equal(r.firewall.grants.length, 1);
+  });
+
   test('the same signed nonce re-encrypted into a new datagram is dropped as REPLAY', async () => {
     const r = await rig();
     const nonce = new Uint8Array(16).fill(7);
