@@ -7,7 +7,7 @@
  * `decode` accepts re-encodes to itself (property-tested).
  */
 import { type PortSpec, PROTO_NUMBER, protoFromNumber } from './access.js';
-import { type Address, formatAddress } from './address.js';
+import { type Address, formatAddress, unmapV4 } from './address.js';
 import { ParseError } from './errors.js';
 import {
   ACCESS_MAX_ENTRIES,
@@ -85,6 +85,9 @@ function validate(p: Payload): void {
   }
   if (p.source !== 'any' && p.source.bytes.length !== (p.source.family === 4 ? 4 : 16)) {
     fail('address', 'length does not match its family');
+  }
+  if (p.source !== 'any' && p.source.family === 6 && unmapV4(p.source).family === 4) {
+    fail('address', 'an IPv4-mapped IPv6 address must be sent as IPv4 (family 4)');
   }
   for (const [i, a] of p.access.entries()) {
     if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)

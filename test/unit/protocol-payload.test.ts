@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { PortSpec } from '../../protocol/access.js';
 import { parseAddress } from '../../protocol/address.js';
+import { freshPayload } from '../helpers/keys.js';
 import { ParseError, SpaError } from '../../protocol/errors.js';
 import {
   ACCESS_MAX_ENTRIES,
@@ -565,4 +566,28 @@ describe('payload properties', () => {
       { numRuns: 5000 },
     );
   });
+});
+
+test('an IPv4-mapped IPv6 source is refused: an IPv4 address has one encoding, family 4', () => {
+  const mapped = freshPayload();
+  const bytes = encodePayload(mapped);
+  // rewrite family 4 + 4 bytes as family 6 + ::ffff:a.b.c.d, keeping everything else
+  const at = 26 + 1 + mapped.serverFingerprint.length / 2 + 1 + mapped.username.length; // addr_family
+  assert.equal(bytes[at], 4);
+  const v6 = Uint8Array.from([
+    ...bytes.subarray(0, at),
+    6,
+    ...new Array<number>(10).fill(0),
+    0xff,
+    0xff,
+    ...bytes.subarray(at + 1),
+  ]);
+  assert.throws(
+    () => decodePayload(v6),
+    (e: unknown) => e instanceof ParseError && e.field === 'address',
+  );
+  assert.throws(
+    () => makePayload({ ...mapped, source: parseAddress('::ffff:198.51.100.2') }),
+    (e: unknown) => e instanceof ParseError && e.field === 'address',
+  );
 });
