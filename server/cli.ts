@@ -1,14 +1,6 @@
 #!/usr/bin/env node
 /** The `spad` binary: see program.ts. */
-import { EXIT, printError, runCli } from '../keyring/cli-util.js';
+import { runCli } from '../keyring/cli-util.js';
 import { buildProgram } from './program.js';
 
-runCli(buildProgram(), process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    printError(err);
-    process.exitCode = EXIT.ERROR;
-  },
-);
+process.exitCode = await runCli(buildProgram(), process.argv.slice(2));
