@@ -1,0 +1,211 @@
+/**
+ * The rig every attack test in test/security/ runs against: spad's real pipeline in memory, with
+ * real openpgp.js knocks, users built from real keyring records (server/users.ts `directoryOf`,
+ * so policies and lazy key parsing are the daemon's own), a real replay store on disk, a clock
+ * the test sets, and a recording firewall. "The firewall did not change" means the recording
+ * firewall saw no call that changes anything (grant, flush, reconfigure).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { KeyRecord } from '../../keyring/index.js';
+import { seal, type ServerIdentity, serverIdentity } from '../../protocol/envelope.js';
+import { memoryAudit } from '../../server/audit.js';
+import type { Datagram } from '../../server/capture/types.js';
+import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
+import { type Outcome, Pipeline } from '../../server/pipeline.js';
+import { RateLimiter } from '../../server/ratelimit.js';
+import { ReplayStore } from '../../server/replay.js';
+import { directoryOf, type LoadedUsers } from '../../server/users.js';
+import {
+  freshPayload,
+  keyFingerprints,
+  type PayloadOverrides,
+  TEST_NOW,
+  type TestKey,
+} from '../helpers/keys.js';
+
+export const CLIENT_IP = '198.51.100.2';
+export const ATTACKER_IP = '198.51.100.3';
+
+export type FirewallCall = { op: 'grant'; grant: GrantRequest } | { op: 'flush' } | { op: 'reconfigure' };
+
+export interface RecordingFirewall extends Firewall {
+  readonly calls: FirewallCall[];
+  readonly grants: GrantRequest[];
+}
+
+export function recordingFirewall(): RecordingFirewall {
+  const calls: FirewallCall[] = [];
+  const grants: GrantRequest[] = [];
+  return {
+    backend: 'nftables',
+    calls,
+    grants,
+    init: async () => {},
+    reconfigure: async () => {
+      calls.push({ op: 'reconfigure' });
+    },
+    grant: async (g) => {
+      calls.push({ op: 'grant', grant: g });
+      grants.push(g);
+    },
+    list: async () => [],
+    flush: async () => {
+      calls.push({ op: 'flush' });
+    },
+    sweep: async () => 0,
+    healthy: async () => true,
+    shutdown: async () => {},
+  };
+}
+
+/** A keyring record for a test key, as `spa-keys add` would write it (alice's defaults). */
+export function recordFor(key: TestKey, over: Partial<KeyRecord> = {}): KeyRecord {
+  const fprs = keyFingerprints(key.publicKey);
+  return {
+    fingerprint: key.fingerprint,
+    username: 'alice',
+    publicKey: key.armoredPublic,
+    signingFingerprints: fprs,
+    userIds: [`${key.name} <${key.name}@example.test>`],
+    algorithm: 'test',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    enabled: true,
+    expiresAt: null,
+    sources: 'any',
+    openPorts: ['tcp/22', 'udp/53'],
+    requireSourceAddress: true,
+    defaultTimeout: 30,
+    maxTimeout: 300,
+    command: null,
+    ...over,
+  };
+}
+
+export function usersOf(records: readonly KeyRecord[]): LoadedUsers {
+  return directoryOf(new Map(records.map((r) => [r.fingerprint, r])));
+}
+
+export function datagram(payload: Uint8Array, source = CLIENT_IP): Datagram {
+  const b = Buffer.from(payload);
+  return {
+    source,
+    sourcePort: 40000,
+    destination: '198.51.100.1',
+    destinationPort: 62201,
+    payload: b,
+    length: b.length,
+    oversize: false,
+    receivedAt: process.hrtime.bigint(),
+  };
+}
+
+export interface Rig {
+  readonly pipeline: Pipeline;
+  readonly firewall: RecordingFirewall;
+  readonly audit: ReturnType<typeof memoryAudit>;
+  readonly identity: ServerIdentity;
+  readonly server: TestKey;
+  readonly replayFile: string;
+  /** The pipeline's clock, in ms; tests move it. */
+  clock: number;
+  /** Replaces the enrolled users, as a keyring reload does. */
+  setUsers(records: readonly KeyRecord[]): void;
+  /** A knock sealed by `signer` for this server, at the rig's clock unless `signedAt` says otherwise. */
+  knock(signer: TestKey, p?: PayloadOverrides & { signedAt?: Date }): Promise<Uint8Array>;
+  send(bytes: Uint8Array, from?: string): Promise<Outcome>;
+  /**
+   * Sends the datagram and asserts it was dropped with exactly `code`, that the last audit line
+   * is that drop, and that the firewall was not touched.
+   */
+  refused(bytes: Uint8Array | Datagram, code: string, from?: string): Promise<void>;
+}
+
+export interface RigOptions {
+  readonly server: TestKey;
+  readonly records: readonly KeyRecord[];
+  /** Share a replay file between rigs to model a restart. */
+  readonly replayFile?: string;
+  readonly now?: Date;
+  readonly maxSkewSeconds?: number;
+  readonly rate?: RateLimiter;
+}
+
+const dirs: string[] = [];
+process.once('exit', () => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temp dir, removed when the test process exits. */
+export function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'spa-security-'));
+  dirs.push(d);
+  return d;
+}
+
+export async function rig(o: RigOptions): Promise<Rig> {
+  const identity = await serverIdentity(o.server.privateKey);
+  let users = usersOf(o.records);
+  const firewall = recordingFirewall();
+  const audit = memoryAudit();
+  const replayFile = o.replayFile ?? join(tempDir(), 'replay.jsonl');
+  const r: Rig = {
+    clock: (o.now ?? TEST_NOW).getTime(),
+  } as Rig;
+  const replay = new ReplayStore(replayFile);
+  replay.load(r.clock);
+  const pipeline = new Pipeline({
+    identity,
+    users: () => users,
+    replay,
+    // generous by default: the clock stands still, so a real bucket would never refill
+    rate: o.rate ?? new RateLimiter({ burst: 1e6, perSecond: 1e6, globalPerSecond: 1e6, maxSources: 100 }),
+    firewall,
+    audit,
+    now: () => r.clock,
+    maxSkewSeconds: o.maxSkewSeconds ?? 120,
+  });
+  const send = (bytes: Uint8Array, from = CLIENT_IP): Promise<Outcome> =>
+    pipeline.handle(datagram(bytes, from));
+  return Object.assign(r, {
+    pipeline,
+    firewall,
+    audit,
+    identity,
+    server: o.server,
+    replayFile,
+    setUsers(records: readonly KeyRecord[]) {
+      users = usersOf(records);
+    },
+    async knock(signer: TestKey, p: PayloadOverrides & { signedAt?: Date } = {}) {
+      const now = new Date(r.clock);
+      return seal(freshPayload({ server: o.server, now, ...p }), {
+        signingKey: signer.privateKey,
+        serverKey: o.server.publicKey,
+        now: p.signedAt ?? now,
+      });
+    },
+    send,
+    async refused(bytes: Uint8Array | Datagram, code: string, from = CLIENT_IP) {
+      const before = firewall.calls.length;
+      const out =
+        bytes instanceof Uint8Array ? await send(bytes, from) : await pipeline.handle(bytes as Datagram);
+      assert.deepEqual(out, { ok: false, code });
+      assert.equal(audit.lines.at(-1)?.event, 'drop');
+      assert.equal(audit.lines.at(-1)?.reason, code);
+      assert.deepEqual(firewall.calls.slice(before), [], 'the firewall was changed');
+    },
+  });
+}
+
+/** Asserts the knock was granted: exactly one new grant, for `source`. */
+export async function granted(r: Rig, bytes: Uint8Array, from = CLIENT_IP): Promise<GrantRequest> {
+  const before = r.firewall.grants.length;
+  const out = await r.send(bytes, from);
+  assert.equal(out.ok, true, `expected a grant, got ${JSON.stringify(out)}`);
+  assert.equal(r.firewall.grants.length, before + 1);
+  const g = r.firewall.grants.at(-1) as GrantRequest;
+  return g;
+}
