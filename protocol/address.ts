@@ -111,7 +111,7 @@ export function formatAddress(a: Address): string {
   for (let i = 0; i < 8; i++) g.push(((a.bytes[2 * i] ?? 0) << 8) | (a.bytes[2 * i + 1] ?? 0));
   let bestAt = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

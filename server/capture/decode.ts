@@ -84,8 +84,7 @@ export interface DecodedUdp {
 }
 
 export type DecodeResult =
-  | { readonly ok: true; readonly udp: DecodedUdp }
-  | { readonly ok: false; readonly reason: DecodeFailure };
+  { readonly ok: true; readonly udp: DecodedUdp } | { readonly ok: false; readonly reason: DecodeFailure };
 
 export interface DecodeOptions {
   /** The capture cut the frame (it was longer than the capture buffer). */
