@@ -14,14 +14,12 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import * as openpgp from 'openpgp';
 import { MAX_DECOMPRESSED_BYTES } from '../../protocol/limits.js';
 import { encodePayload } from '../../protocol/payload.js';
 import { concat, craftKnock, encryptPackets, signedPackets } from '../helpers/craft.js';
 import { freshPayload, TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
-import { granted, type Rig, recordFor, rig } from './rig.js';
+import { encryptRaw, granted, type Rig, recordFor, rig } from './rig.js';
 
 /** `packets` wrapped in `depth` compressed packets (ZLIB), as binary. */
 function compressed(packets: Uint8Array, depth: number): Uint8Array {
@@ -36,33 +34,6 @@ function compressed(packets: Uint8Array, depth: number): Uint8Array {
     bytes = concat(header, body);
   }
   return bytes;
-}
-
-/**
- * Encrypts raw packet bytes to `to` without parsing them first (openpgp.js's own encrypt() would
- * refuse to parse nested compression): a session key in a PKESK, the bytes in a SEIPD v1.
- */
-async function encryptRaw(inner: Uint8Array, to: openpgp.PublicKey): Promise<Uint8Array> {
-  const sessionKey = new Uint8Array(randomBytes(32));
-  const pkesk = (await openpgp.encryptSessionKey({
-    data: sessionKey,
-    algorithm: 'aes256',
-    encryptionKeys: to,
-    format: 'binary',
-  })) as Uint8Array;
-  // fromObject and encrypt are public at run time, missing from openpgp.js's .d.ts
-  type Seipd = openpgp.SymEncryptedIntegrityProtectedDataPacket & {
-    packets: { write(): Uint8Array };
-    encrypt(algo: openpgp.enums.symmetric, key: Uint8Array): Promise<boolean>;
-  };
-  const seipd = (
-    openpgp.SymEncryptedIntegrityProtectedDataPacket as unknown as { fromObject(o: { version: 1 }): Seipd }
-  ).fromObject({ version: 1 });
-  seipd.packets = { write: () => inner };
-  await seipd.encrypt(openpgp.enums.symmetric.aes256, sessionKey);
-  const list = new openpgp.PacketList();
-  list.push(seipd);
-  return concat(pkesk, list.write() as Uint8Array);
 }
 
 describe('compressed-data bombs and deeply nested packets', () => {

@@ -6,9 +6,11 @@
  * firewall saw no call that changes anything (grant, flush, reconfigure).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import type { KeyRecord } from '../../keyring/index.js';
 import { seal, type ServerIdentity, serverIdentity } from '../../protocol/envelope.js';
 import { memoryAudit } from '../../server/audit.js';
@@ -18,6 +20,7 @@ import { type Outcome, Pipeline } from '../../server/pipeline.js';
 import { RateLimiter } from '../../server/ratelimit.js';
 import { ReplayStore } from '../../server/replay.js';
 import { directoryOf, type LoadedUsers } from '../../server/users.js';
+import { concat } from '../helpers/craft.js';
 import {
   freshPayload,
   keyFingerprints,
@@ -113,6 +116,8 @@ export interface Rig {
   clock: number;
   /** Replaces the enrolled users, as a keyring reload does. */
   setUsers(records: readonly KeyRecord[]): void;
+  /** The enrolled users the pipeline sees now. */
+  users(): LoadedUsers;
   /** A knock sealed by `signer` for this server, at the rig's clock unless `signedAt` says otherwise. */
   knock(signer: TestKey, p?: PayloadOverrides & { signedAt?: Date }): Promise<Uint8Array>;
   send(bytes: Uint8Array, from?: string): Promise<Outcome>;
@@ -179,6 +184,7 @@ export async function rig(o: RigOptions): Promise<Rig> {
     setUsers(records: readonly KeyRecord[]) {
       users = usersOf(records);
     },
+    users: () => users,
     async knock(signer: TestKey, p: PayloadOverrides & { signedAt?: Date } = {}) {
       const now = new Date(r.clock);
       return seal(freshPayload({ server: o.server, now, ...p }), {
@@ -208,4 +214,31 @@ export async function granted(r: Rig, bytes: Uint8Array, from = CLIENT_IP): Prom
   assert.equal(r.firewall.grants.length, before + 1);
   const g = r.firewall.grants.at(-1) as GrantRequest;
   return g;
+}
+
+/**
+ * Encrypts raw packet bytes to `to` without parsing them first (openpgp.js's own encrypt() would
+ * refuse to parse nested compression): a session key in a PKESK, the bytes in a SEIPD v1.
+ */
+export async function encryptRaw(inner: Uint8Array, to: openpgp.PublicKey): Promise<Uint8Array> {
+  const sessionKey = new Uint8Array(randomBytes(32));
+  const pkesk = (await openpgp.encryptSessionKey({
+    data: sessionKey,
+    algorithm: 'aes256',
+    encryptionKeys: to,
+    format: 'binary',
+  })) as Uint8Array;
+  // fromObject and encrypt are public at run time, missing from openpgp.js's .d.ts
+  type Seipd = openpgp.SymEncryptedIntegrityProtectedDataPacket & {
+    packets: { write(): Uint8Array };
+    encrypt(algo: openpgp.enums.symmetric, key: Uint8Array): Promise<boolean>;
+  };
+  const seipd = (
+    openpgp.SymEncryptedIntegrityProtectedDataPacket as unknown as { fromObject(o: { version: 1 }): Seipd }
+  ).fromObject({ version: 1 });
+  seipd.packets = { write: () => inner };
+  await seipd.encrypt(openpgp.enums.symmetric.aes256, sessionKey);
+  const list = new openpgp.PacketList();
+  list.push(seipd);
+  return concat(pkesk, list.write() as Uint8Array);
 }
