@@ -9,15 +9,11 @@
  *        [--firewall nftables|iptables]
  * Needs root. Cleans up its namespaces and temp files even when it fails.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { resolveOwnKey, resolveServerKey } from '../keyring/index.js';
-import { parseAddress } from '../protocol/address.js';
-import { seal } from '../protocol/envelope.js';
-import { makePayload } from '../protocol/payload.js';
 import { callControl } from '../server/control.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, type Spad, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
+import { BLAST, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
 import { createTopology, type Topology } from './netns.js';
 
 const { values } = parseArgs({
@@ -31,48 +27,9 @@ const { values } = parseArgs({
 const KNOCKS = Math.min(500, Number(values.knocks));
 const BURST = Math.min(2000, Number(values.burst));
 const NODE = process.execPath;
-const PROBE = new URL('../test/e2e/fixtures/knock-probe.js', import.meta.url).pathname;
 
-const BLAST = `
-const dgram = require('dgram'); const rl = require('readline').createInterface({ input: process.stdin });
-const to = process.argv[1]; const s = dgram.createSocket(to.includes(':') ? 'udp6' : 'udp4');
-const pk = []; rl.on('line', (l) => l && pk.push(Buffer.from(l, 'hex')));
-rl.on('close', async () => { const t0 = process.hrtime.bigint();
-  for (const p of pk) await new Promise((r) => s.send(p, 62201, to, r));
-  console.log(JSON.stringify({ sent: pk.length, ms: Number(process.hrtime.bigint() - t0) / 1e6 })); s.close(); });`;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-}
-
-async function knocks(keys: Keys, home: string, source: string, n: number): Promise<string[]> {
-  const own = await resolveOwnKey(home);
-  const server = await resolveServerKey(home, keys.serverFingerprint);
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const now = new Date();
-    const payload = makePayload({
-      type: 'access',
-      timestamp: Math.floor(now.getTime() / 1000),
-      nonce: crypto.getRandomValues(new Uint8Array(16)),
-      serverFingerprint: keys.serverFingerprint,
-      username: 'alice',
-      source: parseAddress(source),
-      access: [{ proto: 'tcp', port: 22 }],
-      timeoutSeconds: 0,
-      command: null,
-    });
-    out.push(
-      Buffer.from(await seal(payload, { signingKey: own.key, serverKey: server.key, now })).toString('hex'),
-    );
-  }
-  return out;
-}
-
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+function knocks(keys: Keys, home: string, source: string, n: number): Promise<string[]> {
+  return sealKnocks(home, n, { user: 'alice', source, serverFingerprint: keys.serverFingerprint });
 }
 
 async function runMode(
