@@ -10,6 +10,7 @@
  */
 import * as openpgp from 'openpgp';
 import { ConfigError, type ErrorCode, ParseError, VerifyError } from './errors.js';
+import { decryptEcdhSessionKey, type EcdhKey, prepareEcdh } from './ecdh.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
 import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
@@ -34,6 +35,8 @@ export interface ServerIdentity {
    * built: per packet we decrypt the session key directly instead of re-validating the key.
    */
   readonly decryptionKeys: ReadonlyMap<string, openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket>;
+  /** Native X25519 fast path for v4 ECDH/Curve25519 decryption keys (ecdh.ts), by key id. */
+  readonly ecdhKeys: ReadonlyMap<string, EcdhKey>;
   /** Primary fingerprint, uppercase hex: what payloads must name (destination binding). */
   readonly fingerprint: string;
   /** Key ids (16 uppercase hex) of every key packet that can decrypt: the framing pre-check. */
@@ -73,9 +76,15 @@ export async function serverIdentity(key: openpgp.PrivateKey): Promise<ServerIde
       k.getKeyID().toHex().toUpperCase(),
       k.keyPacket as openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket,
     );
+  const ecdhKeys = new Map<string, EcdhKey>();
+  for (const [id, packet] of packets) {
+    const fast = prepareEcdh(packet);
+    if (fast) ecdhKeys.set(id, fast);
+  }
   return {
     key,
     decryptionKeys: packets,
+    ecdhKeys,
     fingerprint: key.getFingerprint().toUpperCase(),
     recipientKeyIds: new Set(packets.keys()),
   };
@@ -295,7 +304,10 @@ async function decryptSessionKey(
       sessionKey: Uint8Array | null;
       sessionKeyAlgorithm: openpgp.enums.symmetric | null;
     };
-    const keyPacket = server.decryptionKeys.get(pkesk.publicKeyID.toHex().toUpperCase());
+    const id = pkesk.publicKeyID.toHex().toUpperCase();
+    const fast = server.ecdhKeys.get(id);
+    if (fast) return [decryptEcdhSessionKey(fast, pkesk)];
+    const keyPacket = server.decryptionKeys.get(id);
     if (!keyPacket) continue;
     await pkesk.decrypt(keyPacket);
     if (!pkesk.sessionKey) throw new Error('no session key');
