@@ -55,28 +55,31 @@ export interface KnockOptions {
   readonly timeoutSeconds?: number;
 }
 
-/** `n` valid knocks (distinct nonces) sealed with the own key of the client home `home`, hex. */
-export async function sealKnocks(home: string, n: number, o: KnockOptions): Promise<string[]> {
+/** One valid knock sealed with the own key of the client home `home`: hex and its nonce (hex). */
+export async function sealKnock(home: string, o: KnockOptions): Promise<{ hex: string; nonce: string }> {
   const own = await resolveOwnKey(home);
   const server = await resolveServerKey(home, o.serverFingerprint);
+  const now = new Date();
+  const nonce = crypto.getRandomValues(new Uint8Array(16));
+  const payload = makePayload({
+    type: 'access',
+    timestamp: Math.floor(now.getTime() / 1000),
+    nonce,
+    serverFingerprint: o.serverFingerprint,
+    username: o.user,
+    source: parseAddress(o.source),
+    access: o.ports ?? [{ proto: 'tcp', port: 22 }],
+    timeoutSeconds: o.timeoutSeconds ?? 0,
+    command: null,
+  });
+  const bytes = await seal(payload, { signingKey: own.key, serverKey: server.key, now });
+  return { hex: Buffer.from(bytes).toString('hex'), nonce: Buffer.from(nonce).toString('hex').toUpperCase() };
+}
+
+/** `n` valid knocks (distinct nonces) sealed with the own key of the client home `home`, hex. */
+export async function sealKnocks(home: string, n: number, o: KnockOptions): Promise<string[]> {
   const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const now = new Date();
-    const payload = makePayload({
-      type: 'access',
-      timestamp: Math.floor(now.getTime() / 1000),
-      nonce: crypto.getRandomValues(new Uint8Array(16)),
-      serverFingerprint: o.serverFingerprint,
-      username: o.user,
-      source: parseAddress(o.source),
-      access: o.ports ?? [{ proto: 'tcp', port: 22 }],
-      timeoutSeconds: o.timeoutSeconds ?? 0,
-      command: null,
-    });
-    out.push(
-      Buffer.from(await seal(payload, { signingKey: own.key, serverKey: server.key, now })).toString('hex'),
-    );
-  }
+  for (let i = 0; i < n; i++) out.push((await sealKnock(home, o)).hex);
   return out;
 }
 
