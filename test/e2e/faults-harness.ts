@@ -40,6 +40,8 @@ export interface FaultRigOptions {
   readonly config?: Record<string, unknown>;
   /** spa-keys add arguments for alice. */
   readonly enroll?: readonly string[];
+  /** Start spad right away (default true); otherwise call start() yourself. */
+  readonly autostart?: boolean;
 }
 
 export async function faultRig(o: FaultRigOptions = {}): Promise<FaultRig> {
@@ -80,7 +82,7 @@ export async function faultRig(o: FaultRigOptions = {}): Promise<FaultRig> {
         k.cleanup();
       },
     };
-    await rig.start();
+    if (o.autostart ?? true) await rig.start();
     return rig;
   } catch (e) {
     for (const c of children) c.kill('SIGKILL');
