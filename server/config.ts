@@ -67,6 +67,7 @@ export interface ServerFlags {
   config?: string;
   verbose?: boolean;
   auditLog?: string;
+  passphraseFile?: string;
 }
 
 export function readConfigFile(path: string): ConfigFile {
@@ -143,7 +144,7 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
     maxSkewSeconds: file.max_skew ?? DEFAULT_MAX_SKEW_SECONDS,
     auditLog: flags.auditLog ?? file.audit_log ?? null,
     removeOnExit: file.remove_on_exit ?? false,
-    passphraseFile: file.passphrase_file ?? null,
+    passphraseFile: flags.passphraseFile ?? file.passphrase_file ?? null,
     table: file.table ?? 'spa',
     rateBurst: file.rate_burst ?? 10,
     ratePerSecond: file.rate_per_second ?? 2,

@@ -12,6 +12,7 @@ import { loadServerKey } from '../keyring/index.js';
 import { formatAccessList } from '../protocol/access.js';
 import { serverIdentity } from '../protocol/envelope.js';
 import { ConfigError } from '../protocol/errors.js';
+import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { type Audit, createAudit } from './audit.js';
 import { createPcapCapture, createUdpCapture } from './capture/index.js';
 import type { Capture } from './capture/types.js';
@@ -137,20 +138,6 @@ export async function startDaemon(
     })),
   });
 
-  const control: Server = await listenControl(cfg.socketPath, async (cmd) => {
-    switch (cmd) {
-      case 'status':
-        return status();
-      case 'reload':
-        return reload('control');
-      case 'fw-list':
-        return firewall.list();
-      case 'fw-flush':
-        await firewall.flush();
-        return { flushed: true };
-    }
-  });
-
   // keyring.json is replaced by rename: watch the directory, debounce, reload.
   let debounce: NodeJS.Timeout | null = null;
   const watcher = watch(cfg.stateDir, (_event, name) => {
@@ -189,18 +176,33 @@ export async function startDaemon(
 
   const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
   const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
-  const maxPayload = 1400;
+  const maxPayload = PACKET_MAX_BYTES;
   capture =
     cfg.capture.mode === 'pcap'
       ? createPcapCapture({ device: cfg.capture.device, port: cfg.port, maxPayload, onDatagram, onError })
       : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
+  // The control socket opens last: once `spad status` answers, knocks are being read.
+  let control: Server;
   try {
     await capture.start();
+    control = await listenControl(cfg.socketPath, async (cmd) => {
+      switch (cmd) {
+        case 'status':
+          return status();
+        case 'reload':
+          return reload('control');
+        case 'fw-list':
+          return firewall.list();
+        case 'fw-flush':
+          await firewall.flush();
+          return { flushed: true };
+      }
+    });
   } catch (err) {
     clearInterval(maintenance);
     watcher.close();
-    control.close();
     process.off('SIGHUP', onHup);
+    await capture.stop().catch(() => {});
     throw err;
   }
   audit.log('start', {

@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .option('--protect <list>', 'ports to keep closed unless granted, e.g. tcp/22,tcp/443 (default tcp/22)')
     .option('--config <file>', 'JSON configuration file (flags override it)')
     .option('--audit-log <file>', 'write the JSON audit log here instead of stdout')
+    .option('--passphrase-file <file>', 'passphrase of server.key, if spa-keys init protected it')
     .option('-f, --foreground', 'stay in the foreground (spad always does; for systemd and fwknop habits)')
     .option('--check', 'validate configuration, server key and keyring, then exit')
     .option('-v, --verbose', 'more detail in the audit log')
