@@ -120,15 +120,6 @@ export function parseCommandRegex(text: string, flag = '--cmd-regex'): string {
 
 export function parseRunAs(text: string, flag = '--cmd-user'): string {
   const u = text.trim();
-  if (u === 'root') {
-    throw new ConfigError(
-      'COMMAND_INVALID',
-      `${flag}: commands never run as root; name an unprivileged user`,
-      {
-        field: flag,
-      },
-    );
-  }
   if (!USERNAME_RE.test(u)) {
     throw new ConfigError('COMMAND_INVALID', `${flag}: '${u.slice(0, 40)}' is not a valid unix user name`, {
       field: flag,

@@ -397,6 +397,12 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
     const runAs =
       given.cmdUser ??
       pol.parseRunAs(await ask('Run the command as unix user', undefined, (t) => pol.parseRunAs(t)));
+    if (runAs === 'root') {
+      printWarning(
+        '--cmd-user root: every command this regex allows will run with full root privileges; prefer an unprivileged user',
+        io.stderr,
+      );
+    }
     if ((await unixUserExists(runAs)) === false) {
       printWarning(
         `--cmd-user ${runAs}: no such user on this host; commands will fail until it exists`,

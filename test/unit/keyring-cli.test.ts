@@ -305,8 +305,8 @@ describe('spa-keys add (scripted)', () => {
           /--cmd-regex: regex does not compile/,
         ],
         [
-          ['--open', 'tcp/22', '--cmd-regex', 'a', '--cmd-user', 'root'],
-          /--cmd-user: commands never run as root/,
+          ['--open', 'tcp/22', '--cmd-regex', 'a', '--cmd-user', 'Root User'],
+          /--cmd-user: 'Root User' is not a valid unix user name/,
         ],
       ];
       for (const [extra, re] of cases) {
@@ -342,6 +342,24 @@ describe('spa-keys add (scripted)', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /^spa: warning: --cmd-regex contains \.\*: a key holder may pass any text/m);
       assert.match(r.stderr, /^spa: warning: --cmd-regex matches "backup-run x; rm -rf \/"/m);
+    });
+  });
+
+  it('accepts --cmd-user root only as the explicit choice it is, with a loud warning', async () => {
+    await withTmp(async (dir) => {
+      const s = await initDir(dir);
+      const k = await keyFile(dir, 'Hank');
+      const r = await runKeys([
+        ...['add', '--state-dir', s, '--user', 'hank', '--key', k.path, '--open', 'tcp/22'],
+        ...['--cmd-regex', 'backup-run (home|etc)', '--cmd-user', 'root'],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        /^spa: warning: --cmd-user root: every command this regex allows will run with full root privileges/m,
+      );
+      const [rec] = await records(s);
+      assert.equal(rec?.command?.runAs, 'root');
     });
   });
 
@@ -406,7 +424,7 @@ describe('spa-keys add (interactive, scripted answers)', () => {
         true, // command allowed
         'a(', // does not compile: re-asked
         'backup-run [a-z]+',
-        'root', // re-asked
+        'no body', // not a user name: re-asked
         'nobody',
         '', // 60 s
         'yesterday', // re-asked
@@ -417,7 +435,7 @@ describe('spa-keys add (interactive, scripted answers)', () => {
       assert.equal(p.remaining, 0);
       assert.deepEqual(
         p.rejected.map((x) => x.answer),
-        [join(dir, 'missing.asc'), k.sec, 'Bad User!', 'tcp/99999', '10', 'a(', 'root', 'yesterday'],
+        [join(dir, 'missing.asc'), k.sec, 'Bad User!', 'tcp/99999', '10', 'a(', 'no body', 'yesterday'],
       );
       assert.match(p.rejected[1]?.reason ?? '', /SECRET key/);
       assert.match(p.rejected[2]?.reason ?? '', /not a valid user name/);

@@ -153,9 +153,9 @@ describe('allowlist record validation', () => {
     ],
     ['an empty command regex', (r) => ((r.command as { regex: string }).regex = ''), /\.command\.regex: /],
     [
-      'a command run as root',
-      (r) => ((r.command as { runAs: string }).runAs = 'root'),
-      /\.command\.runAs: .*root/,
+      'a command run-as name that is not a unix user name',
+      (r) => ((r.command as { runAs: string }).runAs = 'Root User'),
+      /\.command\.runAs: /,
     ],
     [
       'a command run-as that is not a user name',
