@@ -148,3 +148,60 @@ export function startProbe(from: Host, to: string, opts: { port?: number; tcp?: 
     },
   };
 }
+
+/**
+ * A UDP flooder in Node (no compiler needed): ARGV to, port, seconds, max packets, pps (0 = as
+ * fast as it can), template hex ('' = random datagrams of 64..1400 bytes; else datagrams shaped
+ * like the template, keeping the byte ranges of ARGV[7], JSON, see `keyIdGarbageKeep`). Keeps at
+ * most 512 sends in flight; prints {"sent":N,"ms":T}. Bounded by both count and time.
+ */
+export const NODE_FLOOD = `
+const dgram = require('dgram'); const crypto = require('crypto');
+const [to, port, seconds, max, pps, tpl, keepJson] = process.argv.slice(1);
+const s = dgram.createSocket(to.includes(':') ? 'udp6' : 'udp4'); s.on('error', () => {});
+const pool = [];
+const t = tpl ? Buffer.from(tpl, 'hex') : null;
+const keep = t ? JSON.parse(keepJson || '[]') : [];
+for (let i = 0; i < 4096; i++) {
+  if (!t) { pool.push(crypto.randomBytes(64 + crypto.randomInt(1337))); continue; }
+  const b = crypto.randomBytes(t.length);
+  for (const [a, z] of keep) t.copy(b, a, a, z);
+  pool.push(b);
+}
+const t0 = Date.now(); const end = t0 + Number(seconds) * 1000; const limit = Number(max); const rate = Number(pps);
+let sent = 0, inflight = 0, finished = false;
+const allowed = () => rate > 0 ? Math.min(limit, Math.floor(((Date.now() - t0) * rate) / 1000)) : limit;
+const finish = () => { if (finished) return; finished = true; console.log(JSON.stringify({ sent, ms: Date.now() - t0 })); s.close(); };
+const pump = () => {
+  if (finished) return;
+  const cap = allowed();
+  while (inflight < 512 && sent < cap) {
+    if ((sent & 1023) === 0 && Date.now() >= end) break;
+    inflight++; sent++;
+    s.send(pool[sent & 4095], Number(port), to, () => { inflight--; });
+  }
+  if (sent >= limit || Date.now() >= end) { if (inflight === 0) finish(); else setTimeout(pump, 5); }
+  else if (inflight >= 512) setImmediate(pump);
+  else setTimeout(pump, rate > 0 ? 2 : 0);
+};
+pump();`;
+
+/**
+ * Byte ranges of a real knock to keep so that a garbage datagram still passes the framing check
+ * and names our key id: every header, version, key id, algorithm, MPI bit count and length octet
+ * of a v3 ECDH (Curve25519) PKESK followed by a SEIPD. Everything else (the ephemeral point, the
+ * wrapped session key, the encrypted data) is random in each flood packet.
+ */
+export function keyIdGarbageKeep(knock: Uint8Array): Array<[number, number]> {
+  if (knock[0] !== 0xc1 || (knock[1] ?? 0) >= 192 || knock[11] !== 18) {
+    throw new Error('keyIdGarbageKeep: expected a new-format v3 ECDH PKESK with a one-octet length');
+  }
+  const pkeskEnd = 2 + (knock[1] ?? 0);
+  const l1 = knock[pkeskEnd + 1] ?? 0;
+  const seipdVersionAt = pkeskEnd + 1 + (l1 < 192 ? 1 : l1 < 224 ? 2 : 5);
+  return [
+    [0, 15], // header, length, version, key id, algorithm, MPI bit count, 0x40 prefix
+    [47, 48], // wrapped key length
+    [pkeskEnd, seipdVersionAt + 1], // SEIPD header, length, version
+  ];
+}
