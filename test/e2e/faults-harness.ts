@@ -10,9 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callControl } from '../../server/control.js';
 import { sealKnocks } from '../../scripts/bench-lib.js';
-import { createTopology, type Topology } from '../../scripts/netns.js';
+import { createTopology, type Topology, waitFor } from '../../scripts/netns.js';
 import { probeOne, startServices } from './firewall-harness.js';
-import { type AuditLine, type Keys, type Spad, setupKeys, startSpad } from './spad-harness.js';
+import { type AuditLine, BIN, type Keys, type Spad, setupKeys, startSpad } from './spad-harness.js';
 
 export interface FaultRig {
   readonly topo: Topology;
@@ -42,6 +42,59 @@ export interface FaultRigOptions {
   readonly enroll?: readonly string[];
   /** Start spad right away (default true); otherwise call start() yourself. */
   readonly autostart?: boolean;
+  /**
+   * Write the audit log to this file instead of reading it from spad's stdout (floods: a line per
+   * datagram would cost this process as much CPU as spad). `spad.lines` then stays empty and
+   * start() waits for the control socket instead of the 'start' line.
+   */
+  readonly auditLog?: string;
+}
+
+/** spad with its audit log in a file: started when its control socket answers. */
+async function startQuiet(
+  host: Topology['server'],
+  stateDir: string,
+  args: readonly string[],
+): Promise<Spad> {
+  const proc = host.spawn(process.execPath, [BIN.spad, '--state-dir', stateDir, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const gone = () => proc.exitCode !== null || proc.signalCode !== null;
+  const spad: Spad = {
+    proc,
+    lines: [],
+    stderr: () => err,
+    waitFor: () => Promise.reject(new Error('the audit log of this spad is in a file')),
+    async stop() {
+      if (gone()) return;
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (!gone()) proc.kill('SIGKILL');
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  const up = await waitFor(
+    () =>
+      callControl(join(stateDir, 'spad.sock'), 'status', 500).then(
+        () => true,
+        () => false,
+      ),
+    15_000,
+    50,
+  );
+  if (!up) {
+    await spad.kill();
+    throw new Error(`spad did not start: ${err.slice(-500)}`);
+  }
+  return spad;
 }
 
 export async function faultRig(o: FaultRigOptions = {}): Promise<FaultRig> {
@@ -67,7 +120,9 @@ export async function faultRig(o: FaultRigOptions = {}): Promise<FaultRig> {
       args,
       async start(dir?: string) {
         if (dir) stateDir = dir;
-        rig.spad = await startSpad(topo.server, stateDir, args);
+        rig.spad = o.auditLog
+          ? await startQuiet(topo.server, stateDir, [...args, '--audit-log', o.auditLog])
+          : await startSpad(topo.server, stateDir, args);
         return rig.spad;
       },
       knocks: (n, source = topo.client.ipv4) =>
