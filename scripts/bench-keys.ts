@@ -1,0 +1,219 @@
+/**
+ * Many-keys benchmark (DESIGN.md §7: "per-packet verification cost flat from 1 to 10,000 enrolled
+ * keys; start with 10,000 keys < 2 s").
+ *
+ * Generates --keys distinct Ed25519/Curve25519 key pairs (one per enrolled user, so every signer
+ * is distinct; ~4 ms each), writes a keyring.json with all of them (and one with only the first),
+ * then measures:
+ *  - in process: the pipeline's cost per valid knock (server/pipeline.ts handle(): precheck,
+ *    decrypt, signer lookup, verify, policy, a recording firewall) for knocks by key #1 with 1 key
+ *    enrolled, and by key #1 and key #N with N enrolled; median of --knocks knocks each, measured
+ *    interleaved, after one warm-up knock per signer (the first knock of a signer also parses its
+ *    key: reported apart);
+ *  - the real daemon in a namespace: start-up time (spawn to the 'start' audit line, median of 3)
+ *    and CPU per valid knock over a burst of --knocks knocks (utime + stime from /proc), with 1
+ *    and with N keys enrolled.
+ * Usage: node dist/scripts/bench-keys.js [--keys 10000] [--knocks 200]
+ * Needs root for the daemon part (skipped otherwise). Cleans up namespaces and temp files.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as openpgp from 'openpgp';
+import {
+  allowlistPath,
+  initServer,
+  loadServerKey,
+  type KeyRecord,
+  writeFileAtomic,
+} from '../keyring/index.js';
+import { parseAddress } from '../protocol/address.js';
+import { seal } from '../protocol/envelope.js';
+import { startServices } from '../test/e2e/firewall-harness.js';
+import { type Spad, startSpad } from '../test/e2e/spad-harness.js';
+import { freshPayload, fromPrivateKey, type TestKey } from '../test/helpers/keys.js';
+import { granted, type Rig, recordFor, rig } from '../test/security/rig.js';
+import { blast, cpuMs, pct } from './bench-lib.js';
+import { createTopology, isRoot, waitFor } from './netns.js';
+
+const { values } = parseArgs({
+  options: {
+    keys: { type: 'string', default: '10000' },
+    knocks: { type: 'string', default: '200' },
+  },
+});
+const N = Math.max(2, Math.min(20_000, Number(values.keys)));
+const KNOCKS = Math.max(10, Math.min(2000, Number(values.knocks)));
+
+async function generate(n: number): Promise<TestKey[]> {
+  const out: TestKey[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name: `user${i}`, email: `user${i}@example.test` }],
+      format: 'object',
+    });
+    out.push(fromPrivateKey(`user${i}`, privateKey));
+    if ((i + 1) % 2000 === 0)
+      console.error(`  ${i + 1} keys generated (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  return out;
+}
+
+const recordOf = (k: TestKey, i: number): KeyRecord =>
+  recordFor(k, { username: `user${i}`, sources: 'any', openPorts: ['tcp/22'], defaultTimeout: 30 });
+
+async function knockBy(server: TestKey, k: TestKey, i: number, source = '198.51.100.2'): Promise<Uint8Array> {
+  const now = new Date();
+  return seal(freshPayload({ server, now, username: `user${i}`, source: parseAddress(source) }), {
+    signingKey: k.privateKey,
+    serverKey: server.publicKey,
+    now,
+  });
+}
+
+/** Time one handle() of a fresh knock, ms. */
+async function timed(r: Rig, bytes: Uint8Array): Promise<number> {
+  const t0 = performance.now();
+  await granted(r, bytes);
+  return performance.now() - t0;
+}
+
+async function inProcess(server: TestKey, keys: TestKey[]): Promise<Record<string, string>[]> {
+  const first = keys[0] as TestKey;
+  const last = keys[keys.length - 1] as TestKey;
+  const one = await rig({ server, records: [recordOf(first, 0)], now: new Date() });
+  const many = await rig({ server, records: keys.map(recordOf), now: new Date() });
+  const cases: Array<{ name: string; r: Rig; k: TestKey; i: number }> = [
+    { name: 'key #1, 1 key enrolled', r: one, k: first, i: 0 },
+    { name: `key #1, ${N} enrolled`, r: many, k: first, i: 0 },
+    { name: `key #${N}, ${N} enrolled`, r: many, k: last, i: N - 1 },
+  ];
+  const cold: number[] = [];
+  for (const c of cases) {
+    c.r.clock = Date.now();
+    cold.push(await timed(c.r, await knockBy(server, c.k, c.i)));
+  }
+  const samples: number[][] = cases.map(() => []);
+  const batches = await Promise.all(
+    cases.map(async (c) => {
+      const list: Uint8Array[] = [];
+      for (let j = 0; j < KNOCKS; j++) list.push(await knockBy(server, c.k, c.i));
+      return list;
+    }),
+  );
+  for (let j = 0; j < KNOCKS; j++) {
+    for (const [ci, c] of cases.entries()) {
+      c.r.clock = Date.now();
+      samples[ci]?.push(await timed(c.r, batches[ci]?.[j] as Uint8Array));
+    }
+  }
+  const base = pct(samples[0] ?? [], 50);
+  return cases.map((c, ci) => ({
+    'in-process pipeline': c.name,
+    'first knock ms (parses the key)': (cold[ci] ?? 0).toFixed(2),
+    'median ms/knock': pct(samples[ci] ?? [], 50).toFixed(3),
+    'p90 ms': pct(samples[ci] ?? [], 90).toFixed(3),
+    'vs 1 key': (pct(samples[ci] ?? [], 50) / base).toFixed(2),
+  }));
+}
+
+async function daemon(
+  stateDirs: { one: string; many: string },
+  server: TestKey,
+  keys: TestKey[],
+): Promise<Record<string, string>[]> {
+  const topo = await createTopology();
+  const service = await startServices(topo.server, [22], []);
+  const rows: Record<string, string>[] = [];
+  try {
+    for (const [label, dir, signers] of [
+      ['1 key', stateDirs.one, [0]],
+      [`${N} keys`, stateDirs.many, [0, N - 1]],
+    ] as const) {
+      const starts: number[] = [];
+      let spad: Spad | null = null;
+      for (let run = 0; run < 3; run++) {
+        await spad?.stop();
+        const t0 = performance.now();
+        spad = await startSpad(topo.server, dir, [
+          '--interface',
+          'eth0',
+          '--protect',
+          'tcp/22',
+          '--config',
+          join(dir, 'bench.json'),
+        ]);
+        starts.push(performance.now() - t0);
+      }
+      const s = spad as Spad;
+      try {
+        for (const i of signers) {
+          const k = keys[i] as TestKey;
+          // warm up: the first knock of a signer parses its key
+          await blast(topo.client, topo.server.ipv4, [
+            Buffer.from(await knockBy(server, k, i, topo.client.ipv4)).toString('hex'),
+          ]);
+          await s.waitFor((l) => l.event === 'grant', 5000, s.lines.length - 1);
+          const burst: string[] = [];
+          for (let j = 0; j < KNOCKS; j++)
+            burst.push(Buffer.from(await knockBy(server, k, i, topo.client.ipv4)).toString('hex'));
+          const mark = s.lines.length;
+          const c0 = cpuMs(s.proc.pid as number, true);
+          await blast(topo.client, topo.server.ipv4, burst);
+          await waitFor(async () => s.lines.length - mark >= KNOCKS, 60_000, 50);
+          const c1 = cpuMs(s.proc.pid as number, true);
+          const ok = s.lines.slice(mark).filter((l) => l.event === 'grant').length;
+          rows.push({
+            'real spad (pcap, nftables)': `${label}, knocks by key #${i + 1}`,
+            'start-up ms (median of 3)': pct(starts, 50).toFixed(0),
+            'CPU ms/knock': ((c1 - c0) / Math.max(1, ok)).toFixed(2),
+            granted: `${ok}/${KNOCKS}`,
+          });
+        }
+      } finally {
+        await s.stop();
+      }
+    }
+  } finally {
+    service.kill('SIGKILL');
+    await topo.destroy();
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'spa-bench-keys-'));
+  try {
+    const stateDirs = { one: join(dir, 'one'), many: join(dir, 'many') };
+    await initServer(stateDirs.many);
+    const server = fromPrivateKey('server', await loadServerKey(stateDirs.many));
+    console.error(`generating ${N} key pairs...`);
+    const t0 = performance.now();
+    const keys = await generate(N);
+    const genS = (performance.now() - t0) / 1000;
+    const file = (recs: KeyRecord[]) =>
+      `${JSON.stringify({ version: 1, keys: Object.fromEntries(recs.map((r) => [r.fingerprint, r])) }, null, 2)}\n`;
+    await writeFileAtomic(allowlistPath(stateDirs.many), file(keys.map(recordOf)), 0o600);
+    // the same server key in both state dirs
+    const { cpSync, writeFileSync } = await import('node:fs');
+    cpSync(stateDirs.many, stateDirs.one, { recursive: true });
+    await writeFileAtomic(allowlistPath(stateDirs.one), file([recordOf(keys[0] as TestKey, 0)]), 0o600);
+    for (const d of [stateDirs.one, stateDirs.many]) {
+      writeFileSync(join(d, 'bench.json'), JSON.stringify({ rate_burst: 10_000, rate_per_second: 10_000 }));
+    }
+    console.log(
+      `spa many-keys benchmark: ${N} enrolled keys (generated in ${genS.toFixed(0)} s), ${KNOCKS} knocks per case, ${new Date().toISOString()}`,
+    );
+    console.table(await inProcess(server, keys));
+    if (isRoot()) console.table(await daemon(stateDirs, server, keys));
+    else console.log('(not root: the real-daemon part is skipped)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
