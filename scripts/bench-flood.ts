@@ -15,6 +15,8 @@
  * one socket: the highest rate one core can send); without gcc, a Node sender is used and the
  * table says so. Key id + garbage datagrams keep a real knock's headers, key id and length octets
  * (scripts/bench-lib.ts keyIdGarbageKeep), so they pass the framing check and reach the rate limiter.
+ * The last scenario sends them from random spoofed sources in 198.18.0.0/15 (raw socket, C
+ * flooder only), so the per-source limit does not shield and only the global one does.
  *
  * Usage: node dist/scripts/bench-flood.js [--seconds 10] [--max-packets 2000000] [--knocks 10]
  * Needs root. Cleans up namespaces, processes and temp files even when it fails.
@@ -41,6 +43,7 @@ const KNOCKS = Math.min(30, Number(values.knocks));
 const FLOOD_C = `
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,27 +54,40 @@ const FLOOD_C = `
 #define BATCH 64
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static int hex(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
+struct udpip { unsigned char ip[20]; unsigned char udp[8]; };
 int main(int argc, char **argv) {
-  /* argv: ip port seconds max [template-hex keep-ranges "a-b,c-d"] */
+  /* argv: ip port seconds max [template-hex [keep-ranges "a-b,c-d" [spoof]]] */
   if (argc < 5) return 2;
   double seconds = atof(argv[3]); long max = atol(argv[4]);
-  static unsigned char buf[POOL][1400]; static size_t len[POOL];
+  int spoof = argc > 7 && strcmp(argv[7], "spoof") == 0;
+  static unsigned char buf[POOL][1400 + 28]; static size_t len[POOL];
   unsigned char tpl[1400]; size_t tlen = 0;
   if (argc > 5 && strlen(argv[5]) > 0) { tlen = strlen(argv[5]) / 2; if (tlen > 1400) return 2;
     for (size_t i = 0; i < tlen; i++) tpl[i] = hex(argv[5][2 * i]) << 4 | hex(argv[5][2 * i + 1]); }
-  FILE *r = fopen("/dev/urandom", "rb"); if (!r) return 3;
-  for (int i = 0; i < POOL; i++) {
-    len[i] = tlen ? tlen : 64 + (size_t)(rand() % 1337);
-    if (fread(buf[i], 1, len[i], r) != len[i]) return 3;
-    if (tlen && argc > 6) { char *s = strdup(argv[6]), *tok, *save;
-      for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int a, b; if (sscanf(tok, "%d-%d", &a, &b) == 2 && a >= 0 && b <= (int)tlen) memcpy(buf[i] + a, tpl + a, b - a); }
-      free(s); }
-  }
-  fclose(r);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0); if (fd < 0) return 4;
   struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
   if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
+  FILE *r = fopen("/dev/urandom", "rb"); if (!r) return 3;
+  size_t off = spoof ? 28 : 0;
+  for (int i = 0; i < POOL; i++) {
+    size_t n = tlen ? tlen : 64 + (size_t)(rand() % 1337);
+    if (fread(buf[i] + off, 1, n, r) != n) return 3;
+    if (tlen && argc > 6) { char *s = strdup(argv[6]), *tok, *save;
+      for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int a, b; if (sscanf(tok, "%d-%d", &a, &b) == 2 && a >= 0 && b <= (int)tlen) memcpy(buf[i] + off + a, tpl + a, b - a); }
+      free(s); }
+    if (spoof) { /* IPv4 + UDP headers; source: a random address in 198.18.0.0/15 */
+      unsigned char *h = buf[i]; unsigned char rnd[3]; if (fread(rnd, 1, 3, r) != 3) return 3;
+      size_t tot = 28 + n; memset(h, 0, 28);
+      h[0] = 0x45; h[2] = tot >> 8; h[3] = tot & 0xff; h[8] = 64; h[9] = 17;
+      h[12] = 198; h[13] = 18 | (rnd[0] & 1); h[14] = rnd[1]; h[15] = rnd[2];
+      memcpy(h + 16, &to.sin_addr, 4);
+      h[20] = 0x9c; h[21] = 0x40; memcpy(h + 22, &to.sin_port, 2); h[24] = (8 + n) >> 8; h[25] = (8 + n) & 0xff;
+    }
+    len[i] = n + off;
+  }
+  fclose(r);
+  int fd = spoof ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return 4;
   if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) return 4;
   struct mmsghdr msgs[BATCH]; struct iovec iov[BATCH];
   long sent = 0; double t0 = now(), end = t0 + seconds; unsigned k = 0;
@@ -117,6 +133,7 @@ async function scenario(
   name: string,
   flooder: string | null,
   template: string | null,
+  spoof = false,
 ): Promise<Row> {
   await rig.spad.stop();
   const spad = await rig.start();
@@ -140,6 +157,7 @@ async function scenario(
             String(MAX_PACKETS),
             template,
             keep.map(([a, b]) => `${a}-${b}`).join(','),
+            ...(spoof ? ['spoof'] : []),
           ]
         : [
             '-e',
@@ -213,6 +231,9 @@ async function main(): Promise<void> {
     rows.push(await scenario(rig, 'no flood', flooder, null));
     rows.push(await scenario(rig, 'random UDP', flooder, ''));
     rows.push(await scenario(rig, 'key id + garbage', flooder, template as string));
+    if (flooder) {
+      rows.push(await scenario(rig, 'key id + garbage, spoofed sources', flooder, template as string, true));
+    }
     console.log(
       `spa flood benchmark: pcap, nftables, default rate limits; flood ≤ ${SECONDS} s and ≤ ${MAX_PACKETS.toLocaleString('en')} packets from one ${
         flooder ? 'C sendmmsg sender (one core)' : 'Node sender (gcc not found)'
