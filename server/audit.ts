@@ -11,6 +11,7 @@ export type AuditEvent =
   | 'reload'
   | 'reload_failed'
   | 'drop'
+  | 'drop_summary'
   | 'grant'
   | 'grant_failed'
   | 'command'

@@ -159,6 +159,7 @@ export async function startDaemon(
     checking = true;
     try {
       const now = Date.now();
+      pipeline.flushDropSummary();
       replay.prune(now);
       await firewall.sweep(now);
       if (!(await firewall.healthy())) {

@@ -31,6 +31,9 @@ export interface CommandRunner {
   ): Promise<void>;
 }
 
+/** Audit lines per drop reason per second before the rest are summarized (flood bound). */
+export const DROP_LINES_PER_SECOND = 20;
+
 export interface PipelineDeps {
   identity: ServerIdentity;
   users: () => UserDirectory;
@@ -52,6 +55,8 @@ export class Pipeline {
   private readonly queue: Datagram[] = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
+  private logSecond = 0;
+  private readonly linesThisSecond = new Map<string, number>();
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -97,14 +102,38 @@ export class Pipeline {
     extra: Record<string, unknown> = {},
   ): Outcome {
     this.count(code);
-    this.deps.audit.log('drop', {
-      reason: code,
-      source: d.source,
-      sport: d.sourcePort,
-      ...(detail ? { detail } : {}),
-      ...extra,
-    });
+    // Every drop is counted; under a flood its audit lines are bounded: the first
+    // DROP_LINES_PER_SECOND of each reason in a second are written, the rest summarized.
+    const second = Math.floor(this.deps.now() / 1000);
+    if (second !== this.logSecond) this.flushDropSummary(second);
+    const n = (this.linesThisSecond.get(code) ?? 0) + 1;
+    this.linesThisSecond.set(code, n);
+    if (n <= DROP_LINES_PER_SECOND) {
+      this.deps.audit.log('drop', {
+        reason: code,
+        source: d.source,
+        sport: d.sourcePort,
+        ...(detail ? { detail } : {}),
+        ...extra,
+      });
+    }
     return { ok: false, code };
+  }
+
+  /** Writes one `drop_summary` line per reason whose lines were suppressed; the daemon calls it every second. */
+  flushDropSummary(second = Math.floor(this.deps.now() / 1000)): void {
+    if (second === this.logSecond) return;
+    for (const [reason, n] of this.linesThisSecond) {
+      if (n > DROP_LINES_PER_SECOND) {
+        this.deps.audit.log('drop_summary', {
+          reason,
+          suppressed: n - DROP_LINES_PER_SECOND,
+          second: this.logSecond,
+        });
+      }
+    }
+    this.linesThisSecond.clear();
+    this.logSecond = second;
   }
 
   /** One datagram through every step. Exposed for tests. */

@@ -314,4 +314,30 @@ describe('pipeline', () => {
     assert.equal(p.counters.get('RATE_LIMITED'), 2);
     assert.equal(p.counters.get('PKT_FRAMING'), 3);
   });
+
+  test('a flood of drops writes at most 20 audit lines per reason per second, then one summary with the rest counted', async () => {
+    let now = 1_000_000;
+    const audit = memoryAudit();
+    const r = await rig();
+    const p = new Pipeline({
+      identity: r.server,
+      users: () => ({ lookupSigner: () => undefined, policy: () => undefined }),
+      replay: new ReplayStore(null),
+      rate: new RateLimiter(),
+      firewall: r.firewall,
+      audit,
+      now: () => now,
+      maxSkewSeconds: 120,
+    });
+    for (let i = 0; i < 500; i++) await p.handle(datagram(Buffer.alloc(100, 0x41)));
+    assert.equal(p.counters.get('PKT_FRAMING'), 500);
+    assert.equal(audit.lines.filter((l) => l.event === 'drop').length, 20);
+    now += 1000;
+    p.flushDropSummary();
+    const summary = audit.lines.filter((l) => l.event === 'drop_summary');
+    assert.deepEqual(
+      summary.map((l) => [l.reason, l.suppressed]),
+      [['PKT_FRAMING', 480]],
+    );
+  });
 });
