@@ -16,7 +16,7 @@ import { netnsUnavailable, waitFor } from '../../scripts/netns.js';
 import { type FaultRig, faultRig } from './faults-harness.js';
 
 const skip = await netnsUnavailable();
-const KNOCKS = 40;
+const KNOCKS = 80;
 
 function replayLines(stateDir: string): unknown[] {
   const file = join(stateDir, 'replay.jsonl');
@@ -99,7 +99,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
       assert.deepEqual(lost, [], 'grants lost across the crash');
     });
 
-    test('after the restart, all 40 knocks are sent again: none recorded before the kill is accepted again', async () => {
+    test('after the restart, all 80 knocks are sent again: none recorded before the kill is accepted again', async () => {
       const mark = rig.spad.lines.length;
       await blast(rig.topo.attacker, rig.topo.server.ipv4, [...byAddress.values()]);
       assert.ok(
