@@ -153,6 +153,7 @@ export async function startDaemon(
   };
   process.on('SIGHUP', onHup);
 
+  const shedSeen: Record<string, number> = {};
   let checking = false;
   const maintenance = setInterval(async () => {
     if (checking) return;
@@ -160,6 +161,13 @@ export async function startDaemon(
     try {
       const now = Date.now();
       pipeline.flushDropSummary();
+      // junk the capture process shed under a flood: counted and summarized like pipeline drops
+      const shed = capture?.stats.prefiltered ?? {};
+      for (const [reason, total] of Object.entries(shed)) {
+        const delta = total - (shedSeen[reason] ?? 0);
+        if (delta > 0) pipeline.countShed(reason, delta);
+        shedSeen[reason] = total;
+      }
       replay.prune(now);
       await firewall.sweep(now);
       if (!(await firewall.healthy())) {
@@ -180,7 +188,15 @@ export async function startDaemon(
   const maxPayload = PACKET_MAX_BYTES;
   capture =
     cfg.capture.mode === 'pcap'
-      ? createPcapCapture({ device: cfg.capture.device, port: cfg.port, maxPayload, onDatagram, onError })
+      ? createPcapCapture({
+          device: cfg.capture.device,
+          port: cfg.port,
+          maxPayload,
+          onDatagram,
+          onError,
+          recipientKeyIds: [...identity.recipientKeyIds],
+          rateLimit: { burst: cfg.rateBurst, perSecond: cfg.ratePerSecond },
+        })
       : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
   // The control socket opens last: once `spad status` answers, knocks are being read.
   let control: Server;

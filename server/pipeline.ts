@@ -120,6 +120,12 @@ export class Pipeline {
     return { ok: false, code };
   }
 
+  /** Counts drops made before the pipeline (the capture process shedding a flood) and logs their summary. */
+  countShed(reason: string, n: number): void {
+    this.counters.set(reason, (this.counters.get(reason) ?? 0) + n);
+    this.deps.audit.log('drop_summary', { reason, suppressed: n, where: 'capture' });
+  }
+
   /** Writes one `drop_summary` line per reason whose lines were suppressed; the daemon calls it every second. */
   flushDropSummary(second = Math.floor(this.deps.now() / 1000)): void {
     if (second === this.logSecond) return;

@@ -8,14 +8,15 @@
  * The reader refuses a body longer than its bound: a confused child is killed, not believed.
  */
 
-export const RECORD = { READY: 1, FRAME: 2, ERROR: 3 } as const;
+export const RECORD = { READY: 1, FRAME: 2, ERROR: 3, FILTERED: 4 } as const;
 const HEADER = 5;
 const FRAME_PREFIX = 13;
 
 export type ChildRecord =
   | { type: 'ready'; linkType: number }
   | { type: 'frame'; truncated: boolean; dropped: number; receivedAt: bigint; frame: Buffer }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'filtered'; counts: Record<string, number> };
 
 function record(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(HEADER + body.length);
@@ -29,6 +30,11 @@ export function encodeReady(linkType: number): Buffer {
   const body = Buffer.alloc(4);
   body.writeUInt32BE(linkType, 0);
   return record(RECORD.READY, body);
+}
+
+/** Cumulative counts, by reason, of junk the capture process did not forward (prefilter.ts). */
+export function encodeFiltered(counts: Record<string, number>): Buffer {
+  return record(RECORD.FILTERED, Buffer.from(JSON.stringify(counts), 'utf8'));
 }
 
 export function encodeError(message: string): Buffer {
@@ -85,6 +91,17 @@ export class RecordReader {
         };
       case RECORD.ERROR:
         return { type: 'error', message: body.toString('utf8') };
+      case RECORD.FILTERED: {
+        const counts = JSON.parse(body.toString('utf8')) as unknown;
+        if (
+          typeof counts !== 'object' ||
+          counts === null ||
+          Object.values(counts).some((n) => typeof n !== 'number')
+        ) {
+          throw new Error('capture child sent a malformed FILTERED record');
+        }
+        return { type: 'filtered', counts: counts as Record<string, number> };
+      }
       default:
         throw new Error(`capture child sent an unknown record type ${type}`);
     }

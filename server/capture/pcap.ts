@@ -192,6 +192,8 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     let restartTimer: NodeJS.Timeout | undefined;
     let backoff = RESTART_MIN_MS;
 
+    const shedByChild = new WeakMap<ChildProcess, Record<string, number>>();
+
     /** Spawns a child; resolves once it has the device open, rejects if it cannot. */
     const launch = (): Promise<void> =>
       new Promise<void>((resolve, reject) => {
@@ -207,6 +209,15 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
             String(bufferBytes),
             '--frame-bytes',
             String(frameBytes),
+            ...(opts.recipientKeyIds?.length ? ['--key-ids', opts.recipientKeyIds.join(',')] : []),
+            ...(opts.recipientKeyIds?.length && opts.rateLimit
+              ? [
+                  '--rate-burst',
+                  String(opts.rateLimit.burst),
+                  '--rate-per-second',
+                  String(opts.rateLimit.perSecond),
+                ]
+              : []),
           ],
           { stdio: ['pipe', 'pipe', 'pipe'] },
         );
@@ -241,6 +252,15 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
                 resolve();
               } else if (rec.type === 'error') {
                 childError = rec.message;
+              } else if (rec.type === 'filtered') {
+                // counts are per child process: add what this child shed since its last report
+                const prev = shedByChild.get(c) ?? {};
+                const total = { ...(stats.prefiltered ?? {}) };
+                for (const [reason, n] of Object.entries(rec.counts)) {
+                  total[reason] = (total[reason] ?? 0) + n - (prev[reason] ?? 0);
+                }
+                shedByChild.set(c, rec.counts);
+                stats.prefiltered = total;
               }
             }
           } catch (err) {

@@ -40,6 +40,8 @@ export interface CaptureStats {
    * not visible (`cap` 0.2.1 has no pcap_stats()); undefined until something was dropped.
    */
   dropped?: number;
+  /** pcap with recipientKeyIds: junk shed in the capture process under a flood, by reason (cumulative). */
+  prefiltered?: Record<string, number>;
 }
 
 export interface Capture {
@@ -63,8 +65,15 @@ export interface PcapCaptureOptions extends CaptureCallbacks {
   port: number;
   /** Largest UDP payload delivered with its bytes; larger ones are reported as oversize. */
   maxPayload: number;
-  /** libpcap kernel ring size in bytes (default 2 MiB). */
+  /** libpcap kernel ring size in bytes (default 32 MiB, see pcap.ts). */
   bufferBytes?: number;
+  /**
+   * The server's recipient key ids (16 hex digits). When given, the capture process sheds junk
+   * beyond a small per-second allowance before it reaches spad (prefilter.ts).
+   */
+  recipientKeyIds?: readonly string[];
+  /** With recipientKeyIds: spad's per-source rate limit, applied in the capture process too. */
+  rateLimit?: { burst: number; perSecond: number };
 }
 
 export interface UdpCaptureOptions extends CaptureCallbacks {
