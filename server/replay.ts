@@ -74,13 +74,15 @@ export class ReplayStore {
     this.keys.set(entry.key, entry);
     this.raws.set(entry.raw, entry.expiresAt);
     if (!this.file) return;
+    if (!this.writable) {
+      // after an outage, appending only the new entry would lose those accepted meanwhile:
+      // rewrite every entry we hold (compact reports the recovery)
+      this.compact(0);
+      return;
+    }
     try {
       appendFileSync(this.file, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
       this.lines++;
-      if (!this.writable) {
-        this.writable = true;
-        this.onPersistError(null);
-      }
     } catch (err) {
       if (this.writable) {
         this.writable = false;
@@ -99,7 +101,9 @@ export class ReplayStore {
       }
     }
     for (const [k, exp] of this.raws) if (exp <= now) this.raws.delete(k);
-    if (this.file && this.lines > 1000 && this.lines > 4 * this.keys.size) this.compact(now);
+    // while the disk refuses, keep trying to write everything we hold; else compact when worth it
+    if (this.file && (!this.writable || (this.lines > 1000 && this.lines > 4 * this.keys.size)))
+      this.compact(now);
     return n;
   }
 
@@ -126,6 +130,10 @@ export class ReplayStore {
       }
       renameSync(tmp, this.file);
       this.lines = live.length;
+      if (!this.writable) {
+        this.writable = true;
+        this.onPersistError(null);
+      }
     } catch (err) {
       if (this.writable) {
         this.writable = false;

@@ -90,24 +90,12 @@ describe('a full or read-only state directory', { skip: skip ?? false }, () => {
     await replayRefused(k);
   });
 
-  test(
-    'a knock accepted while the disk was full, replayed from its own source after a restart, is refused',
-    {
-      todo:
-        'server/replay.ts: entries accepted while the file could not be written live only in memory; when ' +
-        'writing works again only the new line is appended, so after a restart (within 2 x window) the ' +
-        'outage knocks are accepted again (seen: the replay passed every crypto step; from the client address it ' +
-        'opens the port). Proposed fix: in ReplayStore.add(), when a write succeeds after a failure, call ' +
-        'compact(now) to rewrite every live entry atomically (this also drops a line torn by ENOSPC); and ' +
-        'retry compact() from prune() while !writable so recovery does not wait for the next knock.',
-    },
-    async () => {
-      const mark = rig.spad.lines.length;
-      await sendRaw(rig.topo.client, rig.topo.server.ipv4, Buffer.from(fullKnock, 'hex'));
-      const l = await rig.spad.waitFor((x) => x.event === 'drop' || x.event === 'grant', 5000, mark);
-      assert.equal(l.reason, 'REPLAY_RAW', `the replay got: ${l.event} ${String(l.reason ?? '')}`);
-    },
-  );
+  test('a knock accepted while the disk was full, replayed from its own source after a restart, is refused', async () => {
+    const mark = rig.spad.lines.length;
+    await sendRaw(rig.topo.client, rig.topo.server.ipv4, Buffer.from(fullKnock, 'hex'));
+    const l = await rig.spad.waitFor((x) => x.event === 'drop' || x.event === 'grant', 5000, mark);
+    assert.equal(l.reason, 'REPLAY_RAW', `the replay got: ${l.event} ${String(l.reason ?? '')}`);
+  });
 
   test('with the state dir read-only, valid knocks still open and replays are refused; read-write again is noticed', async () => {
     const r = await run('mount', ['-o', 'remount,ro', mount]);

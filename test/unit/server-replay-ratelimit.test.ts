@@ -66,6 +66,29 @@ describe('replay store', () => {
   });
 });
 
+describe('replay store recovery', () => {
+  test('entries accepted while the disk refused writes are all persisted once it accepts them again', () => {
+    const base = join(dir, 'recover');
+    writeFileSync(base, ''); // a file where the directory should be: every write fails
+    const events: Array<Error | null> = [];
+    const s = new ReplayStore(join(base, 'replay.jsonl'), (e) => events.push(e));
+    s.add({ key: 'during-outage', raw: 'r1', expiresAt: 9e12 });
+    assert.equal(s.persisting, false);
+    rmSync(base);
+    mkdirSync(base);
+    s.add({ key: 'after-outage', raw: 'r2', expiresAt: 9e12 });
+    assert.equal(s.persisting, true);
+    assert.deepEqual(
+      events.map((e) => e === null),
+      [false, true],
+    );
+    const restarted = new ReplayStore(join(base, 'replay.jsonl'));
+    restarted.load(1);
+    assert.equal(restarted.has('during-outage', 1), true, 'the outage entry survived the restart');
+    assert.equal(restarted.has('after-outage', 1), true);
+  });
+});
+
 describe('rate limiter', () => {
   test('a source gets its burst, then one packet per refill interval', () => {
     const r = new RateLimiter({ burst: 2, perSecond: 1, globalPerSecond: 100, maxSources: 10 });
