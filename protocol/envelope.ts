@@ -147,8 +147,20 @@ async function materialize(message: openpgp.Message<Uint8Array>): Promise<openpg
 
 // exported at run time but missing from openpgp.js's .d.ts
 const { GrammarError } = openpgp as unknown as { GrammarError: new () => Error };
-function isGrammarError(e: unknown): boolean {
-  return e instanceof GrammarError;
+const isGrammarError = (e: unknown): boolean => e instanceof GrammarError;
+
+/** openpgp.js's ways of saying "these packets may not be here" (checked along the cause chain). */
+function isStructureError(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 4; x = x.cause, depth++) {
+    if (
+      isGrammarError(x) ||
+      x.name === 'MalformedPacketError' ||
+      x.message.startsWith('Packet not allowed in this context')
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function tagOf(p: unknown): number {
@@ -177,10 +189,16 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   precheck(bytes, opts.server);
   const config = cfg();
 
+  let message: openpgp.Message<Uint8Array>;
+  let sessionKeys: openpgp.SessionKey[];
+  try {
+    message = (await openpgp.readMessage({ binaryMessage: bytes, config })) as openpgp.Message<Uint8Array>;
+    sessionKeys = await decryptSessionKey(message, opts.server);
+  } catch (cause) {
+    throw new VerifyError('DECRYPT_FAILED', 'packet: could not be decrypted with the server key', { cause });
+  }
   let decrypted: openpgp.Message<Uint8Array>;
   try {
-    const message = await openpgp.readMessage({ binaryMessage: bytes, config });
-    const sessionKeys = await decryptSessionKey(message, opts.server);
     decrypted = (await message.decrypt(
       undefined,
       undefined,
@@ -189,7 +207,9 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
       config,
     )) as openpgp.Message<Uint8Array>;
   } catch (cause) {
-    if (isGrammarError(cause) || isGrammarError((cause as Error)?.cause)) {
+    // The data is parsed only after its integrity check passed (SEIPD v1 MDC, v2 AEAD chunks):
+    // a packet that is not allowed or malformed there is a structure problem, not a decryption one.
+    if (isStructureError(cause)) {
       throw new VerifyError(
         'MSG_STRUCTURE',
         'message: packet sequence inside the encryption is not allowed',

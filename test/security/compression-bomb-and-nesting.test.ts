@@ -6,11 +6,10 @@
  * protocol/limits.ts MAX_DECOMPRESSED_BYTES, enforced through openpgp.js's
  * maxDecompressedMessageSize).
  *
- * The codes observed, and why: openpgp.js inflates while it parses the decrypted packets, so an
- * over-limit stream fails inside decryption and is reported as DECRYPT_FAILED; a compressed packet
- * inside a compressed packet, or a message inside the message, is refused by openpgp.js as a packet
- * "not allowed in this context", which open() also reports as DECRYPT_FAILED where SPEC.md §7
- * step 7 says MSG_STRUCTURE (the todo tests below).
+ * The code, and why: openpgp.js inflates while it parses the decrypted packets, after their
+ * integrity check passed; an over-limit stream, a compressed packet inside a compressed packet, or
+ * a message inside the message all fail that parse, which open() reports as MSG_STRUCTURE (SPEC.md
+ * §7 step 7), not as a decryption failure.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -46,7 +45,7 @@ describe('compressed-data bombs and deeply nested packets', () => {
     valid = encodePayload(freshPayload({ server: r.server, now: TEST_NOW }));
   });
 
-  test('a signed 256 KiB literal compressed into a small knock is refused as DECRYPT_FAILED (inflation stops at 4096 bytes)', async () => {
+  test('a signed 256 KiB literal compressed into a small knock is refused as MSG_STRUCTURE (inflation stops at 4096 bytes)', async () => {
     const bomb = new Uint8Array(1 << 18);
     bomb.set(valid);
     const bytes = await craftKnock(bomb, {
@@ -56,10 +55,10 @@ describe('compressed-data bombs and deeply nested packets', () => {
       compression: 'zlib',
     });
     assert.ok(bytes.length < 1400, `the bomb fits one datagram (${bytes.length} bytes)`);
-    await r.refused(bytes, 'DECRYPT_FAILED');
+    await r.refused(bytes, 'MSG_STRUCTURE');
   });
 
-  test('a ZIP bomb just over the limit (4097 + bytes of signed packets) is refused as DECRYPT_FAILED', async () => {
+  test('a ZIP bomb just over the limit (4097 + bytes of signed packets) is refused as MSG_STRUCTURE', async () => {
     const data = new Uint8Array(MAX_DECOMPRESSED_BYTES + 1);
     data.set(valid);
     await r.refused(
@@ -69,7 +68,7 @@ describe('compressed-data bombs and deeply nested packets', () => {
         now: TEST_NOW,
         compression: 'zip',
       }),
-      'DECRYPT_FAILED',
+      'MSG_STRUCTURE',
     );
   });
 
@@ -85,7 +84,7 @@ describe('compressed-data bombs and deeply nested packets', () => {
     );
   });
 
-  /** Refused with DECRYPT_FAILED or MSG_STRUCTURE (see the todo below), firewall untouched. */
+  /** Refused with DECRYPT_FAILED or MSG_STRUCTURE, firewall untouched. */
   async function refusedAsStructureOrDecrypt(bytes: Uint8Array): Promise<string> {
     const before = r.firewall.calls.length;
     const out = await r.send(bytes);
@@ -123,24 +122,12 @@ describe('compressed-data bombs and deeply nested packets', () => {
     await granted(r, knock);
   });
 
-  const TODO =
-    'protocol/envelope.ts open(): after the data decrypted and passed its integrity check, openpgp.js throws a ' +
-    'plain Error "Packet not allowed in this context: compressedData" (nested compression) or "...: ' +
-    'publicKeyEncryptedSessionKey" (a message inside the message); open() maps every non-GrammarError from ' +
-    'message.decrypt to DECRYPT_FAILED, but SPEC.md §7 step 7 says MSG_STRUCTURE. Proposed fix: in the catch ' +
-    'around message.decrypt, map errors whose message starts with "Packet not allowed in this context" (and ' +
-    'openpgp.js MalformedPacketError) to MSG_STRUCTURE, keeping DECRYPT_FAILED for session key and integrity failures.';
-
-  test('compression inside compression is refused as MSG_STRUCTURE', { todo: TODO }, async () => {
+  test('compression inside compression is refused as MSG_STRUCTURE', async () => {
     await r.refused(await nested(2), 'MSG_STRUCTURE');
   });
 
-  test(
-    'a whole knock encrypted again inside the encryption is refused as MSG_STRUCTURE',
-    { todo: TODO },
-    async () => {
-      const bytes = await encryptPackets(await r.knock(alice), r.server.publicKey, { now: TEST_NOW });
-      await r.refused(bytes, 'MSG_STRUCTURE');
-    },
-  );
+  test('a whole knock encrypted again inside the encryption is refused as MSG_STRUCTURE', async () => {
+    const bytes = await encryptPackets(await r.knock(alice), r.server.publicKey, { now: TEST_NOW });
+    await r.refused(bytes, 'MSG_STRUCTURE');
+  });
 });
