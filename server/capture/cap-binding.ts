@@ -18,6 +18,7 @@
  * - it always sets promiscuous mode, and has no pcap_stats().
  */
 import { createRequire } from 'node:module';
+import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
 
 export interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
@@ -37,8 +38,21 @@ const MAX_FAILED_OPENS = 16;
 const failedOpens: CapHandle[] = [];
 let capModule: CapModule | undefined;
 
-export function bpfFilter(port: number): string {
-  return `udp dst port ${port}`;
+/**
+ * The kernel filter. With `knocksOnly`, it also requires what every knock has (SPEC.md §3, §5):
+ * a UDP payload of 64..1400 bytes starting with a PKESK packet header (0xC1 new format, or
+ * 0x84-0x87 old format), so most of a random flood never leaves the kernel. libpcap's `udp[]`
+ * does not index into IPv6, so IPv6 (UDP as the first next header, as the decoder expects) uses
+ * `ip6[]` offsets: UDP header at 40, payload at 48.
+ */
+export function bpfFilter(port: number, knocksOnly = false): string {
+  const base = `udp dst port ${port}`;
+  if (!knocksOnly) return base;
+  const min = 8 + PACKET_MIN_BYTES;
+  const max = 8 + PACKET_MAX_BYTES;
+  const v4 = `(ip and udp[4:2] >= ${min} and udp[4:2] <= ${max} and (udp[8] == 0xc1 or udp[8] & 0xfc == 0x84))`;
+  const v6 = `(ip6 and ip6[6] == 17 and ip6[44:2] >= ${min} and ip6[44:2] <= ${max} and (ip6[48] == 0xc1 or ip6[48] & 0xfc == 0x84))`;
+  return `${base} and (${v4} or ${v6})`;
 }
 
 export class CapOpenError extends Error {}
@@ -52,6 +66,7 @@ export function openCap(
   port: number,
   bufferBytes: number,
   frame: Buffer,
+  knocksOnly = false,
 ): { cap: CapHandle; linkName: string } {
   if (failedOpens.length >= MAX_FAILED_OPENS) {
     throw new CapOpenError(`${failedOpens.length} failed opens in this process; not trying again`);
@@ -65,7 +80,7 @@ export function openCap(
   }
   const cap = new capModule.Cap();
   try {
-    return { cap, linkName: cap.open(device, bpfFilter(port), bufferBytes, frame) };
+    return { cap, linkName: cap.open(device, bpfFilter(port, knocksOnly), bufferBytes, frame) };
   } catch (err) {
     failedOpens.push(cap);
     throw new CapOpenError(err instanceof Error ? err.message : String(err));

@@ -47,7 +47,15 @@ function main(): void {
   const frame = Buffer.alloc(Number(values['frame-bytes']));
   let opened: ReturnType<typeof openCap>;
   try {
-    opened = openCap(values.device ?? '', Number(values.port), Number(values['buffer-bytes']), frame);
+    // with our key ids we also know a knock's shape: let the kernel filter drop what cannot be one
+    const knocksOnly = (values['key-ids'] ?? '') !== '';
+    opened = openCap(
+      values.device ?? '',
+      Number(values.port),
+      Number(values['buffer-bytes']),
+      frame,
+      knocksOnly,
+    );
   } catch (err) {
     fail((err as Error).message);
     return;
