@@ -13,8 +13,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
-import { normalizeFingerprint, parseKey, pgp, pgpConfig } from '../keyring/inspect.js';
-import { type Candidate, classifyQuery, pickOne } from '../keyring/lookup.js';
+import { pgp, pgpConfig } from '../keyring/inspect.js';
+import { classifyQuery, resolveAmong } from '../keyring/lookup.js';
 import { ConfigError } from '../protocol/errors.js';
 import { USERNAME_RE } from '../protocol/limits.js';
 
@@ -136,34 +136,6 @@ async function mayBeFile(q: string): Promise<boolean> {
   }
 }
 
-async function subkeyFingerprints(armored: string): Promise<string[]> {
-  try {
-    return (await parseKey(armored)).subkeys.map((s) => normalizeFingerprint(s.getFingerprint()));
-  } catch {
-    return [];
-  }
-}
-
-async function pick<T extends { fingerprint: string; publicKey: string; userIds: string[] }>(
-  items: readonly T[],
-  query: string,
-  names: (t: T) => string[],
-  what: string,
-  emptyHint: string,
-): Promise<T> {
-  const withSubkeys = classifyQuery(query).kind !== 'text';
-  const cands = new Map<T, Candidate>();
-  for (const t of items) {
-    cands.set(t, {
-      fingerprint: t.fingerprint,
-      subkeyFingerprints: withSubkeys ? await subkeyFingerprints(t.publicKey) : [],
-      names: names(t),
-      userIds: t.userIds,
-    });
-  }
-  return pickOne(items, query, (t) => cands.get(t) as Candidate, { what, userIdSubstring: true, emptyHint });
-}
-
 function listing(lines: string[]): string {
   return lines.map((l) => `  ${l}`.trimEnd()).join('\n');
 }
@@ -192,7 +164,7 @@ export async function findOwnKey(home: string, query?: string): Promise<OwnKey> 
     }
     rec = store.own[0] as OwnRec;
   } else {
-    rec = await pick(store.own, query, (r) => [r.username], 'own key', emptyHint);
+    rec = await resolveAmong(store.own, query, (r) => [r.username], 'own key', emptyHint);
   }
   let key: openpgp.PrivateKey;
   try {
@@ -229,7 +201,7 @@ export async function findServerKey(home: string, query?: string): Promise<Serve
     }
     rec = store.servers[0] as ServerRec;
   } else {
-    rec = await pick(store.servers, query, (r) => (r.name ? [r.name] : []), 'server key', emptyHint);
+    rec = await resolveAmong(store.servers, query, (r) => (r.name ? [r.name] : []), 'server key', emptyHint);
   }
   let key: openpgp.Key;
   try {

@@ -15,16 +15,8 @@ import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
 import { generateKeyPair, type KeyType } from './generate.js';
-import {
-  checkUsable,
-  describeKey,
-  type KeyInfo,
-  normalizeFingerprint,
-  parseKey,
-  pgp,
-  pgpConfig,
-} from './inspect.js';
-import { type Candidate, classifyQuery, pickOne } from './lookup.js';
+import { checkUsable, describeKey, type KeyInfo, parseKey, pgp, pgpConfig } from './inspect.js';
+import { classifyQuery, resolveAmong } from './lookup.js';
 import { usernameFromUserId } from './policy.js';
 import {
   FILE_VERSION,
@@ -207,39 +199,6 @@ async function readKeyFile(p: string): Promise<openpgp.Key> {
   return parseKey(new Uint8Array(data));
 }
 
-/** Candidates, with subkey fingerprints when `withSubkeys` (parses the keys). */
-async function candidates<T extends { fingerprint: string; publicKey: string; userIds: string[] }>(
-  items: readonly T[],
-  names: (t: T) => string[],
-  withSubkeys: boolean,
-): Promise<Map<T, Candidate>> {
-  const out = new Map<T, Candidate>();
-  for (const t of items) {
-    let subs: string[] = [];
-    if (withSubkeys) {
-      try {
-        subs = (await parseKey(t.publicKey)).subkeys.map((s) => normalizeFingerprint(s.getFingerprint()));
-      } catch {
-        subs = [];
-      }
-    }
-    out.set(t, { fingerprint: t.fingerprint, subkeyFingerprints: subs, names: names(t), userIds: t.userIds });
-  }
-  return out;
-}
-
-async function resolve<T extends { fingerprint: string; publicKey: string; userIds: string[] }>(
-  items: readonly T[],
-  query: string,
-  names: (t: T) => string[],
-  what: string,
-  emptyHint: string,
-): Promise<T> {
-  const withSubkeys = classifyQuery(query).kind !== 'text';
-  const cands = await candidates(items, names, withSubkeys);
-  return pickOne(items, query, (t) => cands.get(t) as Candidate, { what, userIdSubstring: true, emptyHint });
-}
-
 /**
  * One's own key: the only one when `query` is absent, else by fingerprint, long key id,
  * username, user id substring, or armored file path. The key may still be passphrase-protected
@@ -269,7 +228,7 @@ export async function resolveOwnKey(
     }
     record = items[0] as OwnKeyRecord;
   } else {
-    record = await resolve(items, query, (r) => [r.username], 'own key', emptyHint);
+    record = await resolveAmong(items, query, (r) => [r.username], 'own key', emptyHint);
   }
   const key = await pg.readPrivateKey({ armoredKey: record.secretKey, config: await pgpConfig() });
   return { record, key };
@@ -328,7 +287,7 @@ export async function resolveServerKey(
     };
     return { record, key: pub };
   }
-  const record = await resolve(
+  const record = await resolveAmong(
     items,
     query,
     (r) => (r.name ? [r.name] : []),

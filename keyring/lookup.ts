@@ -6,7 +6,7 @@
  * matched, so the user can retype the fingerprint.
  */
 import { ConfigError } from '../protocol/errors.js';
-import { keyIdOfFingerprint } from './inspect.js';
+import { keyIdOfFingerprint, normalizeFingerprint, parseKey } from './inspect.js';
 
 export interface Candidate {
   readonly fingerprint: string;
@@ -114,4 +114,37 @@ export function pickOne<T>(
   if (m.length === 1 && m[0] !== undefined) return m[0];
   if (m.length === 0) throw notFound(q, opts.what, items.map(describe), opts.emptyHint);
   throw ambiguous(q, opts.what, m.map(describe));
+}
+
+/**
+ * Resolves `query` among stored key records (own keys or server keys) with pickOne's rules.
+ * Subkey fingerprints are only computed (keys parsed) when the query is a fingerprint or key id.
+ * Shared by the keystore and the client's fast path.
+ */
+export async function resolveAmong<T extends { fingerprint: string; publicKey: string; userIds: string[] }>(
+  items: readonly T[],
+  query: string,
+  names: (t: T) => string[],
+  what: string,
+  emptyHint: string,
+): Promise<T> {
+  const withSubkeys = classifyQuery(query).kind !== 'text';
+  const cands = new Map<T, Candidate>();
+  for (const t of items) {
+    let subs: string[] = [];
+    if (withSubkeys) {
+      try {
+        subs = (await parseKey(t.publicKey)).subkeys.map((k) => normalizeFingerprint(k.getFingerprint()));
+      } catch {
+        subs = [];
+      }
+    }
+    cands.set(t, {
+      fingerprint: t.fingerprint,
+      subkeyFingerprints: subs,
+      names: names(t),
+      userIds: t.userIds,
+    });
+  }
+  return pickOne(items, query, (t) => cands.get(t) as Candidate, { what, userIdSubstring: true, emptyHint });
 }
