@@ -24,16 +24,28 @@ export function junkReason(
   truncated: boolean,
   ourKeyIds: ReadonlySet<string>,
 ): string | null {
+  return classify(linkType, frame, truncated, ourKeyIds).reason;
+}
+
+/** One decode per frame: the reason (or null) and, for a possible knock, its source address. */
+function classify(
+  linkType: number,
+  frame: Uint8Array,
+  truncated: boolean,
+  ourKeyIds: ReadonlySet<string>,
+): { reason: string | null; source?: string } {
   const r = decodeFrame(linkType, frame, { truncated });
-  if (!r.ok) return 'DECODE';
+  if (!r.ok) return { reason: 'DECODE' };
   const { length, payload } = r.udp;
-  if (length < PACKET_MIN_BYTES) return 'PKT_TOO_SHORT';
-  if (length > PACKET_MAX_BYTES) return 'PKT_TOO_LONG';
-  if (payload.length < length) return 'DECODE';
+  if (length < PACKET_MIN_BYTES) return { reason: 'PKT_TOO_SHORT' };
+  if (length > PACKET_MAX_BYTES) return { reason: 'PKT_TOO_LONG' };
+  if (payload.length < length) return { reason: 'DECODE' };
   try {
-    return isForUs(parseFraming(payload), ourKeyIds) ? null : 'PKT_NOT_FOR_US';
+    return isForUs(parseFraming(payload), ourKeyIds)
+      ? { reason: null, source: r.udp.source }
+      : { reason: 'PKT_NOT_FOR_US' };
   } catch (err) {
-    return isSpaError(err) ? err.code : 'PKT_FRAMING';
+    return { reason: isSpaError(err) ? err.code : 'PKT_FRAMING' };
   }
 }
 
@@ -52,11 +64,10 @@ export class Prefilter {
 
   /** True when the frame should go to spad. `nowMs` is the wall clock. */
   pass(linkType: number, frame: Uint8Array, truncated: boolean, nowMs: number): boolean {
-    let reason = junkReason(linkType, frame, truncated, this.ourKeyIds);
-    if (reason === null && this.rate) {
-      const r = decodeFrame(linkType, frame, { truncated });
-      if (r.ok && !this.rate.allow(r.udp.source, nowMs)) reason = 'RATE_LIMITED';
-    }
+    const c = classify(linkType, frame, truncated, this.ourKeyIds);
+    let reason = c.reason;
+    if (reason === null && this.rate && c.source !== undefined && !this.rate.allow(c.source, nowMs))
+      reason = 'RATE_LIMITED';
     if (reason === null) return true;
     const s = Math.floor(nowMs / 1000);
     if (s !== this.second) {
