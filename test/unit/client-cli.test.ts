@@ -13,32 +13,19 @@ import { testKey, testServer } from '../helpers/keys.js';
 import { formatAddress } from '../../protocol/address.js';
 import {
   type Home,
-  type Keys,
   type Listener,
-  keys as loadKeys,
   makeHome,
   openKnock,
   parseTestOutput,
   spa,
   udpListener,
+  useKnockRig,
 } from './client-fixtures.js';
 
-let K: Keys;
-let H: Home;
-let L: Listener;
-
-before(async () => {
-  K = await loadKeys();
-  H = await makeHome([{ key: K.alice, username: 'alice' }], [{ key: K.server, name: 'gw' }]);
-  L = await udpListener();
-});
-after(async () => {
-  L.close();
-  await H.cleanup();
-});
+const rig = useKnockRig();
 
 /** `spa --home H ... --test 127.0.0.1` and its parsed output. */
-async function dry(args: readonly string[], home = H.home) {
+async function dry(args: readonly string[], home = rig.H.home) {
   const r = await spa(['--home', home, ...args, '--test', '127.0.0.1']);
   assert.equal(r.code, 0, r.err);
   return { ...parseTestOutput(r.out), err: r.err };
@@ -54,26 +41,26 @@ function errorLine(err: string): string {
 
 describe('spa sends one knock that the server accepts', () => {
   test('a knock to 127.0.0.1 arrives as one datagram that open() accepts, naming the server and user', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
     assert.equal(r.out, '', 'nothing on stdout when sending');
     assert.equal(r.err, '', 'silent without -v');
-    const d = await L.next();
+    const d = await rig.L.next();
     assert.ok(d.msg.length <= 512, `Curve25519 knock fits 512 bytes, got ${d.msg.length}`);
-    const opened = await openKnock(d.msg, K.identity, [K.alice]);
+    const opened = await openKnock(d.msg, rig.K.identity, [rig.K.alice]);
     assert.equal(opened.payload.type, 'access');
     assert.equal(opened.payload.username, 'alice');
-    assert.equal(opened.payload.serverFingerprint, K.server.fingerprint);
+    assert.equal(opened.payload.serverFingerprint, rig.K.server.fingerprint);
     assert.equal(formatAccessList(opened.payload.access), 'tcp/22');
     assert.equal(opened.payload.timeoutSeconds, 0);
-    assert.equal(opened.signer.fingerprint, K.alice.fingerprint);
+    assert.equal(opened.signer.fingerprint, rig.K.alice.fingerprint);
   });
 
   test('the default source address is the local address the datagram really comes from', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
-    const d = await L.next();
-    const opened = await openKnock(d.msg, K.identity, [K.alice]);
+    const d = await rig.L.next();
+    const opened = await openKnock(d.msg, rig.K.identity, [rig.K.alice]);
     assert.notEqual(opened.payload.source, 'any');
     assert.equal(
       formatAddress(opened.payload.source as Exclude<typeof opened.payload.source, 'any'>),
@@ -89,12 +76,12 @@ describe('spa sends one knock that the server accepts', () => {
   });
 
   test('-v says what is sent on stderr and keeps stdout empty', async () => {
-    const r = await spa(['--home', H.home, '-v', '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-v', '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
-    await L.next();
+    await rig.L.next();
     assert.equal(r.out, '');
     assert.match(r.err, /^spa: server 127\.0\.0\.1 = 127\.0\.0\.1:\d+ \(udp4\)/m);
-    assert.match(r.err, new RegExp(`signing key ${K.alice.fingerprint}`));
+    assert.match(r.err, new RegExp(`signing key ${rig.K.alice.fingerprint}`));
     assert.match(r.err, /^spa: payload \{"type":"access"/m);
     assert.match(r.err, /^spa: sent \d+ bytes to 127\.0\.0\.1:\d+$/m);
   });
@@ -108,10 +95,10 @@ describe('spa sends one knock that the server accepts', () => {
       return;
     }
     try {
-      const r = await spa(['--home', H.home, '-6', '-A', 'tcp/22', '-p', String(l6.port), '::1']);
+      const r = await spa(['--home', rig.H.home, '-6', '-A', 'tcp/22', '-p', String(l6.port), '::1']);
       assert.equal(r.code, 0, r.err);
       const d = await l6.next();
-      const opened = await openKnock(d.msg, K.identity, [K.alice]);
+      const opened = await openKnock(d.msg, rig.K.identity, [rig.K.alice]);
       assert.equal(
         formatAddress(opened.payload.source as Exclude<typeof opened.payload.source, 'any'>),
         '::1',
@@ -122,23 +109,32 @@ describe('spa sends one knock that the server accepts', () => {
   });
 
   test('a host name is resolved (localhost with -4 reaches 127.0.0.1)', async () => {
-    const r = await spa(['--home', H.home, '-4', '-A', 'udp/53', '-p', String(L.port), 'localhost']);
+    const r = await spa(['--home', rig.H.home, '-4', '-A', 'udp/53', '-p', String(rig.L.port), 'localhost']);
     assert.equal(r.code, 0, r.err);
-    const d = await L.next();
+    const d = await rig.L.next();
     assert.equal(d.rinfo.address, '127.0.0.1');
   });
 
   test('-D HOST works in place of the HOST argument', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-p', String(L.port), '-D', '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-p', String(rig.L.port), '-D', '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
-    await L.next();
+    await rig.L.next();
   });
 });
 
 describe('--test prints the decoded payload and the packet size and sends nothing', () => {
   test('one JSON line then "packet bytes: N"', async () => {
-    const before = L.received.length;
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-p', String(L.port), '--test', '127.0.0.1']);
+    const before = rig.L.received.length;
+    const r = await spa([
+      '--home',
+      rig.H.home,
+      '-A',
+      'tcp/22',
+      '-p',
+      String(rig.L.port),
+      '--test',
+      '127.0.0.1',
+    ]);
     assert.equal(r.code, 0, r.err);
     const { payload, bytes } = parseTestOutput(r.out);
     assert.deepEqual(Object.keys(payload), [
@@ -153,14 +149,14 @@ describe('--test prints the decoded payload and the packet size and sends nothin
       'command',
     ]);
     assert.equal(payload.type, 'access');
-    assert.equal(payload.server, K.server.fingerprint);
+    assert.equal(payload.server, rig.K.server.fingerprint);
     assert.equal(payload.username, 'alice');
     assert.equal(payload.source, '127.0.0.1');
     assert.equal(payload.access, 'tcp/22');
     assert.ok(Math.abs(Number(payload.timestamp) - Date.now() / 1000) < 5);
     assert.ok(bytes > 64 && bytes <= 512, `size ${bytes}`);
     await new Promise((r2) => setTimeout(r2, 100));
-    assert.equal(L.received.length, before, 'no datagram sent');
+    assert.equal(rig.L.received.length, before, 'no datagram sent');
   });
 
   test('several -A flags and lists are merged, deduplicated and sorted', async () => {
@@ -201,12 +197,12 @@ describe('choosing keys', () => {
   before(async () => {
     two = await makeHome(
       [
-        { key: K.alice, username: 'alice' },
-        { key: K.bob, username: 'bob' },
+        { key: rig.K.alice, username: 'alice' },
+        { key: rig.K.bob, username: 'bob' },
       ],
       [
-        { key: K.server, name: 'gw' },
-        { key: K.other, name: 'lab' },
+        { key: rig.K.server, name: 'gw' },
+        { key: rig.K.other, name: 'lab' },
       ],
     );
   });
@@ -216,8 +212,8 @@ describe('choosing keys', () => {
     const r = await spa(['--home', two.home, '-A', 'tcp/22', '--gpg-recv', 'gw', '--test', '127.0.0.1']);
     assert.equal(r.code, 3);
     assert.match(errorLine(r.err), /2 own keys are stored; say which to use/);
-    assert.match(r.err, new RegExp(K.alice.fingerprint));
-    assert.match(r.err, new RegExp(K.bob.fingerprint));
+    assert.match(r.err, new RegExp(rig.K.alice.fingerprint));
+    assert.match(r.err, new RegExp(rig.K.bob.fingerprint));
     assert.match(r.err, /--gpg-sign/);
   });
 
@@ -225,14 +221,17 @@ describe('choosing keys', () => {
     const r = await spa(['--home', two.home, '-A', 'tcp/22', '--gpg-sign', 'alice', '--test', '127.0.0.1']);
     assert.equal(r.code, 3);
     assert.match(errorLine(r.err), /2 server keys are stored/);
-    assert.match(r.err, new RegExp(K.server.fingerprint));
-    assert.match(r.err, new RegExp(K.other.fingerprint));
+    assert.match(r.err, new RegExp(rig.K.server.fingerprint));
+    assert.match(r.err, new RegExp(rig.K.other.fingerprint));
   });
 
   test('--gpg-sign takes a full fingerprint, a long key id, a username or user id text', async () => {
-    const byFpr = await dry(['-A', 'tcp/22', '--gpg-recv', 'gw', '--gpg-sign', K.bob.fingerprint], two.home);
+    const byFpr = await dry(
+      ['-A', 'tcp/22', '--gpg-recv', 'gw', '--gpg-sign', rig.K.bob.fingerprint],
+      two.home,
+    );
     assert.equal(byFpr.payload.username, 'bob');
-    const keyId = K.bob.fingerprint.slice(-16).toLowerCase();
+    const keyId = rig.K.bob.fingerprint.slice(-16).toLowerCase();
     assert.equal(
       (await dry(['-A', 'tcp/22', '--gpg-recv', 'gw', '--gpg-sign', keyId], two.home)).payload.username,
       'bob',
@@ -247,12 +246,12 @@ describe('choosing keys', () => {
 
   test('--gpg-recv takes a name, a fingerprint or a subkey long key id, and the payload names the PRIMARY fingerprint', async () => {
     const byName = await dry(['-A', 'tcp/22', '--gpg-sign', 'alice', '--gpg-recv', 'lab'], two.home);
-    assert.equal(byName.payload.server, K.other.fingerprint);
-    const sub = K.other.publicKey.getSubkeys()[0];
+    assert.equal(byName.payload.server, rig.K.other.fingerprint);
+    const sub = rig.K.other.publicKey.getSubkeys()[0];
     assert.ok(sub);
     const subId = sub.getKeyID().toHex();
     const bySub = await dry(['-A', 'tcp/22', '--gpg-sign', 'alice', '--gpg-recv', subId], two.home);
-    assert.equal(bySub.payload.server, K.other.fingerprint);
+    assert.equal(bySub.payload.server, rig.K.other.fingerprint);
   });
 
   test('--gpg-recv FILE.asc uses a server key that is not in the keystore', async () => {
@@ -282,7 +281,7 @@ describe('choosing keys', () => {
   });
 
   test('a short (8 hex) key id is refused (exit 3)', async () => {
-    const short = K.bob.fingerprint.slice(-8);
+    const short = rig.K.bob.fingerprint.slice(-8);
     const r = await spa([
       '--home',
       two.home,
@@ -307,7 +306,7 @@ describe('choosing keys', () => {
   });
 
   test('no server key says to import server.asc (exit 3)', async () => {
-    const only = await makeHome([{ key: K.alice, username: 'alice' }], []);
+    const only = await makeHome([{ key: rig.K.alice, username: 'alice' }], []);
     try {
       const r = await spa(['--home', only.home, '-A', 'tcp/22', '--test', '127.0.0.1']);
       assert.equal(r.code, 3);
@@ -320,7 +319,7 @@ describe('choosing keys', () => {
 
   test('SPA_HOME is used when --home is absent', async () => {
     const saved = process.env.SPA_HOME;
-    process.env.SPA_HOME = H.home;
+    process.env.SPA_HOME = rig.H.home;
     try {
       const r = await spa(['-A', 'tcp/22', '--test', '127.0.0.1']);
       assert.equal(r.code, 0, r.err);
@@ -351,7 +350,7 @@ describe('passphrase-protected keys', () => {
   let fpr: string;
   const PASS = 'correct horse battery staple';
   before(async () => {
-    prot = await makeHome([], [{ key: K.server, name: 'gw' }]);
+    prot = await makeHome([], [{ key: rig.K.server, name: 'gw' }]);
     fpr = (await generateOwnKey(prot.home, { username: 'carol', passphrase: PASS })).record.fingerprint;
     await writeFile(join(prot.root, 'pass'), `${PASS}\n`, { mode: 0o600 });
     await writeFile(join(prot.root, 'wrong'), 'not it\n', { mode: 0o600 });
@@ -367,11 +366,11 @@ describe('passphrase-protected keys', () => {
       '-A',
       'tcp/22',
       '-p',
-      String(L.port),
+      String(rig.L.port),
       '127.0.0.1',
     ]);
     assert.equal(r.code, 0, r.err);
-    const d = await L.next();
+    const d = await rig.L.next();
     const { readKey } = await import('openpgp');
     const { keystorePath } = await import('../../keyring/keystore.js');
     const ks = JSON.parse(await (await import('node:fs/promises')).readFile(keystorePath(prot.home), 'utf8'));
@@ -379,7 +378,7 @@ describe('passphrase-protected keys', () => {
     const { signerMap } = await import('../helpers/keys.js');
     const { open } = await import('../../protocol/envelope.js');
     const opened = await open(d.msg, {
-      server: K.identity,
+      server: rig.K.identity,
       lookupSigner: signerMap([pub]),
       now: new Date(),
       maxSkewSeconds: 120,
@@ -506,7 +505,7 @@ describe('misuse: one error line, hints, exit code 2 for usage', () => {
   ];
   for (const [what, args, re] of cases) {
     test(`${what} is refused`, async () => {
-      const r = await spa(['--home', H.home, ...args, '--test', '127.0.0.1']);
+      const r = await spa(['--home', rig.H.home, ...args, '--test', '127.0.0.1']);
       assert.equal(r.code, 2, `${what}: ${r.err}`);
       assert.match(errorLine(r.err), re);
       assert.equal(r.out, '');
@@ -514,32 +513,32 @@ describe('misuse: one error line, hints, exit code 2 for usage', () => {
   }
 
   test('no HOST is refused with a hint', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22']);
     assert.equal(r.code, 2);
     assert.match(errorLine(r.err), /no server given/);
     assert.match(r.err, /spa: hint: /);
   });
 
   test('-4 with an IPv6 literal is refused', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-4', '--test', '::1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-4', '--test', '::1']);
     assert.equal(r.code, 2);
     assert.match(errorLine(r.err), /-4: ::1 is an IPv6 address/);
   });
 
   test('-D and a different HOST are refused', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-D', '127.0.0.1', '--test', '127.0.0.2']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-D', '127.0.0.1', '--test', '127.0.0.2']);
     assert.equal(r.code, 2);
     assert.match(errorLine(r.err), /two servers given/);
   });
 
   test('a HOST with a port or spaces is refused', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '--test', 'host name']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '--test', 'host name']);
     assert.equal(r.code, 2);
     assert.match(errorLine(r.err), /not a host name or address/);
   });
 
   test('a name that does not resolve is a runtime error (exit 1)', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '--test', 'no-such-host.invalid']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '--test', 'no-such-host.invalid']);
     assert.equal(r.code, 1);
     assert.match(errorLine(r.err), /cannot resolve 'no-such-host\.invalid'/);
   });
@@ -562,9 +561,9 @@ describe('key types', () => {
     ]);
     const home = await makeHome([{ key: me, username: 'vsix' }], [{ key: srv }]);
     try {
-      const r = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+      const r = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
       assert.equal(r.code, 0, r.err);
-      const opened = await openKnock((await L.next()).msg, await testServer(srv), [me]);
+      const opened = await openKnock((await rig.L.next()).msg, await testServer(srv), [me]);
       assert.equal(opened.payload.serverFingerprint.length, 64);
       assert.equal(opened.payload.serverFingerprint, srv.fingerprint);
     } finally {
@@ -579,23 +578,23 @@ describe('key types', () => {
     ]);
     const home = await makeHome([{ key: me, username: 'rsa' }], [{ key: srv }]);
     try {
-      const before = L.received.length;
+      const before = rig.L.received.length;
       const r = await spa([
         '--home',
         home.home,
         '--server-cmd',
         'x'.repeat(512),
         '-p',
-        String(L.port),
+        String(rig.L.port),
         '127.0.0.1',
       ]);
       assert.equal(r.code, 2, r.err);
       assert.match(errorLine(r.err), /^spa: error: knock: \d+ bytes, the server accepts at most 1400$/);
       await new Promise((res) => setTimeout(res, 100));
-      assert.equal(L.received.length, before);
-      const small = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(L.port), '127.0.0.1']);
+      assert.equal(rig.L.received.length, before);
+      const small = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
       assert.equal(small.code, 0, small.err);
-      const d = await L.next();
+      const d = await rig.L.next();
       assert.ok(
         d.msg.length > 1000 && d.msg.length <= 1400,
         `RSA-4096 knock of ${d.msg.length} bytes fits one datagram`,

@@ -3,6 +3,7 @@
  * program run in-process (captured stdout/stderr, exit code), and a UDP listener on 127.0.0.1 that
  * receives real knocks so a test can check them with protocol's `open()`, as the server would.
  */
+import { after, before } from 'node:test';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -151,4 +152,32 @@ export function openKnock(
     now: new Date(),
     maxSkewSeconds: DEFAULT_MAX_SKEW_SECONDS,
   });
+}
+
+export interface KnockRig {
+  K: Keys;
+  H: Home;
+  L: Listener;
+}
+
+/**
+ * Registers before/after hooks in the current scope: the shared test keys, a client home with
+ * alice's key and the test server key (named `serverName`; unnamed when null), and a UDP
+ * listener on 127.0.0.1 standing in for spad. Everything is removed after the scope's tests.
+ */
+export function useKnockRig(serverName: string | null = 'gw'): KnockRig {
+  const rig = {} as KnockRig;
+  before(async () => {
+    rig.K = await keys();
+    rig.H = await makeHome(
+      [{ key: rig.K.alice, username: 'alice' }],
+      [{ key: rig.K.server, ...(serverName === null ? {} : { name: serverName }) }],
+    );
+    rig.L = await udpListener();
+  });
+  after(async () => {
+    rig.L?.close();
+    await rig.H?.cleanup();
+  });
+  return rig;
 }

@@ -9,17 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseRc, readRc, replaceStanza, saveStanza } from '../../client/rc.js';
 import { mergeLayers, resolveSettings } from '../../client/settings.js';
 import { isSpaError } from '../../protocol/errors.js';
-import {
-  type Home,
-  type Keys,
-  type Listener,
-  keys as loadKeys,
-  makeHome,
-  openKnock,
-  parseTestOutput,
-  spa,
-  udpListener,
-} from './client-fixtures.js';
+import { type Home, makeHome, openKnock, parseTestOutput, spa, useKnockRig } from './client-fixtures.js';
 
 function code(e: unknown): string {
   return isSpaError(e) ? e.code : `not a SpaError: ${String(e)}`;
@@ -186,58 +176,47 @@ describe('layers: [default], then -n NAME, then flags', () => {
 });
 
 describe('spa -n NAME and --save-rc-stanza', () => {
-  let K: Keys;
-  let H: Home;
-  let L: Listener;
-  before(async () => {
-    K = await loadKeys();
-    H = await makeHome([{ key: K.alice, username: 'alice' }], [{ key: K.server, name: 'gw' }]);
-    L = await udpListener();
-  });
-  after(async () => {
-    L.close();
-    await H.cleanup();
-  });
+  const rig = useKnockRig();
 
   test('--save-rc-stanza writes the stanza (0600) and also knocks, as fwknop does', async () => {
     const r = await spa([
       '--home',
-      H.home,
+      rig.H.home,
       '-n',
       'work',
       '--save-rc-stanza',
       '-A',
       'tcp/22',
       '-p',
-      String(L.port),
+      String(rig.L.port),
       '--fw-timeout',
       '60',
       '127.0.0.1',
     ]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /saved stanza \[work\]/);
-    const path = join(H.home, 'spa.rc');
+    const path = join(rig.H.home, 'spa.rc');
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     const text = await readFile(path, 'utf8');
     assert.match(
       text,
       /^\[work\]\nhost = 127\.0\.0\.1\naccess = tcp\/22\nserver-port = \d+\nfw-timeout = 60$/m,
     );
-    const opened = await openKnock((await L.next()).msg, K.identity, [K.alice]);
+    const opened = await openKnock((await rig.L.next()).msg, rig.K.identity, [rig.K.alice]);
     assert.equal(opened.payload.timeoutSeconds, 60);
   });
 
   test('-n NAME alone knocks with the saved settings (HOST comes from the stanza)', async () => {
-    const r = await spa(['--home', H.home, '-n', 'work']);
+    const r = await spa(['--home', rig.H.home, '-n', 'work']);
     assert.equal(r.code, 0, r.err);
-    const opened = await openKnock((await L.next()).msg, K.identity, [K.alice]);
+    const opened = await openKnock((await rig.L.next()).msg, rig.K.identity, [rig.K.alice]);
     assert.equal(opened.payload.timeoutSeconds, 60);
   });
 
   test('flags override the stanza', async () => {
     const r = await spa([
       '--home',
-      H.home,
+      rig.H.home,
       '-n',
       'work',
       '-A',
@@ -255,46 +234,46 @@ describe('spa -n NAME and --save-rc-stanza', () => {
   });
 
   test('--save-rc-stanza with --test saves but sends nothing, and replaces the stanza', async () => {
-    const before = L.received.length;
-    const r = await spa(['--home', H.home, '-n', 'work', '--save-rc-stanza', '-A', 'tcp/443', '--test']);
+    const before = rig.L.received.length;
+    const r = await spa(['--home', rig.H.home, '-n', 'work', '--save-rc-stanza', '-A', 'tcp/443', '--test']);
     assert.equal(r.code, 0, r.err);
     await new Promise((res) => setTimeout(res, 100));
-    assert.equal(L.received.length, before);
-    const rc = await readRc(join(H.home, 'spa.rc'));
+    assert.equal(rig.L.received.length, before);
+    const rc = await readRc(join(rig.H.home, 'spa.rc'));
     assert.equal(rc.stanzas.get('work')?.values.access, 'tcp/443');
     assert.equal(rc.stanzas.get('work')?.values['fw-timeout'], '60', 'kept from the old stanza');
   });
 
   test('a [default] stanza applies under every run', async () => {
-    const path = join(H.home, 'spa.rc');
+    const path = join(rig.H.home, 'spa.rc');
     const text = await readFile(path, 'utf8');
     await writeFile(path, `[default]\nusername = bob\n\n${text}`);
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '--test', '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '--test', '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
     assert.equal(parseTestOutput(r.out).payload.username, 'bob');
-    const withFlag = await spa(['--home', H.home, '-A', 'tcp/22', '-U', 'alice', '--test', '127.0.0.1']);
+    const withFlag = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-U', 'alice', '--test', '127.0.0.1']);
     assert.equal(parseTestOutput(withFlag.out).payload.username, 'alice');
   });
 
   test('an unknown stanza is an error listing the ones there (exit 2)', async () => {
-    const r = await spa(['--home', H.home, '-n', 'nope', '--test']);
+    const r = await spa(['--home', rig.H.home, '-n', 'nope', '--test']);
     assert.equal(r.code, 2);
     assert.match(r.err, /^spa: error: no stanza \[nope\] in .*spa\.rc$/m);
     assert.match(r.err, /^spa: hint: stanzas there: work$/m);
   });
 
   test('a bad value in the stanza is an error naming it (exit 2)', async () => {
-    const path = join(H.home, 'bad.rc');
+    const path = join(rig.H.home, 'bad.rc');
     await writeFile(path, '[b]\nhost = 127.0.0.1\naccess = tcp/22-23\n');
-    const r = await spa(['--home', H.home, '--rc-file', path, '-n', 'b', '--test']);
+    const r = await spa(['--home', rig.H.home, '--rc-file', path, '-n', 'b', '--test']);
     assert.equal(r.code, 2);
     assert.match(r.err, /^spa: error: bad\.rc \[b\] access: /m);
   });
 
   test('an rc file with an unknown key is an error even without -n (exit 2)', async () => {
-    const path = join(H.home, 'typo.rc');
+    const path = join(rig.H.home, 'typo.rc');
     await writeFile(path, '[b]\nacess = tcp/22\n');
-    const r = await spa(['--home', H.home, '--rc-file', path, '-A', 'tcp/22', '--test', '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '--rc-file', path, '-A', 'tcp/22', '--test', '127.0.0.1']);
     assert.equal(r.code, 2);
     assert.match(r.err, /unknown key 'acess'/);
   });

@@ -10,17 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { resolvePublicAddress } from '../../client/source.js';
 import { formatAddress } from '../../protocol/address.js';
 import { isSpaError } from '../../protocol/errors.js';
-import {
-  type Home,
-  type Keys,
-  type Listener,
-  keys as loadKeys,
-  makeHome,
-  openKnock,
-  parseTestOutput,
-  spa,
-  udpListener,
-} from './client-fixtures.js';
+import { openKnock, parseTestOutput, spa, useKnockRig } from './client-fixtures.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -118,33 +108,22 @@ describe('resolvePublicAddress', () => {
 });
 
 describe('spa -R URL', () => {
-  let K: Keys;
-  let H: Home;
-  let L: Listener;
-  before(async () => {
-    K = await loadKeys();
-    H = await makeHome([{ key: K.alice, username: 'alice' }], [{ key: K.server }]);
-    L = await udpListener();
-  });
-  after(async () => {
-    L.close();
-    await H.cleanup();
-  });
+  const rig = useKnockRig(null);
 
   test('the address the URL returns goes in the knock', async () => {
     const r = await spa([
       '--home',
-      H.home,
+      rig.H.home,
       '-A',
       'tcp/22',
       '-R',
       `${base}/v4`,
       '-p',
-      String(L.port),
+      String(rig.L.port),
       '127.0.0.1',
     ]);
     assert.equal(r.code, 0, r.err);
-    const opened = await openKnock((await L.next()).msg, K.identity, [K.alice]);
+    const opened = await openKnock((await rig.L.next()).msg, rig.K.identity, [rig.K.alice]);
     assert.notEqual(opened.payload.source, 'any');
     assert.equal(
       formatAddress(opened.payload.source as Exclude<typeof opened.payload.source, 'any'>),
@@ -153,22 +132,22 @@ describe('spa -R URL', () => {
   });
 
   test('--test shows the resolved address', async () => {
-    const r = await spa(['--home', H.home, '-A', 'tcp/22', '-R', `${base}/v6`, '--test', '127.0.0.1']);
+    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-R', `${base}/v6`, '--test', '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
     assert.equal(parseTestOutput(r.out).payload.source, '2001:db8::9');
   });
 
   test('a failing URL is a runtime error (exit 1) with a hint, and nothing is sent', async () => {
-    const before = L.received.length;
+    const before = rig.L.received.length;
     const r = await spa([
       '--home',
-      H.home,
+      rig.H.home,
       '-A',
       'tcp/22',
       '-R',
       `${base}/html`,
       '-p',
-      String(L.port),
+      String(rig.L.port),
       '127.0.0.1',
     ]);
     assert.equal(r.code, 1);
@@ -178,6 +157,6 @@ describe('spa -R URL', () => {
     );
     assert.match(r.err, /^spa: hint: /m);
     await new Promise((res) => setTimeout(res, 100));
-    assert.equal(L.received.length, before);
+    assert.equal(rig.L.received.length, before);
   });
 });
