@@ -22,7 +22,7 @@ import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
 import type { ActiveGrant, CommandRunner, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
-import { type NormalOptions, normalizeGrant, normalizeOptions, normalizeSource } from './validate.js';
+import { type NormalOptions, normalizeGrant, normalizeSource, reconfigureWith } from './validate.js';
 
 export const WAIT = ['-w', '5'] as const;
 export const EXP_PREFIX = 'spa_exp_';
@@ -225,21 +225,15 @@ export class IptablesFirewall implements Firewall {
     });
   }
 
-  async reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
-    const next = normalizeOptions({
-      protect: opts.protect,
-      alwaysAllow: opts.alwaysAllow,
-      name: this.#o.name,
-      now: this.#o.now,
-    });
-    const prev = this.#o;
-    this.#o = next;
-    try {
-      await this.init();
-    } catch (e) {
-      this.#o = prev;
-      throw e;
-    }
+  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
+    return reconfigureWith(
+      this.#o,
+      opts,
+      (o) => {
+        this.#o = o;
+      },
+      () => this.init(),
+    );
   }
 
   async grant(req: GrantRequest): Promise<void> {

@@ -45,7 +45,7 @@ import {
   type NormalGrant,
   type NormalOptions,
   normalizeGrant,
-  normalizeOptions,
+  reconfigureWith,
   normalizeSource,
 } from './validate.js';
 
@@ -339,21 +339,15 @@ export class NftablesFirewall implements Firewall {
     });
   }
 
-  async reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
-    const next = normalizeOptions({
-      protect: opts.protect,
-      alwaysAllow: opts.alwaysAllow,
-      name: this.#o.name,
-      now: this.#o.now,
-    });
-    const prev = this.#o;
-    this.#o = next;
-    try {
-      await this.init();
-    } catch (e) {
-      this.#o = prev;
-      throw e;
-    }
+  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
+    return reconfigureWith(
+      this.#o,
+      opts,
+      (o) => {
+        this.#o = o;
+      },
+      () => this.init(),
+    );
   }
 
   async grant(req: GrantRequest): Promise<void> {

@@ -143,3 +143,30 @@ export function normalizeGrant(req: GrantRequest, protect: readonly PortSpec[]):
   }
   return { family, source, ports, timeoutSeconds: t };
 }
+
+/**
+ * The whole of `Firewall.reconfigure` for either backend: validate the new protected ports and
+ * always_allow CIDRs (throws before anything changes), install them with `init`, and put the old
+ * options back if that fails. The table/chain name and the clock cannot change.
+ */
+export async function reconfigureWith(
+  current: NormalOptions,
+  opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>,
+  set: (o: NormalOptions) => void,
+  init: () => Promise<void>,
+): Promise<void> {
+  set(
+    normalizeOptions({
+      protect: opts.protect,
+      alwaysAllow: opts.alwaysAllow,
+      name: current.name,
+      now: current.now,
+    }),
+  );
+  try {
+    await init();
+  } catch (e) {
+    set(current);
+    throw e;
+  }
+}
