@@ -66,6 +66,8 @@ export async function startDaemon(
     protect: cfg.protect,
     alwaysAllow: cfg.alwaysAllow,
     name: cfg.table,
+    // pcap reads knocks before netfilter: drop the SPA port so probes get no ICMP answer
+    ...(cfg.capture.mode === 'pcap' ? { stealthPort: cfg.port } : {}),
   });
   await firewall.init();
 

@@ -3,6 +3,7 @@
  * `<NAME>_INPUT` (default `SPA_INPUT`), jumped to from rule 1 of INPUT, exactly once.
  *
  *   -A INPUT -j SPA_INPUT                                                   (position 1)
+ *   -A SPA_INPUT -p udp -m udp --dport 62201 -m comment --comment spa_stealth -j DROP  (pcap mode)
  *   -A SPA_INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
  *   -A SPA_INPUT -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -m comment --comment spa_exp_1700000030 -j ACCEPT
  *   -A SPA_INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT          (always_allow x protect)
@@ -10,7 +11,11 @@
  *
  * Everything we do not decide RETURNs to INPUT, so the admin's own rules still apply to it.
  * Grants and always_allow ACCEPT, as fwknop's do, so they work under an INPUT policy of DROP.
- * Grants go in at position 2, above the drops. Expiry is the unix second in the comment; the
+ * In pcap mode (`stealthPort`) the SPA port is dropped for everyone as the chain's first rule,
+ * in iptables and ip6tables alike: nothing listens there, so otherwise the kernel would answer
+ * each probe with ICMP port unreachable; libpcap sees the knocks before netfilter anyway.
+ * Grants go in right after the established rule (position 2, or 3 after the stealth drop),
+ * above the drops. Expiry is the unix second in the comment; the
  * kernel knows nothing of it, so sweep() must run on a timer, and init() drops expired rules a
  * crash left behind.
  *
@@ -27,6 +32,7 @@ import { type NormalOptions, normalizeGrant, normalizeSource, reconfigureWith } 
 export const WAIT = ['-w', '5'] as const;
 export const EXP_PREFIX = 'spa_exp_';
 export const PROTECT_COMMENT = 'spa_protect';
+export const STEALTH_COMMENT = 'spa_stealth';
 export const ESTABLISHED_RULE = '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN';
 
 const TOOLS: Record<Family, { list: string; restore: string; max: number }> = {
@@ -36,6 +42,16 @@ const TOOLS: Record<Family, { list: string; restore: string; max: number }> = {
 
 export function iptChainName(name: string): string {
   return `${name.toUpperCase()}_INPUT`;
+}
+
+/** The rule that drops the SPA port for everyone (pcap mode). */
+export function stealthSpec(port: number): string {
+  return `-p udp -m udp --dport ${port} -m comment --comment ${STEALTH_COMMENT} -j DROP`;
+}
+
+/** Where grants are inserted: right after the fixed rules at the head of the chain. */
+export function grantPosition(o: NormalOptions): number {
+  return o.stealthPort === null ? 2 : 3;
 }
 
 export interface IptGrant {
@@ -114,7 +130,9 @@ function restoreScript(lines: readonly string[]): string {
 /** Rebuilds our chain for one family in one transaction; fixes the jump when needed. */
 export function iptInitScript(o: NormalOptions, family: Family, view: IptView, now: number): string {
   const chain = iptChainName(o.name);
-  const lines = [`:${chain} - [0:0]`, `-F ${chain}`, `-A ${chain} ${ESTABLISHED_RULE}`];
+  const lines = [`:${chain} - [0:0]`, `-F ${chain}`];
+  if (o.stealthPort !== null) lines.push(`-A ${chain} ${stealthSpec(o.stealthPort)}`);
+  lines.push(`-A ${chain} ${ESTABLISHED_RULE}`);
   // Unexpired grants stay, but only for ports still protected: elsewhere their ACCEPT would
   // override the admin's own INPUT rules.
   for (const g of view.grants) {
@@ -142,11 +160,19 @@ export function iptInitScript(o: NormalOptions, family: Family, view: IptView, n
   return restoreScript(lines);
 }
 
-/** Deletes the old rules for these keys and inserts the new ones above the drops. */
-export function iptGrantScript(chain: string, remove: readonly IptGrant[], add: readonly IptGrant[]): string {
+/**
+ * Deletes the old rules for these keys and inserts the new ones at `position` (grantPosition),
+ * above the drops.
+ */
+export function iptGrantScript(
+  chain: string,
+  remove: readonly IptGrant[],
+  add: readonly IptGrant[],
+  position = 2,
+): string {
   return restoreScript([
     ...remove.map((g) => `-D ${chain} ${grantSpec(g)}`),
-    ...add.map((g) => `-I ${chain} 2 ${grantSpec(g)}`),
+    ...add.map((g) => `-I ${chain} ${position} ${grantSpec(g)}`),
   ]);
 }
 
@@ -210,8 +236,10 @@ export class IptablesFirewall implements Firewall {
         await this.#restore(family, iptInitScript(this.#o, family, before, this.#o.now()));
         const after = await this.#list(family, true);
         const protects = after.fixed.filter((l) => l.endsWith(`--comment ${PROTECT_COMMENT} -j DROP`));
+        const stealth = this.#o.stealthPort;
         if (
           !after.chainExists ||
+          (stealth !== null && after.fixed[0] !== `-A ${this.#chain} ${stealthSpec(stealth)}`) ||
           after.jumps !== 1 ||
           !after.jumpFirst ||
           protects.length !== this.#o.protect.length
@@ -251,7 +279,7 @@ export class IptablesFirewall implements Firewall {
         port: p.port,
         exp,
       }));
-      await this.#restore(g.family, iptGrantScript(this.#chain, old, add));
+      await this.#restore(g.family, iptGrantScript(this.#chain, old, add, grantPosition(this.#o)));
     });
   }
 

@@ -8,6 +8,7 @@
  *     counter dropped
  *     chain input {
  *       type filter hook input priority filter - 10; policy accept;
+ *       udp dport 62201 drop                            # the SPA port, pcap mode only
  *       ct state established,related accept            # live sessions outlast their window
  *       meta l4proto != { tcp, udp } accept
  *       meta l4proto . th dport != { tcp . 22 } accept  # --protect: not ours to decide
@@ -18,6 +19,12 @@
  *       counter name "dropped" drop
  *     }
  *   }
+ *
+ * In pcap mode (`stealthPort`) the first rule drops the SPA port for everyone, IPv4 and IPv6,
+ * before anything can accept it: nothing listens there, so without it the kernel would answer
+ * every probe with ICMP port unreachable. libpcap reads frames before the input hook, so knocks
+ * are still seen. It carries no counter: a counting rule would change the listing healthy()
+ * compares.
  *
  * The protected ports and always_allow blocks are anonymous sets inside the rules, so the chain
  * alone says everything about the protection: `nft -t list table` (sets' contents omitted)
@@ -66,6 +73,7 @@ function cidrText(c: NormalCidr): string {
 /** Our chain's rules, in order. */
 export function nftRules(o: NormalOptions): string[] {
   const rules = [
+    ...(o.stealthPort === null ? [] : [`udp dport ${o.stealthPort} drop`]),
     'ct state established,related accept',
     'meta l4proto != { tcp, udp } accept',
     `meta l4proto . th dport != { ${o.protect.map((p) => `${p.proto} . ${p.port}`).join(', ')} } accept`,

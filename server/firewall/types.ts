@@ -43,6 +43,14 @@ export interface FirewallOptions {
    * `^[a-z][a-z0-9_]{0,15}$`, default 'spa'.
    */
   name?: string;
+  /**
+   * pcap mode only: the SPA port (udp), dropped by our chain for everyone, IPv4 and IPv6, as its
+   * first rule, so a probe of it gets no answer of any kind (without it the kernel answers ICMP
+   * port unreachable, since nothing listens). libpcap sees frames before netfilter, so knocks
+   * are still read. Never set with the UDP socket (`--udp-server`), which needs the port open.
+   * Must not be a protected port. Kept across reconfigure().
+   */
+  stealthPort?: number;
   /** Clock, unix ms; default Date.now. */
   now?: () => number;
 }
@@ -50,7 +58,8 @@ export interface FirewallOptions {
 export interface Firewall {
   readonly backend: FirewallKind;
   /**
-   * Idempotent: installs the table/chain, the protected ports and the always-allow CIDRs in one
+   * Idempotent: installs the table/chain, the stealth drop of the SPA port (when given), the
+   * protected ports and the always-allow CIDRs in one
    * atomic step, keeps unexpired grants, removes stale ones (iptables) and fixes the jump.
    */
   init(): Promise<void>;

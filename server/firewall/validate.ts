@@ -28,6 +28,8 @@ export interface NormalOptions {
   readonly name: string;
   readonly protect: readonly PortSpec[];
   readonly alwaysAllow: readonly NormalCidr[];
+  /** The udp port dropped for everyone (FirewallOptions.stealthPort), or null. */
+  readonly stealthPort: number | null;
   readonly now: () => number;
 }
 
@@ -102,7 +104,22 @@ export function normalizeOptions(opts: FirewallOptions): NormalOptions {
     const c = normalizeCidr(t);
     if (!alwaysAllow.some((d) => d.address === c.address && d.prefix === c.prefix)) alwaysAllow.push(c);
   }
-  return { name, protect, alwaysAllow, now: opts.now ?? Date.now };
+  const stealthPort = opts.stealthPort ?? null;
+  if (stealthPort !== null) {
+    if (typeof stealthPort !== 'number' || !isPort(stealthPort)) {
+      throw new ConfigError('CONFIG_INVALID', 'stealth port: must be an integer 1..65535', {
+        field: 'port',
+      });
+    }
+    if (protect.some((p) => p.proto === 'udp' && p.port === stealthPort)) {
+      // our chain drops the SPA port before any grant could match: protecting it would mean a
+      // grant that opens nothing
+      throw new ConfigError('CONFIG_INVALID', `protect: udp/${stealthPort} is the SPA port`, {
+        field: 'protect',
+      });
+    }
+  }
+  return { name, protect, alwaysAllow, stealthPort, now: opts.now ?? Date.now };
 }
 
 /** Canonical source text and family; throws ADDRESS_INVALID. */
@@ -147,7 +164,7 @@ export function normalizeGrant(req: GrantRequest, protect: readonly PortSpec[]):
 /**
  * The whole of `Firewall.reconfigure` for either backend: validate the new protected ports and
  * always_allow CIDRs (throws before anything changes), install them with `init`, and put the old
- * options back if that fails. The table/chain name and the clock cannot change.
+ * options back if that fails. The table/chain name, the stealth port and the clock cannot change.
  */
 export async function reconfigureWith(
   current: NormalOptions,
@@ -160,6 +177,7 @@ export async function reconfigureWith(
       protect: opts.protect,
       alwaysAllow: opts.alwaysAllow,
       name: current.name,
+      ...(current.stealthPort === null ? {} : { stealthPort: current.stealthPort }),
       now: current.now,
     }),
   );

@@ -42,8 +42,12 @@ function rulesFor(
   protect: [string, number][],
   always4: [string, number][],
   always6: [string, number][],
+  stealth: number | undefined,
 ): unknown[][] {
   const rules: unknown[][] = [
+    ...(stealth === undefined
+      ? []
+      : [[{ match: { op: '==', left: payload('udp', 'dport'), right: stealth } }, { drop: null }]]),
     [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, accept],
     [{ match: { op: '!=', left: { meta: { key: 'l4proto' } }, right: { set: ['tcp', 'udp'] } } }, accept],
     [
@@ -80,6 +84,8 @@ export interface NftListingOptions {
   protect?: [string, number][];
   always4?: [string, number][];
   always6?: [string, number][];
+  /** The SPA port our chain drops first (pcap mode). */
+  stealth?: number;
   /** Keep only the first n rules. */
   rules?: number;
   /** Seconds left on the refresh-probe element; no probe set when undefined. */
@@ -170,7 +176,7 @@ export function nftListing(o: NftListingOptions = {}): string {
         policy: 'accept',
       },
     },
-    ...rulesFor(o.protect ?? [['tcp', 22]], o.always4 ?? [], o.always6 ?? [])
+    ...rulesFor(o.protect ?? [['tcp', 22]], o.always4 ?? [], o.always6 ?? [], o.stealth)
       .slice(0, o.rules)
       .map((expr, i) => ({ rule: { family: 'inet', table, chain: 'input', handle: h + 20 + i, expr } })),
   ];

@@ -433,3 +433,95 @@ describe('iptables backend: listing and health', () => {
     );
   });
 });
+
+describe('iptables backend: the SPA port dropped in pcap mode (stealthPort)', () => {
+  const STEALTH_OPTS: FirewallOptions = { ...OPTS, stealthPort: 62201 };
+  const STEALTH = '-A SPA_INPUT -p udp -m udp --dport 62201 -m comment --comment spa_stealth -j DROP';
+  const stealthy = (f: 4 | 6, grants: string[] = []): FakeTable => ({
+    input: [JUMP],
+    rules: [STEALTH, EST, ...grants, ...FIXED[f].slice(1)],
+    chainExists: true,
+  });
+
+  test('init puts the drop of the SPA port first in our chain, for iptables and ip6tables alike, also with always_allow', async () => {
+    const r = iptRunner({ 4: empty(), 6: empty() }, (f) => stealthy(f));
+    await createFirewall('iptables', STEALTH_OPTS, r).init();
+    for (const [i, f] of [
+      [1, 4],
+      [4, 6],
+    ] as const) {
+      assert.equal(
+        r.calls[i]?.input,
+        [
+          '*filter',
+          ':SPA_INPUT - [0:0]',
+          '-F SPA_INPUT',
+          STEALTH,
+          EST,
+          ...FIXED[f].slice(1),
+          '-I INPUT 1 -j SPA_INPUT',
+          'COMMIT',
+          '',
+        ].join('\n'),
+      );
+    }
+  });
+
+  test('grants go in below the drop of the SPA port and the established rule', async () => {
+    const r = iptRunner({ 4: stealthy(4), 6: stealthy(6) });
+    await createFirewall('iptables', STEALTH_OPTS, r).grant({
+      source: '198.51.100.2',
+      ports: [{ proto: 'tcp', port: 22 }],
+      timeoutSeconds: 30,
+    });
+    assert.equal(
+      r.calls[1]?.input,
+      [
+        '*filter',
+        `-I SPA_INPUT 3 -s 198.51.100.2/32 -p tcp -m tcp --dport 22 -m comment --comment spa_exp_${SEC + 30} -j ACCEPT`,
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('init fails when the chain read back does not start with the drop of the SPA port', async () => {
+    const r = iptRunner({ 4: empty(), 6: empty() }, (f) => installed(f));
+    await assert.rejects(
+      createFirewall('iptables', STEALTH_OPTS, r).init(),
+      (e) => isSpaError(e) && e.code === 'FW_ERROR',
+    );
+  });
+
+  test('healthy is false when an admin removed the drop of the SPA port from either family', async () => {
+    for (const f of [4, 6] as const) {
+      const tables = { 4: empty(), 6: empty() };
+      const fw = createFirewall(
+        'iptables',
+        STEALTH_OPTS,
+        iptRunner(tables, (g) => stealthy(g)),
+      );
+      await fw.init();
+      assert.equal(await fw.healthy(), true);
+      tables[f] = installed(f);
+      assert.equal(await fw.healthy(), false, `family ${f}`);
+    }
+  });
+
+  test('reconfigure keeps the drop of the SPA port', async () => {
+    const r = iptRunner({ 4: stealthy(4), 6: stealthy(6) }, () => ({
+      input: [JUMP],
+      rules: [
+        STEALTH,
+        EST,
+        '-A SPA_INPUT -p tcp -m tcp --dport 443 -m comment --comment spa_protect -j DROP',
+      ],
+      chainExists: true,
+    }));
+    await createFirewall('iptables', STEALTH_OPTS, r).reconfigure({
+      protect: [{ proto: 'tcp', port: 443 }],
+      alwaysAllow: [],
+    });
+    assert.ok((r.calls[1]?.input ?? '').includes(`\n${STEALTH}\n${EST}\n`));
+  });
+});

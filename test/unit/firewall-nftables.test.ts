@@ -391,3 +391,58 @@ describe('nftables backend: listing and health', () => {
     assert.equal(overlap, false);
   });
 });
+
+describe('nftables backend: the SPA port dropped in pcap mode (stealthPort)', () => {
+  const STEALTH_OPTS: FirewallOptions = { ...OPTS, stealthPort: 62201 };
+  const STEALTHY = nftListing({ ...BASE, stealth: 62201 });
+
+  test('init drops udp/62201 for everyone as the first rule of our chain, before established and always_allow', async () => {
+    const r = nftRunner(() => STEALTHY);
+    await createFirewall('nftables', STEALTH_OPTS, r).init();
+    assert.equal(
+      r.calls[0]?.input,
+      INIT_SCRIPT.replace(
+        'add rule inet spa input ct state',
+        'add rule inet spa input udp dport 62201 drop\nadd rule inet spa input ct state',
+      ),
+    );
+  });
+
+  test('without a stealth port (UDP socket mode) no rule drops the SPA port', () => {
+    assert.ok(!INIT_SCRIPT.includes('dport 62201'));
+  });
+
+  test('init fails when the table read back lacks the drop of the SPA port', async () => {
+    await assert.rejects(
+      createFirewall('nftables', STEALTH_OPTS, nftRunner()).init(),
+      (e) => isSpaError(e) && e.code === 'FW_ERROR',
+    );
+  });
+
+  test('healthy is false when an admin deleted the drop of the SPA port', async () => {
+    let listing = STEALTHY;
+    const fw = createFirewall(
+      'nftables',
+      STEALTH_OPTS,
+      nftRunner(() => listing),
+    );
+    await fw.init();
+    assert.equal(await fw.healthy(), true);
+    listing = nftListing({ ...BASE, stealth: 62202 });
+    assert.equal(await fw.healthy(), false, 'another port');
+    listing = LISTED;
+    assert.equal(await fw.healthy(), false, 'rule removed');
+  });
+
+  test('reconfigure keeps the drop of the SPA port', async () => {
+    const r = nftRunner(() => nftListing({ stealth: 62201, protect: [['tcp', 443]] }));
+    await createFirewall('nftables', STEALTH_OPTS, r).reconfigure({
+      protect: [{ proto: 'tcp', port: 443 }],
+      alwaysAllow: [],
+    });
+    assert.match(
+      r.calls[0]?.input ?? '',
+      /flush chain inet spa input\nadd rule inet spa input udp dport 62201 drop\n/,
+    );
+  });
+});

@@ -166,6 +166,14 @@ describe('firewall options validation', () => {
     refused({ ...OPTS, alwaysAllow: '10.0.0.0/8' }, 'CONFIG_INVALID');
   });
 
+  test('a stealth port outside 1..65535 or equal to a protected udp port is refused', () => {
+    for (const stealthPort of [0, 65536, 1.5, -1, '62201'])
+      refused({ ...OPTS, stealthPort }, 'CONFIG_INVALID');
+    refused({ ...OPTS, stealthPort: 53 }, 'CONFIG_INVALID');
+    assert.equal(normalizeOptions({ ...OPTS, stealthPort: 22 }).stealthPort, 22, 'tcp/22 is another port');
+    assert.equal(normalizeOptions(OPTS).stealthPort, null);
+  });
+
   test('always_allow duplicates are merged and bare addresses become /32 and /128', () => {
     const o = normalizeOptions({
       ...OPTS,
