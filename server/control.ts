@@ -2,6 +2,12 @@
  * Control socket: a unix socket in the state dir, mode 0600 (root only), one JSON request line
  * → one JSON response line. Commands: status, reload, fw-list, fw-flush. This is the only way
  * to talk to the running daemon; nothing on the network ever answers.
+ *
+ * The socket file is created under a umask of 077, so it is never connectable by group or
+ * others, not even between bind() and the chmod that follows (the umask is process-wide, so it
+ * is set and restored synchronously around listen(), where no other code can run). Exactly one
+ * request per connection: once the first line is in, further data is ignored, so one connection
+ * cannot run a command twice.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
@@ -20,13 +26,17 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
   }
   const server = createServer((sock) => {
     let buf = '';
+    let taken = false;
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {
+      if (taken) return; // one request per connection; the rest is ignored
       buf += chunk;
-      if (buf.length > 4096) return sock.destroy();
       const nl = buf.indexOf('\n');
+      if (nl > 4096 || (nl === -1 && buf.length > 4096)) return sock.destroy();
       if (nl === -1) return;
+      taken = true;
       const line = buf.slice(0, nl);
+      buf = '';
       let cmd: unknown;
       try {
         cmd = (JSON.parse(line) as { cmd?: unknown }).cmd;
@@ -46,7 +56,14 @@ export async function listenControl(path: string, handler: ControlHandler): Prom
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    // bind() creates the file synchronously inside listen(): under this umask it is 0700 from
+    // its first moment, then 0600 below
+    const umask = process.umask(0o077);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
   });
   chmodSync(path, 0o600);
   return server;
