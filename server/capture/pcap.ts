@@ -10,7 +10,9 @@
  * - in-process (`isolate: false`): the handle lives in spad; one hop less, but a device going
  *   down kills spad.
  * Either way frames are decoded here (decode.ts) with one set of counters, the BPF filter is
- * `udp dst port N`, and libpcap runs in immediate mode (no read timeout, no sleep).
+ * `udp dst port N`, and libpcap runs in immediate mode (no read timeout, no sleep). The device
+ * is promiscuous, so a datagram is delivered only when its destination is one of this host's
+ * own addresses (host-addresses.ts); others count as `not-for-host`.
  *
  * Oversize datagrams (UDP payload > maxPayload) are delivered with `oversize: true`, their
  * length, and an empty payload: the pipeline logs PKT_TOO_LONG; the bytes are never copied. The
@@ -22,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../protocol/errors.js';
 import { CAP_SNAPLEN, type CapHandle, openCap } from './cap-binding.js';
 import { type DecodeFailure, decodeFrame, isSupportedLinkType, linkTypeFromCap } from './decode.js';
+import { HostAddresses } from './host-addresses.js';
 import { RecordReader } from './pcap-ipc.js';
 import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
 
@@ -58,6 +61,12 @@ export interface PcapCapture extends Capture {
 export interface PcapCaptureMode {
   /** Run libpcap in a supervised child process (default true). */
   isolate?: boolean;
+  /**
+   * This host's addresses; datagrams to any other destination are refused as `not-for-host`.
+   * Default: a HostAddresses over os.networkInterfaces(). null turns the check off (tests that
+   * feed frames for made-up addresses).
+   */
+  hostAddresses?: HostAddresses | null;
 }
 
 /** Linux dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
@@ -67,43 +76,30 @@ export function isValidDeviceName(name: string): boolean {
 
 const EMPTY = Buffer.alloc(0);
 
-export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): PcapCapture {
-  const { device, port, maxPayload, onDatagram, onError } = opts;
-  if (!isValidDeviceName(device)) {
-    throw new ConfigError('CONFIG_INVALID', `interface name is not valid (length ${device.length})`, {
-      field: 'interface',
-    });
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigError('CONFIG_INVALID', `port must be an integer 1-65535, got ${port}`, {
-      field: 'port',
-    });
-  }
-  if (!Number.isInteger(maxPayload) || maxPayload < 1 || maxPayload > CAP_SNAPLEN) {
-    throw new ConfigError('CONFIG_INVALID', `maxPayload must be an integer 1-${CAP_SNAPLEN}`, {
-      field: 'maxPayload',
-    });
-  }
-  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
-  if (!Number.isInteger(bufferBytes) || bufferBytes < 65536 || bufferBytes > 256 * 1024 * 1024) {
-    throw new ConfigError('CONFIG_INVALID', 'bufferBytes must be an integer 64 KiB - 256 MiB', {
-      field: 'bufferBytes',
-    });
-  }
-  const frameBytes = Math.min(CAP_SNAPLEN, maxPayload + HEADER_ROOM);
-  const stats: PcapCaptureStats = { received: 0, oversize: 0, decodeErrors: 0, rejected: {}, restarts: 0 };
-  const rejected = stats.rejected as Record<PcapRejectReason, number>;
-  const report = (err: unknown): void => {
-    onError?.(err instanceof Error ? err : new Error(String(err)));
-  };
+export interface FrameHandlerOptions {
+  port: number;
+  maxPayload: number;
+  onDatagram: (d: Datagram) => void;
+  report: (err: unknown) => void;
+  /** Is this canonical address one of this host's own (HostAddresses.has)? */
+  isLocal: (address: string) => boolean;
+}
 
+/**
+ * What every frame goes through, from either capture mode: decode, our port, addressed to this
+ * host, not cut short; then one Datagram to onDatagram. Refusals are counted in `stats`.
+ */
+export function frameHandler(
+  o: FrameHandlerOptions,
+  stats: PcapCaptureStats,
+): (linkType: number, frame: Uint8Array, truncated: boolean, receivedAt: bigint) => void {
+  const { port, maxPayload, onDatagram, report, isLocal } = o;
+  const rejected = stats.rejected as Record<PcapRejectReason, number>;
   const rejectAs = (why: PcapRejectReason): void => {
     stats.decodeErrors++;
     rejected[why] = (rejected[why] ?? 0) + 1;
   };
-
-  /** Every frame, from either mode, ends here. */
-  const onFrame = (linkType: number, frame: Uint8Array, truncated: boolean, receivedAt: bigint): void => {
+  return (linkType, frame, truncated, receivedAt) => {
     const r = decodeFrame(linkType, frame, { truncated });
     if (!r.ok) {
       rejectAs(r.reason);
@@ -111,6 +107,12 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     }
     if (r.udp.destinationPort !== port) {
       rejectAs('wrong-port');
+      return;
+    }
+    // Promiscuous capture sees frames for other hosts (and broadcast/multicast): a knock is
+    // only ours when sent to one of our own addresses.
+    if (!isLocal(r.udp.destination)) {
+      rejectAs('not-for-host');
       return;
     }
     // Within maxPayload yet cut: headers took more than HEADER_ROOM. Not a usable knock.
@@ -138,6 +140,40 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
       report(err);
     }
   };
+}
+
+export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): PcapCapture {
+  const { device, port, maxPayload, onDatagram, onError } = opts;
+  if (!isValidDeviceName(device)) {
+    throw new ConfigError('CONFIG_INVALID', `interface name is not valid (length ${device.length})`, {
+      field: 'interface',
+    });
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError('CONFIG_INVALID', `port must be an integer 1-65535, got ${port}`, {
+      field: 'port',
+    });
+  }
+  if (!Number.isInteger(maxPayload) || maxPayload < 1 || maxPayload > CAP_SNAPLEN) {
+    throw new ConfigError('CONFIG_INVALID', `maxPayload must be an integer 1-${CAP_SNAPLEN}`, {
+      field: 'maxPayload',
+    });
+  }
+  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+  if (!Number.isInteger(bufferBytes) || bufferBytes < 65536 || bufferBytes > 256 * 1024 * 1024) {
+    throw new ConfigError('CONFIG_INVALID', 'bufferBytes must be an integer 64 KiB - 256 MiB', {
+      field: 'bufferBytes',
+    });
+  }
+  const frameBytes = Math.min(CAP_SNAPLEN, maxPayload + HEADER_ROOM);
+  const stats: PcapCaptureStats = { received: 0, oversize: 0, decodeErrors: 0, rejected: {}, restarts: 0 };
+  const report = (err: unknown): void => {
+    onError?.(err instanceof Error ? err : new Error(String(err)));
+  };
+
+  const host = opts.hostAddresses === null ? null : (opts.hostAddresses ?? new HostAddresses());
+  const isLocal = (address: string): boolean => host === null || host.has(address);
+  const onFrame = frameHandler({ port, maxPayload, onDatagram, report, isLocal }, stats);
 
   const openError = (message: string, cause?: unknown): ConfigError =>
     new ConfigError('IO', `pcap: cannot capture on "${device}": ${message}`, { field: 'interface', cause });
