@@ -8,14 +8,16 @@
  *
  *   <id>-client 198.51.100.2 / 2001:db8::2 ──┐
  *   <id>-attacker 198.51.100.3 / 2001:db8::3 ─┼── bridge ── <id>-server 198.51.100.1 / 2001:db8::1
- *     probes udp/62201 and listens on raw     │               spad --interface eth0, tcp/22 echo
- *     ICMP/ICMPv6 sockets for any reply      ┘
+ *     probes udp/62201 and listens on raw     │               spad --interface eth0, tcp/22 echo,
+ *     ICMP/ICMPv6 sockets for any reply      ┘               always_allow: the attacker
  *
  * The listener is a small python3 script (raw sockets need no extra package): it sends a
  * bounded number of UDP probes over IPv4 and IPv6 and reports every ICMP/ICMPv6 message and
  * every UDP datagram that came back from the server (neighbour discovery left out).
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTopology, type Host, netnsUnavailable, type Topology } from '../../scripts/netns.js';
 import { probeOne, startServices } from './firewall-harness.js';
@@ -95,6 +97,12 @@ for (const backend of ['nftables', 'iptables'] as const) {
         keys = await setupKeys();
         alice = await keys.enroll('alice', ['--open', 'tcp/22', '--timeout', '5', '--max-timeout', '30']);
         children.push(await startServices(topo.server, [22], []));
+        // The attacker is even always allowed: the drop of the SPA port comes before that.
+        const config = join(keys.dir, 'spad.json');
+        writeFileSync(
+          config,
+          JSON.stringify({ always_allow: [`${topo.attacker.ipv4}/32`, `${topo.attacker.ipv6}/128`] }),
+        );
         spad = await startSpad(topo.server, keys.stateDir, [
           '--interface',
           'eth0',
@@ -102,6 +110,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
           'tcp/22',
           '--firewall',
           backend,
+          '--config',
+          config,
         ]);
       });
 
@@ -124,7 +134,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         );
       });
 
-      test('UDP probes of 62201 over IPv4 and IPv6 from the attacker get no ICMP, ICMPv6 or UDP reply', async () => {
+      test('UDP probes of 62201 over IPv4 and IPv6 from the attacker get no ICMP, ICMPv6 or UDP reply, although it is always allowed', async () => {
         const replies = await probeForReplies(topo.attacker, topo.server, 62201, 10);
         assert.deepEqual(replies, []);
       });
@@ -141,7 +151,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
           const grant = await s.waitFor((l) => l.event === 'grant', 5000, mark);
           assert.equal(grant.source, src);
           assert.equal(await probeOne(topo.client, ['tcp', to, 22], 600), 'open');
-          assert.equal(await probeOne(topo.attacker, ['tcp', to, 22], 600), 'closed');
+          assert.equal(await probeOne(topo.attacker, ['tcp', to, 22], 600), 'open', 'always_allow');
         }
       });
     },
