@@ -15,9 +15,8 @@
  * in iptables and ip6tables alike: nothing listens there, so otherwise the kernel would answer
  * each probe with ICMP port unreachable; libpcap sees the knocks before netfilter anyway.
  * Grants go in right after the established rule (position 2, or 3 after the stealth drop),
- * above the drops. Expiry is the unix second in the comment; the
- * kernel knows nothing of it, so sweep() must run on a timer, and init() drops expired rules a
- * crash left behind.
+ * above the drops. Expiry is the unix second in the comment; the kernel knows nothing of it, so
+ * sweep() must run on a timer, and init() drops expired rules a crash left behind.
  *
  * Every change is one `iptables-restore --noflush` transaction (atomic in both flavours), and
  * rules are deleted by their full spec, never by number, so an admin's edit between our listing
