@@ -6,9 +6,10 @@
  */
 import { formatPortSpec, parseAccessList } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
+import { commandRegexError, compileCommandRegex } from '../protocol/command.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
 import { TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
-import { CMD_TIMEOUT_MAX_SECONDS, commandRegexError, SOURCES_MAX } from './schema.js';
+import { CMD_TIMEOUT_MAX_SECONDS, SOURCES_MAX } from './schema.js';
 
 export const DEFAULT_TIMEOUT = 30;
 export const DEFAULT_MAX_TIMEOUT = 300;
@@ -146,7 +147,7 @@ export function commandRegexWarnings(re: string): string[] {
   }
   let anchored: RegExp | null = null;
   try {
-    anchored = new RegExp(`^(?:${re})$`);
+    anchored = compileCommandRegex(re);
   } catch {
     return out;
   }

@@ -12,13 +12,9 @@
 import { z } from 'zod';
 import { formatPortSpec, parsePortSpec } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
+import { commandRegexError } from '../protocol/command.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
-import {
-  ACCESS_MAX_ENTRIES,
-  COMMAND_MAX_BYTES,
-  TIMEOUT_MAX_SECONDS,
-  USERNAME_RE,
-} from '../protocol/limits.js';
+import { ACCESS_MAX_ENTRIES, TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
 
 export const FILE_VERSION = 1;
 /** Most CIDR blocks one record may list. */
@@ -95,18 +91,10 @@ const seconds = (max: number) =>
     .min(1, 'must be at least 1 second')
     .max(max, `must be at most ${max}`);
 
-/** A command regex is stored as given and matched anchored, as `^(?:re)$`, without flags. */
-export function commandRegexError(re: string): string | null {
-  if (re.length === 0) return 'empty regex';
-  if (re.length > COMMAND_MAX_BYTES) return `regex longer than ${COMMAND_MAX_BYTES} characters`;
-  try {
-    new RegExp(`^(?:${re})$`);
-    return null;
-  } catch (e) {
-    return `regex does not compile: ${(e as Error).message}`;
-  }
-}
-
+/**
+ * A command regex is stored as given and matched as `^(?:re)$` by the linear-time engine; the
+ * rules (one well-formed expression, what that engine runs) are protocol/command.ts's.
+ */
 export const commandPolicySchema = z.strictObject({
   regex: z.string().superRefine(viaParser(commandRegexError)),
   // root only when the admin named it explicitly (spa-keys add warns loudly); never a default

@@ -4,6 +4,7 @@
  */
 export * from './access.js';
 export * from './address.js';
+export * from './command.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';

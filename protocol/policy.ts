@@ -5,11 +5,12 @@
  */
 import { type PortSpec, portSpecEquals } from './access.js';
 import { type Address, addressEquals, type Cidr, cidrContains, unmapV4 } from './address.js';
-import { ConfigError, PolicyError } from './errors.js';
+import { commandArgv } from './command.js';
+import { PolicyError } from './errors.js';
 import type { Payload } from './payload.js';
 
 export interface CommandPolicy {
-  /** Compiled with compileCommandRegex: anchored, no flags. */
+  /** Compiled with compileCommandRegex (command.ts): anchored, linear-time engine. */
   readonly regex: RegExp;
   readonly runAs: string;
   readonly timeoutSeconds: number;
@@ -37,23 +38,14 @@ export type Decision =
   | {
       readonly kind: 'command';
       readonly address: Address;
+      /** The text the regex matched; always `argv.join(' ')`. */
       readonly command: string;
+      /** Exactly what runs (no shell, no second parse): the words the regex saw. */
+      readonly argv: readonly string[];
       readonly runAs: string;
       readonly timeoutSeconds: number;
       readonly ports: readonly PortSpec[];
     };
-
-/**
- * The admin's regex must match the whole command: `^(?:re)$`, no `m` flag, so `$` cannot stop
- * at a newline and a prefix match is never enough.
- */
-export function compileCommandRegex(source: string, field = 'cmd_regex'): RegExp {
-  try {
-    return new RegExp(`^(?:${source})$`);
-  } catch (cause) {
-    throw new ConfigError('CONFIG_INVALID', `${field}: not a valid regular expression`, { field, cause });
-  }
-}
 
 export function decide(payload: Payload, policy: UserPolicy, packetSource: Address): Decision {
   if (payload.username !== policy.username) {
@@ -94,7 +86,10 @@ export function decide(payload: Payload, policy: UserPolicy, packetSource: Addre
       throw new PolicyError('CMD_NOT_ALLOWED', 'command: this user may not run commands', {
         field: 'command',
       });
-    const text = payload.command ?? '';
+    // The regex sees the argv joined by single spaces, which is the whole text: commandArgv
+    // refuses every text for which that would not be so (SPEC.md §9.5).
+    const argv = commandArgv(payload.command ?? '');
+    const text = argv.join(' ');
     // A fresh lastIndex every time: the regex has no g/y flag, so test() is stateless.
     if (!cmd.regex.test(text)) {
       throw new PolicyError('CMD_NO_MATCH', 'command: does not match the allowed pattern', {
@@ -105,6 +100,7 @@ export function decide(payload: Payload, policy: UserPolicy, packetSource: Addre
       kind: 'command',
       address,
       command: text,
+      argv,
       runAs: cmd.runAs,
       timeoutSeconds: cmd.timeoutSeconds,
       ports: cmd.openPorts,

@@ -1,17 +1,24 @@
 /**
- * Restricted commands (SPEC.md §9.5). The policy step has already checked that the command
- * matches the user's anchored regex. Here, defence in depth, then execution:
- *  - the command is split into argv by a shell-words parser; any shell operator, redirection,
- *    substitution, glob or comment refuses it (CMD_NO_MATCH), even if a broad regex let it by;
- *  - it runs with execFile semantics: NO shell, as the run-as user and its primary group, with an
- *    empty environment plus a fixed PATH, cwd `/`, stdin closed;
- *  - a time limit sends SIGTERM, then SIGKILL 2 s later; at most N run at once per user;
+ * Restricted commands (SPEC.md §9.5). The policy step has already turned the command into its
+ * argv (protocol/command.ts: words of a small ASCII set split on single spaces, so the regex saw
+ * exactly `argv.join(' ')`) and matched it; this file runs that argv as it is, with no second
+ * parse:
+ *  - execFile semantics, NO shell, as the run-as user and its primary group, with an empty
+ *    environment plus a fixed PATH, cwd `/`, stdin closed, in a new session and process group;
+ *  - through util-linux prlimit(1), which sets rlimits on itself and execs the argv (same pid):
+ *    no core dumps, CPU seconds = time limit + grace, at most COMMAND_NPROC processes for the
+ *    run-as uid, COMMAND_AS_BYTES of address space per process. Node's spawn has no rlimit
+ *    option; without prlimit the command does not start (logged as could not start);
+ *  - a time limit sends SIGTERM to the whole process group, SIGKILL 2 s later; when the command's
+ *    own process exits, whatever it left in its group is killed at once. A descendant that calls
+ *    setsid() leaves the group and is not reached (SECURITY.md "Command argv confusion");
+ *  - at most N run at once per user; the slot is taken before any await and given back on every
+ *    path (lookup, grant or spawn failing, or the command ending);
  *  - stdout/stderr are kept up to a cap (the rest is read and discarded, so a chatty command
  *    cannot grow spad's memory) and go to the audit log with exit status and duration;
  *  - optional ports are opened for the source around the command and closed when it ends.
  */
-import { spawn } from 'node:child_process';
-import { parse as shellParse } from 'shell-quote';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { formatAccessList } from '../protocol/access.js';
 import { formatAddress } from '../protocol/address.js';
 import { PolicyError } from '../protocol/errors.js';
@@ -22,7 +29,17 @@ import type { CommandRunner } from './pipeline.js';
 
 export const OUTPUT_CAP_BYTES = 4096;
 export const KILL_GRACE_MS = 2000;
+/**
+ * After the command's process has exited and its group was killed, how long its output pipes may
+ * stay open (held by a descendant that left the group) before spad stops reading them.
+ */
+export const PIPE_GRACE_MS = 1000;
 export const COMMAND_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const PRLIMIT = '/usr/bin/prlimit';
+/** RLIMIT_NPROC: processes the run-as uid may have in all (a fork bomb stops here). */
+export const COMMAND_NPROC = 128;
+/** RLIMIT_AS per process. */
+export const COMMAND_AS_BYTES = 4 * 1024 ** 3;
 
 export interface Account {
   uid: number;
@@ -48,25 +65,11 @@ export function lookupAccount(name: string): Promise<Account | null> {
   });
 }
 
-/** Shell words without a shell: only plain words survive; anything a shell would interpret refuses. */
-export function splitCommand(command: string): string[] {
-  const parts = shellParse(command, (key) => `$${key}`);
-  const argv: string[] = [];
-  for (const p of parts) {
-    if (typeof p !== 'string') {
-      throw new PolicyError('CMD_NO_MATCH', 'command: shell operators, globs and comments are not allowed', {
-        field: 'command',
-      });
-    }
-    argv.push(p);
-  }
-  if (/[$`]/.test(command)) {
-    throw new PolicyError('CMD_NO_MATCH', 'command: substitutions ($, `) are not allowed', {
-      field: 'command',
-    });
-  }
-  if (argv.length === 0) throw new PolicyError('CMD_NO_MATCH', 'command: empty', { field: 'command' });
-  return argv;
+/** prlimit(1) arguments that bound a command with this time limit; the argv follows `--`. */
+export function rlimitArgs(timeoutSeconds: number): string[] {
+  const cpu = timeoutSeconds + Math.ceil(KILL_GRACE_MS / 1000);
+  // one value sets soft and hard limit alike, so the command cannot raise them again
+  return ['--core=0', `--cpu=${cpu}`, `--nproc=${COMMAND_NPROC}`, `--as=${COMMAND_AS_BYTES}`, '--'];
 }
 
 class Capped {
@@ -92,108 +95,188 @@ export interface CommandRunnerOptions {
   lookup?: (name: string) => Promise<Account | null>;
 }
 
+type CommandDecision = Extract<Decision, { kind: 'command' }>;
+type Ctx = Parameters<CommandRunner['run']>[1];
+
 export function createCommandRunner(
   opts: CommandRunnerOptions,
 ): CommandRunner & { running(): number; settled(): Promise<void> } {
   const active = new Map<string, number>();
   const inflight = new Set<Promise<void>>();
   const lookup = opts.lookup ?? lookupAccount;
+  const track = (p: Promise<void>): void => {
+    inflight.add(p);
+    void p.then(() => inflight.delete(p));
+  };
+
+  /** Takes one of the user's slots; the returned function gives it back, once. */
+  function takeSlot(user: string): () => void {
+    const n = active.get(user) ?? 0;
+    if (n >= opts.maxPerUser) {
+      throw new PolicyError(
+        'CMD_BUSY',
+        `command: ${n} already running for this user (limit ${opts.maxPerUser})`,
+      );
+    }
+    active.set(user, n + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (active.get(user) ?? 1) - 1;
+      if (left > 0) active.set(user, left);
+      else active.delete(user);
+    };
+  }
+
   return {
     running: () => [...active.values()].reduce((a, b) => a + b, 0),
     settled: async () => {
       await Promise.all(inflight);
     },
-    async run(decision: Extract<Decision, { kind: 'command' }>, ctx) {
-      const argv = splitCommand(decision.command);
-      const account = await lookup(decision.runAs);
-      if (!account) {
-        throw new PolicyError('CMD_USER_UNKNOWN', `command: run-as user '${decision.runAs}' does not exist`, {
-          field: 'runAs',
-        });
-      }
-      const n = active.get(ctx.user) ?? 0;
-      if (n >= opts.maxPerUser) {
-        throw new PolicyError(
-          'CMD_BUSY',
-          `command: ${n} already running for this user (limit ${opts.maxPerUser})`,
-        );
-      }
-      active.set(ctx.user, n + 1);
-      const address = formatAddress(decision.address);
-      const fw = opts.firewall();
-      if (decision.ports.length > 0) {
-        await fw.grant({
-          source: address,
-          ports: decision.ports,
-          timeoutSeconds: decision.timeoutSeconds + 5,
-        });
-      }
-      const started = Date.now();
-      const out = new Capped();
-      const err = new Capped();
-      const child = spawn(argv[0] as string, argv.slice(1), {
-        uid: account.uid,
-        gid: account.gid,
-        cwd: '/',
-        env: { PATH: COMMAND_PATH, LANG: 'C.UTF-8' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        shell: false,
-        detached: true, // its own process group, so the time limit reaches its children too
-      });
-      let timedOut = false;
-      const killGroup = (sig: NodeJS.Signals): void => {
-        try {
-          if (child.pid) process.kill(-child.pid, sig);
-        } catch {
-          /* already gone */
+    async run(decision: CommandDecision, ctx: Ctx) {
+      // taken before the first await, so concurrent knocks cannot all pass the check
+      const release = takeSlot(ctx.user);
+      let handedOver = false;
+      try {
+        const account = await lookup(decision.runAs);
+        if (!account) {
+          throw new PolicyError(
+            'CMD_USER_UNKNOWN',
+            `command: run-as user '${decision.runAs}' does not exist`,
+            {
+              field: 'runAs',
+            },
+          );
         }
-      };
-      const term = setTimeout(() => {
-        timedOut = true;
-        killGroup('SIGTERM');
-      }, decision.timeoutSeconds * 1000);
-      const kill = setTimeout(() => killGroup('SIGKILL'), decision.timeoutSeconds * 1000 + KILL_GRACE_MS);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      const done = new Promise<void>((resolve) => {
-        const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
-          clearTimeout(term);
-          clearTimeout(kill);
-          active.set(ctx.user, (active.get(ctx.user) ?? 1) - 1);
+        const address = formatAddress(decision.address);
+        const fw = opts.firewall();
+        if (decision.ports.length > 0) {
+          await fw.grant({
+            source: address,
+            ports: decision.ports,
+            timeoutSeconds: decision.timeoutSeconds + 5,
+          });
+        }
+        const closePorts = (): Promise<void> =>
+          decision.ports.length
+            ? fw.grant({ source: address, ports: decision.ports, timeoutSeconds: 1 }).catch(() => {})
+            : Promise.resolve();
+        const logEnd = (fields: Record<string, unknown>): void =>
           opts.audit.log('command', {
             ...ctx,
             command: decision.command,
             runAs: decision.runAs,
             uid: account.uid,
-            exit: code,
-            signal,
-            timedOut,
-            ms: Date.now() - started,
-            stdout: out.text(),
-            stderr: err.text(),
-            outputBytes: out.total + err.total,
-            ...(spawnError ? { detail: `could not start: ${spawnError.message}` } : {}),
+            ...fields,
             ...(decision.ports.length ? { ports: formatAccessList(decision.ports) } : {}),
           });
-          const close = decision.ports.length
-            ? fw.grant({ source: address, ports: decision.ports, timeoutSeconds: 1 }).catch(() => {})
-            : Promise.resolve();
-          void close.then(() => resolve());
-        };
-        let ended = false;
-        child.on('error', (e) => {
-          if (ended) return;
-          ended = true;
-          finish(null, null, e);
-        });
-        child.on('close', (code, signal) => {
-          if (ended) return;
-          ended = true;
-          finish(code, signal);
-        });
-      });
-      inflight.add(done);
-      void done.then(() => inflight.delete(done));
+        let child: ChildProcess;
+        try {
+          child = spawn(PRLIMIT, [...rlimitArgs(decision.timeoutSeconds), ...decision.argv], {
+            uid: account.uid,
+            gid: account.gid,
+            cwd: '/',
+            env: { PATH: COMMAND_PATH, LANG: 'C.UTF-8' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+            shell: false,
+            detached: true, // setsid(): its own session and process group, which the limits kill
+          });
+        } catch (e) {
+          // EPERM, EINVAL, an out-of-range uid: spawn throws instead of emitting 'error'
+          logEnd({
+            exit: null,
+            signal: null,
+            timedOut: false,
+            ms: 0,
+            detail: `could not start: ${(e as Error).message}`,
+          });
+          track(closePorts());
+          return;
+        }
+        handedOver = true;
+        track(
+          supervise(child, decision.timeoutSeconds, logEnd).then(() => {
+            release();
+            return closePorts();
+          }),
+        );
+      } finally {
+        if (!handedOver) release();
+      }
     },
   };
+}
+
+/**
+ * Waits for a started command: time limit (SIGTERM, then SIGKILL, to the whole group), output
+ * caps, and the kill of whatever the command left in its group when it exits. Resolves once the
+ * audit line is written.
+ */
+function supervise(
+  child: ChildProcess,
+  timeoutSeconds: number,
+  logEnd: (fields: Record<string, unknown>) => void,
+): Promise<void> {
+  const started = Date.now();
+  const out = new Capped();
+  const err = new Capped();
+  const pid = child.pid;
+  let timedOut = false;
+  const killGroup = (sig: NodeJS.Signals): void => {
+    // The group id stays allocated while any member lives, so it cannot name someone else's
+    // group while there is anything of ours left to kill.
+    try {
+      if (pid) process.kill(-pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  const term = setTimeout(() => {
+    timedOut = true;
+    killGroup('SIGTERM');
+  }, timeoutSeconds * 1000);
+  const kill = setTimeout(() => killGroup('SIGKILL'), timeoutSeconds * 1000 + KILL_GRACE_MS);
+  let pipes: NodeJS.Timeout | undefined;
+  child.stdout?.on('data', (b: Buffer) => out.push(b));
+  child.stderr?.on('data', (b: Buffer) => err.push(b));
+  return new Promise<void>((resolve) => {
+    let exit: { code: number | null; signal: NodeJS.Signals | null } = { code: null, signal: null };
+    let ended = false;
+    const finish = (spawnError?: Error): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(term);
+      clearTimeout(kill);
+      clearTimeout(pipes);
+      logEnd({
+        exit: exit.code,
+        signal: exit.signal,
+        timedOut,
+        ms: Date.now() - started,
+        stdout: out.text(),
+        stderr: err.text(),
+        outputBytes: out.total + err.total,
+        ...(spawnError ? { detail: `could not start: ${spawnError.message}` } : {}),
+      });
+      resolve();
+    };
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      // the command is over: its leftovers (background children, ones that ignore SIGTERM) go too
+      killGroup('SIGKILL');
+      clearTimeout(term);
+      clearTimeout(kill);
+      pipes = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      }, PIPE_GRACE_MS);
+    });
+    child.on('error', (e) => {
+      // never started (e.g. prlimit missing); once running, errors are about kill() and ignorable
+      if (child.pid === undefined) finish(e);
+    });
+    child.on('close', () => finish());
+  });
 }

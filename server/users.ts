@@ -9,7 +9,8 @@ import { loadAllowlist, publicKeyOf } from '../keyring/index.js';
 import { parsePortSpec } from '../protocol/access.js';
 import { parseCidr } from '../protocol/address.js';
 import type { SignerEntry } from '../protocol/envelope.js';
-import { compileCommandRegex, type UserPolicy } from '../protocol/policy.js';
+import { compileCommandRegex } from '../protocol/command.js';
+import type { UserPolicy } from '../protocol/policy.js';
 import type { UserDirectory } from './pipeline.js';
 
 export function policyOf(r: KeyRecord): UserPolicy {
