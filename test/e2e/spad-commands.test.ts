@@ -1,6 +1,7 @@
 /**
- * Restricted commands end to end (issue #6): a real spad in the server namespace runs an allowed
- * command as an unprivileged user, and refuses every way of smuggling more than the regex allows.
+ * Restricted commands end to end (issues #6 and #10): a real spad in the server namespace runs an
+ * allowed command as an unprivileged user, and refuses every way of smuggling more than the regex
+ * allows; a failed start gives the user's slot back, and nothing a command starts outlives it.
  * The run-as user is `nobody` (present on every Debian system), so the test adds no users.
  */
 import assert from 'node:assert/strict';
@@ -25,6 +26,8 @@ describe('restricted commands through spad', { skip: skip ?? false }, () => {
   let spad: Spad;
   let work: string;
   let script: string;
+  let bgRun: string;
+  let keyringFile: string;
   const homes: Record<string, string> = {};
 
   async function commandKnock(
@@ -66,6 +69,31 @@ describe('restricted commands through spad', { skip: skip ?? false }, () => {
     return { line, bytes };
   }
 
+  /** Hand-edits the ports a user's command opens (spa-keys add has no flag for them). */
+  function setCommandPorts(user: string, ports: string[]): void {
+    const file = JSON.parse(readFileSync(keyringFile, 'utf8')) as {
+      keys: Record<string, { username: string; command: { openPorts: string[] } | null }>;
+    };
+    const rec = Object.values(file.keys).find((r) => r.username === user);
+    assert.ok(rec?.command, `no command policy for ${user}`);
+    rec.command.openPorts = ports;
+    writeFileSync(keyringFile, `${JSON.stringify(file, null, 2)}\n`);
+  }
+
+  /** The pid a bg-run left in its pid file, and whether that process still runs. */
+  function backgroundChild(mode: string): { pid: number; alive: () => boolean } {
+    const pid = Number(readFileSync(join(work, `bg.${mode}.pid`), 'utf8'));
+    assert.ok(pid > 1, `no pid for ${mode}`);
+    const alive = (): boolean => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+    return { pid, alive };
+  }
+
   before(async () => {
     topo = await createTopology();
     keys = await setupKeys();
@@ -90,18 +118,39 @@ describe('restricted commands through spad', { skip: skip ?? false }, () => {
     homes.ghost = (
       await keys.enroll('ghost', ['--open', 'tcp/22', '--cmd-regex', re, '--cmd-user', 'nosuchuser42'])
     ).home;
+    // leaves a background child behind (pid in bg.MODE.pid), one that ignores SIGTERM when
+    // MODE is stubborn; then exits at once (now) or outlives the time limit (wait)
+    bgRun = join(work, 'bg-run');
+    writeFileSync(
+      bgRun,
+      [
+        '#!/bin/sh',
+        'if [ "$1" = stubborn ]; then (trap "" TERM; exec sleep 60) >/dev/null 2>&1 </dev/null &',
+        'else sleep 60 >/dev/null 2>&1 </dev/null & fi',
+        `echo $! > ${work}/bg.$1.pid`,
+        'if [ "$2" = wait ]; then sleep 30; fi',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
     homes.slow = (
       await keys.enroll('slow', [
         '--open',
         'tcp/22',
         '--cmd-regex',
-        '/bin/sleep [0-9]+|/usr/bin/yes',
+        `/bin/sleep [0-9]+|/usr/bin/yes|${bgRun} (plain|stubborn) (now|wait)`,
         '--cmd-user',
         'nobody',
         '--cmd-timeout',
         '1',
       ])
     ).home;
+    homes.leaky = (
+      await keys.enroll('leaky', ['--open', 'tcp/22', '--cmd-regex', re, '--cmd-user', 'nobody'])
+    ).home;
+    // leaky's command opens tcp/2222, which spad does not protect: every grant for it fails
+    keyringFile = join(keys.stateDir, 'keyring.json');
+    setCommandPorts('leaky', ['tcp/2222']);
     // many knocks from one client in a few seconds: lift the per-source rate limit for this test
     const config = join(keys.dir, 'spad.json');
     writeFileSync(config, JSON.stringify({ rate_burst: 100, rate_per_second: 50 }));
@@ -210,5 +259,35 @@ describe('restricted commands through spad', { skip: skip ?? false }, () => {
     assert.equal((line.stdout as string).length, 4096);
     const grown = rss() - before;
     assert.ok(grown < 50_000, `spad RSS grew by ${grown} kB`);
+  });
+
+  test('a command whose firewall grant fails gives its slot back: a later valid command runs', async () => {
+    // more failures than the two slots a user has (max_commands_per_user defaults to 2)
+    for (let i = 0; i < 3; i++) {
+      const { line } = await send('leaky', `${script} home`);
+      assert.equal(line.reason, 'PORT_NOT_ALLOWED', JSON.stringify(line));
+    }
+    const mark = spad.lines.length;
+    setCommandPorts('leaky', []);
+    await spad.waitFor((l) => l.event === 'reload', 5000, mark);
+    const { line } = await send('leaky', `${script} home`);
+    assert.equal(line.event, 'command', JSON.stringify(line));
+    assert.equal(line.exit, 0);
+  });
+
+  test('a background child of a command that exits at once does not outlive it', async () => {
+    const { line } = await send('slow', `${bgRun} plain now`);
+    assert.equal(line.event, 'command');
+    assert.equal(line.exit, 0);
+    const bg = backgroundChild('plain');
+    assert.ok(await waitFor(async () => !bg.alive(), 3000), `pid ${bg.pid} still runs`);
+  });
+
+  test('a descendant that ignores SIGTERM does not outlive the time limit', async () => {
+    const { line } = await send('slow', `${bgRun} stubborn wait`);
+    assert.equal(line.event, 'command');
+    assert.equal(line.timedOut, true);
+    const bg = backgroundChild('stubborn');
+    assert.ok(await waitFor(async () => !bg.alive(), 5000), `pid ${bg.pid} still runs`);
   });
 });
