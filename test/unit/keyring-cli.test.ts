@@ -305,6 +305,14 @@ describe('spa-keys add (scripted)', () => {
           /--cmd-regex: regex does not compile/,
         ],
         [
+          ['--open', 'tcp/22', '--cmd-regex', 'uptime)|(reboot', '--cmd-user', 'nobody'],
+          /--cmd-regex: regex does not compile on its own .*Unmatched '\)'/,
+        ],
+        [
+          ['--open', 'tcp/22', '--cmd-regex', '(home|etc) \\1', '--cmd-user', 'nobody'],
+          /--cmd-regex: regex uses what the linear-time engine cannot run/,
+        ],
+        [
           ['--open', 'tcp/22', '--cmd-regex', 'a', '--cmd-user', 'Root User'],
           /--cmd-user: 'Root User' is not a valid unix user name/,
         ],
