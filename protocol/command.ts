@@ -83,12 +83,8 @@ function haveLinearEngine(): boolean {
   return linearEngine;
 }
 
-/**
- * Why `re` cannot be a command regex, or null when it can. Checks, in order: not empty, at most
- * COMMAND_REGEX_MAX_CHARS, compiles on its own (so its parentheses balance and it cannot close
- * the `^(?:...)$` wrapper), and compiles for the linear-time engine.
- */
-export function commandRegexError(re: string): string | null {
+/** The compiled `^(?:re)$`, or why `re` cannot be a command regex. */
+function compileOrExplain(re: string): RegExp | string {
   if (re.length === 0) return 'empty regex';
   if (re.length > COMMAND_REGEX_MAX_CHARS) return `regex longer than ${COMMAND_REGEX_MAX_CHARS} characters`;
   try {
@@ -101,11 +97,20 @@ export function commandRegexError(re: string): string | null {
     return 'this Node.js has no linear-time regex engine (V8 --enable-experimental-regexp-engine), so no command regex is accepted';
   }
   try {
-    new RegExp(`^(?:${re})$`, LINEAR);
+    return new RegExp(`^(?:${re})$`, LINEAR);
   } catch {
     return 'regex uses what the linear-time engine cannot run: backreferences (\\1, \\k<name>), lookahead or lookbehind ((?=, (?!, (?<=, (?<!), or a counted repetition above {16} (write + or * instead)';
   }
-  return null;
+}
+
+/**
+ * Why `re` cannot be a command regex, or null when it can. Checks, in order: not empty, at most
+ * COMMAND_REGEX_MAX_CHARS, compiles on its own (so its parentheses balance and it cannot close
+ * the `^(?:...)$` wrapper), and compiles for the linear-time engine.
+ */
+export function commandRegexError(re: string): string | null {
+  const r = compileOrExplain(re);
+  return typeof r === 'string' ? r : null;
 }
 
 /**
@@ -113,7 +118,7 @@ export function commandRegexError(re: string): string | null {
  * stop at a newline), linear-time engine. Throws CONFIG_INVALID naming `field`.
  */
 export function compileCommandRegex(source: string, field = 'cmd_regex'): RegExp {
-  const err = commandRegexError(source);
-  if (err) throw new ConfigError('CONFIG_INVALID', `${field}: ${err}`, { field });
-  return new RegExp(`^(?:${source})$`, LINEAR);
+  const r = compileOrExplain(source);
+  if (typeof r === 'string') throw new ConfigError('CONFIG_INVALID', `${field}: ${r}`, { field });
+  return r;
 }
