@@ -93,6 +93,8 @@ export interface CommandRunnerOptions {
   maxPerUser: number;
   firewall: () => Firewall;
   lookup?: (name: string) => Promise<Account | null>;
+  /** prlimit(1) to run commands through; default PRLIMIT. */
+  prlimit?: string;
 }
 
 type CommandDecision = Extract<Decision, { kind: 'command' }>;
@@ -173,7 +175,7 @@ export function createCommandRunner(
           });
         let child: ChildProcess;
         try {
-          child = spawn(PRLIMIT, [...rlimitArgs(decision.timeoutSeconds), ...decision.argv], {
+          child = spawn(opts.prlimit ?? PRLIMIT, [...rlimitArgs(decision.timeoutSeconds), ...decision.argv], {
             uid: account.uid,
             gid: account.gid,
             cwd: '/',

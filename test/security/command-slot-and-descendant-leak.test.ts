@@ -124,6 +124,23 @@ describe('a restricted command that fails to start gives its slot back', { skip:
     await runsAfterwards(r, audit);
   });
 
+  test('without prlimit no command runs unbounded: logged as could not start, slot given back', async () => {
+    const audit = memoryAudit();
+    const r = createCommandRunner({
+      audit,
+      maxPerUser: 1,
+      firewall: recordingFirewall,
+      lookup: async () => NOBODY,
+      prlimit: join(work, 'no-prlimit'),
+    });
+    for (let i = 0; i < 2; i++) {
+      await r.run(decision('/bin/true'), ctx);
+      await r.settled();
+      assert.match(String(audit.lines.at(-1)?.detail), /^could not start: spawn .*no-prlimit ENOENT/);
+    }
+    assert.equal(r.running(), 0);
+  });
+
   test('a command whose grant succeeded but whose spawn throws closes the ports again', async () => {
     const fw = recordingFirewall();
     const { r } = runner(() => fw, badUid);
