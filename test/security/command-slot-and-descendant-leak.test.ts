@@ -204,6 +204,34 @@ describe("a restricted command's descendants do not outlive it", { skip: notRoot
     assert.ok(await until(() => !alive(pid), 5000), `pid ${pid} still runs after the time limit`);
   });
 
+  test('a descendant that leaves the group (setsid) and holds the output open does not hold the slot', async () => {
+    // It is not killed (SECURITY.md "Command argv confusion": only a cgroup would reach it), but
+    // spad stops reading its pipes soon after the command exits, logs, and frees the slot.
+    const escape = join(work, 'escape');
+    writeFileSync(escape, `#!/bin/sh\nsetsid sleep 60 &\necho $! > ${work}/escape.pid\n`, { mode: 0o755 });
+    const audit = memoryAudit();
+    const r = createCommandRunner({
+      audit,
+      maxPerUser: 1,
+      firewall: recordingFirewall,
+      lookup: async () => NOBODY,
+    });
+    let pid = 0;
+    try {
+      await r.run(decision(escape), ctx);
+      const done = await Promise.race([
+        r.settled().then(() => true),
+        new Promise<boolean>((res) => setTimeout(() => res(false), 10_000)),
+      ]);
+      pid = Number(readFileSync(join(work, 'escape.pid'), 'utf8'));
+      assert.ok(done, 'the command was still running 10 s after it exited');
+      assert.equal(audit.lines.at(-1)?.exit, 0);
+      assert.equal(r.running(), 0);
+    } finally {
+      if (pid > 1 && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   test('a command runs with rlimits: no core dumps, CPU time and process count bounded', async () => {
     const audit = memoryAudit();
     const r = createCommandRunner({
