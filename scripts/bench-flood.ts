@@ -19,15 +19,16 @@
  * flooder only), so the per-source limit does not shield and only the global one does.
  *
  * Usage: node dist/scripts/bench-flood.js [--seconds 10] [--max-packets 2000000] [--knocks 10]
- * Needs root. Cleans up namespaces, processes and temp files even when it fails.
+ * Needs root. Cleans up namespaces, processes and temp files even when it fails, and on
+ * SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type FaultRig, faultRig } from '../test/e2e/faults-harness.js';
 import { childPids, cpuMs, keyIdGarbageKeep, NODE_FLOOD, pct, startProbe, statusKb } from './bench-lib.js';
+import { onInterrupt, tempDir } from './cleanup.js';
 
 const { values } = parseArgs({
   options: {
@@ -222,9 +223,14 @@ async function scenario(
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'spa-bench-flood-'));
+  const tmp = tempDir('spa-bench-flood-');
+  const dir = tmp.path;
   const flooder = buildFlooder(dir);
   const rig = await faultRig({ auditLog: join(dir, 'audit.jsonl') });
+  const cleanup = onInterrupt(async () => {
+    await rig.close();
+    await tmp.remove();
+  });
   try {
     const [template] = await rig.knocks(1);
     const rows: Row[] = [];
@@ -241,8 +247,7 @@ async function main(): Promise<void> {
     );
     console.table(rows);
   } finally {
-    await rig.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -18,17 +18,7 @@
  * Needs root, gpg, /usr/sbin/fwknopd and /usr/bin/fwknop. Cleans up even when it fails.
  */
 import { type ChildProcess, execFile } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { seal } from '../protocol/envelope.js';
@@ -37,6 +27,7 @@ import { startServices } from '../test/e2e/firewall-harness.js';
 import { BIN, type Keys, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
 import { freshPayload, testKey } from '../test/helpers/keys.js';
 import { blast, childPids, cpuMs, pct, sealKnocks, startProbe } from './bench-lib.js';
+import { onInterrupt, tempDir } from './cleanup.js';
 import { createTopology, type Host, run, type Topology, waitFor } from './netns.js';
 
 const { values } = parseArgs({
@@ -83,6 +74,11 @@ async function spaSide(): Promise<Figures> {
   let keys: Keys | undefined;
   const service = await startServices(topo.server, [22], []);
   const f: Figures = {};
+  const cleanup = onInterrupt(async () => {
+    service.kill('SIGKILL');
+    await topo.destroy();
+    keys?.cleanup();
+  });
   try {
     keys = await setupKeys();
     const alice = await keys.enroll('alice', ['--open', 'tcp/22', '--timeout', '30']);
@@ -170,9 +166,7 @@ async function spaSide(): Promise<Figures> {
     }
     f.client = pct(times, 50);
   } finally {
-    service.kill('SIGKILL');
-    await topo.destroy();
-    keys?.cleanup();
+    await cleanup();
   }
   return f;
 }
@@ -363,11 +357,21 @@ const grants = (log: string): number => (log.match(/Incoming SPA data signed by/
 const handled = (log: string): number => (log.match(/SPA Packet from IP/g) ?? []).length;
 
 async function fwknopSide(): Promise<Figures> {
-  const dir = mkdtempSync(join(tmpdir(), 'spa-bench-fwknop-'));
+  const tmp = tempDir('spa-bench-fwknop-');
+  const dir = tmp.path;
   const topo = await createTopology();
   const service = await startServices(topo.server, [22], []);
   const f: Figures = {};
   let g: Gpg | undefined;
+  const cleanup = onInterrupt(async () => {
+    service.kill('SIGKILL');
+    await topo.destroy();
+    if (g) {
+      for (const h of ['srv', 'cli'])
+        await run('gpgconf', ['--homedir', join(g.dir, h), '--kill', 'gpg-agent'], { env: g.env });
+    }
+    await tmp.remove();
+  });
   try {
     g = await gpgSetup(dir);
     const gg = g;
@@ -466,13 +470,7 @@ async function fwknopSide(): Promise<Figures> {
     }
     f.client = pct(times, 50);
   } finally {
-    service.kill('SIGKILL');
-    await topo.destroy();
-    if (g) {
-      for (const h of ['srv', 'cli'])
-        await run('gpgconf', ['--homedir', join(g.dir, h), '--kill', 'gpg-agent'], { env: g.env });
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
   return f;
 }

@@ -14,10 +14,9 @@
  *    and CPU per valid knock over a burst of --knocks knocks (utime + stime from /proc), with 1
  *    and with N keys enrolled.
  * Usage: node dist/scripts/bench-keys.js [--keys 10000] [--knocks 200]
- * Needs root for the daemon part (skipped otherwise). Cleans up namespaces and temp files.
+ * Needs root for the daemon part (skipped otherwise). Cleans up namespaces, processes and temp
+ * files, also on SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as openpgp from 'openpgp';
@@ -35,6 +34,7 @@ import { type Spad, startSpad } from '../test/e2e/spad-harness.js';
 import { freshPayload, fromPrivateKey, type TestKey } from '../test/helpers/keys.js';
 import { granted, type Rig, recordFor, rig } from '../test/security/rig.js';
 import { blast, cpuMs, pct } from './bench-lib.js';
+import { onInterrupt, tempDir } from './cleanup.js';
 import { createTopology, isRoot, waitFor } from './netns.js';
 
 const { values } = parseArgs({
@@ -129,6 +129,10 @@ async function daemon(
   const topo = await createTopology();
   const service = await startServices(topo.server, [22], []);
   const rows: Record<string, string>[] = [];
+  const cleanup = onInterrupt(async () => {
+    service.kill('SIGKILL');
+    await topo.destroy();
+  });
   try {
     for (const [label, dir, signers] of [
       ['1 key', stateDirs.one, [0]],
@@ -179,14 +183,14 @@ async function daemon(
       }
     }
   } finally {
-    service.kill('SIGKILL');
-    await topo.destroy();
+    await cleanup();
   }
   return rows;
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'spa-bench-keys-'));
+  const tmp = tempDir('spa-bench-keys-');
+  const dir = tmp.path;
   try {
     const stateDirs = { one: join(dir, 'one'), many: join(dir, 'many') };
     await initServer(stateDirs.many);
@@ -212,7 +216,7 @@ async function main(): Promise<void> {
     if (isRoot()) console.table(await daemon(stateDirs, server, keys));
     else console.log('(not root: the real-daemon part is skipped)');
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await tmp.remove();
   }
 }
 

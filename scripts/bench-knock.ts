@@ -7,13 +7,15 @@
  *    per knock from /proc (utime + stime).
  * Usage: node dist/scripts/bench-knock.js [--knocks 40] [--burst 300] [--mode pcap|udp|both]
  *        [--firewall nftables|iptables]
- * Needs root. Cleans up its namespaces and temp files even when it fails.
+ * Needs root. Cleans up its namespaces, processes and temp files even when it fails, and on
+ * SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
 import { parseArgs } from 'node:util';
 import { callControl } from '../server/control.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, type Spad, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
 import { BLAST, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
+import { onInterrupt } from './cleanup.js';
 import { createTopology, type Topology } from './netns.js';
 
 const { values } = parseArgs({
@@ -129,6 +131,11 @@ async function main(): Promise<void> {
   const topo = await createTopology();
   const keys = await setupKeys();
   const service = await startServices(topo.server, [22], []);
+  const cleanup = onInterrupt(async () => {
+    service.kill('SIGKILL');
+    await topo.destroy();
+    keys.cleanup();
+  });
   try {
     const alice = await keys.enroll('alice', ['--open', 'tcp/22', '--timeout', '30']);
     const modes: Array<'pcap' | 'udp'> =
@@ -140,9 +147,7 @@ async function main(): Promise<void> {
     );
     console.table(rows);
   } finally {
-    service.kill('SIGKILL');
-    await topo.destroy();
-    keys.cleanup();
+    await cleanup();
   }
 }
 

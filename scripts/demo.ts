@@ -6,14 +6,15 @@
  *
  * An admin creates the server key, a user makes a key pair, the admin enrolls it; spad starts
  * with tcp/22 protected; the user's connection is refused, the user knocks with `spa`, connects;
- * the attacker replays the captured knock and is refused. Everything is removed at the end.
+ * the attacker replays the captured knock and is refused. Everything is removed at the end, and
+ * on SIGINT, SIGTERM or SIGHUP too (the same steps, scripts/cleanup.ts).
  * Only the real binaries are used (spa-keys, spad, spa), as a person would run them.
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { interruptedBy, onInterrupt, tempDir } from './cleanup.js';
 import { createTopology, type Host, netnsUnavailable, run, waitFor } from './netns.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -69,12 +70,18 @@ async function main(): Promise<number> {
     console.error(`spa: error: the demo ${why}`);
     return 2;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'spa-demo-'));
+  const tmp = tempDir('spa-demo-');
+  const dir = tmp.path;
   const state = join(dir, 'etc-spa');
   const home = join(dir, 'alice-home');
-  const children: ChildProcess[] = [];
   step('a network: server 198.51.100.1, client 198.51.100.2, attacker 198.51.100.3 (network namespaces)');
   const topo = await createTopology();
+  const children: ChildProcess[] = [];
+  const stopChildren = onInterrupt(async () => {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const c of children) c.kill('SIGKILL');
+  });
   try {
     const { server, client, attacker } = topo;
 
@@ -185,16 +192,9 @@ async function main(): Promise<number> {
     step('done: the grant expires by itself in the kernel (nftables set timeout); cleaning up');
     return 0;
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const c of children) c.kill('SIGKILL');
+    await stopChildren();
     await topo.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    try {
-      execFileSync('ip', ['netns', 'list']);
-    } catch {
-      /* nothing */
-    }
+    await tmp.remove();
   }
 }
 
@@ -205,7 +205,8 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    console.error(`spa: error: demo failed: ${(err as Error).message}`);
+    // on a signal, cleanup.ts says so and ends the process; this is a step it cut short
+    if (!interruptedBy()) console.error(`spa: error: demo failed: ${(err as Error).message}`);
     process.exitCode = 1;
   },
 );

@@ -10,10 +10,15 @@
  * Every host sees the others on eth0 (/24 and /64, no router). Names carry a per-run id so parallel
  * runs never meet; addresses come only from the documentation ranges and live only inside these
  * namespaces. `destroy()` removes everything and is safe to call twice; callers put it in a
- * `finally`/`after` so a failing test still cleans up. Needs root and iproute2.
+ * `finally`/`after` so a failing test still cleans up. It first ends every process still running
+ * in the namespaces (SIGTERM, then SIGKILL): a daemon, its capture child, a flooder, whoever
+ * started them. SIGINT, SIGTERM and SIGHUP run the same `destroy()` (scripts/cleanup.ts), so an
+ * interrupted demo, benchmark or test leaves neither namespaces nor processes behind; so do the
+ * programs `run()` started. Needs root and iproute2.
  */
 import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { onInterrupt } from './cleanup.js';
 
 export interface ExecResult {
   stdout: string;
@@ -57,10 +62,14 @@ export function run(
       args,
       { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, env: opts.env ?? process.env },
       (err, stdout, stderr) => {
+        void release();
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ stdout: String(stdout), stderr: String(stderr), code });
       },
     );
+    const release = onInterrupt(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });
@@ -105,21 +114,31 @@ export async function createTopology(extra: readonly string[] = []): Promise<Top
   const names = ['server', 'client', 'attacker', ...extra];
   const hosts: Record<string, Host> = {};
   const created: string[] = [];
-  const destroy = async (): Promise<void> => {
-    for (const ns of created.reverse()) await run('ip', ['netns', 'delete', ns]);
-    created.length = 0;
+  let closing = false;
+  const removeAll = async (): Promise<void> => {
+    await endProcessesIn(created);
+    for (let ns = created.pop(); ns !== undefined; ns = created.pop())
+      await run('ip', ['netns', 'delete', ns]);
+  };
+  const destroy = onInterrupt(async () => {
+    closing = true;
+    await removeAll();
+  });
+  // a signal may run destroy() while we are still adding: stop, and remove what came after it
+  const add = async (ns: string): Promise<void> => {
+    if (closing) throw new Error('createTopology: interrupted');
+    await must('ip', ['netns', 'add', ns]);
+    created.push(ns);
   };
   try {
-    await must('ip', ['netns', 'add', sw]);
-    created.push(sw);
+    await add(sw);
     await must('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
     await must('ip', ['-n', sw, 'link', 'set', 'lo', 'up']);
     for (const [i, name] of names.entries()) {
       const ns = `${id}-${name}`;
       const n = i + 1;
-      await must('ip', ['netns', 'add', ns]);
-      created.push(ns);
+      await add(ns);
       const peer = `v${n}`;
       await must('ip', ['-n', sw, 'link', 'add', peer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
       await must('ip', ['-n', sw, 'link', 'set', peer, 'master', 'br0', 'up']);
@@ -131,8 +150,10 @@ export async function createTopology(extra: readonly string[] = []): Promise<Top
       await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
       hosts[name] = makeHost(name, ns, ipv4, ipv6);
     }
+    if (closing) throw new Error('createTopology: interrupted');
   } catch (err) {
     await destroy();
+    await removeAll();
     throw err;
   }
   const get = (n: string): Host => {
@@ -141,6 +162,35 @@ export async function createTopology(extra: readonly string[] = []): Promise<Top
     return h;
   };
   return { id, hosts, server: get('server'), client: get('client'), attacker: get('attacker'), destroy };
+}
+
+/** Pids of the processes running in network namespace `ns` (`ip netns pids`). */
+async function pidsIn(ns: string): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', ns], { timeoutMs: 5000 });
+  return r.stdout.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/**
+ * Ends every process in these namespaces: SIGTERM (a daemon removes its rules and exits), up to
+ * 2 s, then SIGKILL. Deleting a namespace alone would leave them running, unreachable.
+ */
+async function endProcessesIn(namespaces: readonly string[]): Promise<void> {
+  const all = async (): Promise<number[]> => (await Promise.all(namespaces.map(pidsIn))).flat();
+  for (const [sig, graceMs] of [
+    ['SIGTERM', 2000],
+    ['SIGKILL', 2000],
+  ] as const) {
+    const pids = await all();
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    }
+    await waitFor(async () => (await all()).length === 0, graceMs, 50);
+  }
 }
 
 /** Waits until `probe` resolves true, polling every `everyMs`, for at most `timeoutMs`. */
