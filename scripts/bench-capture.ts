@@ -14,8 +14,7 @@
  *                       pcap_set_immediate_mode to see delivery without immediate mode.
  * Prints figures; asserts nothing.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -24,6 +23,7 @@ import {
   sendFrom,
   startHarness,
 } from '../test/e2e/fixtures/capture-control.js';
+import { tempDir } from './cleanup.js';
 import { createTopology, netnsUnavailable } from './netns.js';
 
 const { values } = parseArgs({
@@ -66,9 +66,10 @@ const scenarios: Scenario[] = [
   { name: 'pcap any (in-process)', args: pcapArgs('any', '--in-process'), port: PCAP_PORT },
   { name: 'udp socket', args: ['--mode', 'udp', '--port', String(UDP_PORT)], port: UDP_PORT },
 ];
-let decoyDir: string | undefined;
+let decoy: ReturnType<typeof tempDir> | undefined;
 if (values['decoy-libpcap']) {
-  decoyDir = mkdtempSync(join(tmpdir(), 'spa-decoy-'));
+  decoy = tempDir('spa-decoy-');
+  const decoyDir = decoy.path;
   writeFileSync(join(decoyDir, 'libpcap.so'), 'not an ELF file\n');
   const env = { ...process.env, LD_LIBRARY_PATH: decoyDir };
   scenarios.splice(
@@ -136,5 +137,5 @@ try {
   }
 } finally {
   await topo.destroy();
-  if (decoyDir) rmSync(decoyDir, { recursive: true, force: true });
+  await decoy?.remove();
 }

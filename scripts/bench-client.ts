@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '../keyring/generate.js';
 import { generateOwnKey, importKey } from '../keyring/keystore.js';
+import { onInterrupt } from './cleanup.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'client', 'cli.js');
@@ -86,6 +87,11 @@ async function main(): Promise<void> {
     received++;
   });
   let gnupg: string | null = null;
+  const cleanup = onInterrupt(async () => {
+    listener.close();
+    if (gnupg) spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'all']);
+    await rm(root, { recursive: true, force: true });
+  });
   try {
     await generateOwnKey(home, { username: 'bench' });
     const server = await generateKeyPair({ type: 'curve25519', userId: { name: 'bench server' } });
@@ -122,9 +128,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    listener.close();
-    if (gnupg) spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'all']);
-    await rm(root, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -8,17 +8,17 @@
  * text, re-used: generating 10,000 keys would take minutes and key text is not parsed at load, so
  * only its size matters). Usage: node dist/scripts/bench-keyring.js [N]
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { allowlistPath, initServer, loadAllowlist, publicKeyOf } from '../keyring/allowlist.js';
 import { writeFileAtomic } from '../keyring/atomic.js';
 import { generateKeyPair } from '../keyring/generate.js';
 import type { AllowlistFile, KeyRecord } from '../keyring/schema.js';
+import { tempDir } from './cleanup.js';
 
 const n = Number(process.argv[2] ?? 10_000);
-const dir = await mkdtemp(join(tmpdir(), 'spa-bench-keyring-'));
+const tmp = tempDir('spa-bench-keyring-');
+const dir = tmp.path;
 try {
   await initServer(dir);
   const key = await generateKeyPair({
@@ -80,5 +80,5 @@ try {
   console.log(`  signer lookup by fingerprint: ${lookupNs.toFixed(0)} ns (${hits} hits)`);
   console.log(`  first publicKeyOf (lazy parse of one key): ${parseMs.toFixed(1)} ms`);
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  await tmp.remove();
 }
