@@ -72,7 +72,7 @@ function die(sig: Handled): void {
   listen(false);
   process.kill(process.pid, sig);
   // the default action of these signals ends the process; in case it was ignored by our parent:
-  setTimeout(() => process.exit(128 + signalNumber(sig)), 1000).unref();
+  setTimeout(() => process.exit(128 + signalNumber(sig)), 1000);
 }
 
 function signalNumber(sig: Handled): number {
