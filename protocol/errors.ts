@@ -18,6 +18,7 @@ export const DROP_CODES = [
   // decryption and message structure
   'DECRYPT_FAILED',
   'MSG_STRUCTURE',
+  'MSG_COMPRESSION',
   'SIG_MISSING',
   'SIG_MULTIPLE',
   'SIG_NO_ISSUER_FPR',

@@ -145,6 +145,21 @@ describe('GnuPG interop', { skip: skip ?? false }, () => {
       assert.deepEqual((await openAsServer(f, bytes, now)).payload, p);
     });
 
+    test(`a ${label} knock made by gpg with --compress-algo zip opens, and one with bzip2 is refused as MSG_COMPRESSION`, async () => {
+      const f = fam();
+      const now = new Date();
+      const zip = freshPayload({ server: f.server.fpr, now });
+      assert.deepEqual(
+        (await openAsServer(f, await gpgKnock(f, zip, ['--compress-algo', 'zip']), now)).payload,
+        zip,
+      );
+      const bzip2 = await gpgKnock(f, freshPayload({ server: f.server.fpr, now }), [
+        '--compress-algo',
+        'bzip2',
+      ]);
+      await assert.rejects(openAsServer(f, bzip2, now), { code: 'MSG_COMPRESSION' });
+    });
+
     test(`a ${label} knock made by seal() decrypts and verifies with gpg --decrypt`, async () => {
       const f = fam();
       const now = new Date();

@@ -3,13 +3,14 @@
  * decompression bomb), compression nested inside compression, deeply nested compressed packets,
  * and an encrypted message nested inside the encrypted message. Anyone with the server's public
  * key can make these; the limits are SPEC.md §3/§5 (decompressed data at most 4096 bytes,
- * protocol/limits.ts MAX_DECOMPRESSED_BYTES, enforced through openpgp.js's
- * maxDecompressedMessageSize).
+ * protocol/limits.ts MAX_DECOMPRESSED_BYTES, enforced by protocol/envelope.ts, which inflates ZIP
+ * and ZLIB itself and stops as soon as the output passes the limit).
  *
- * The code, and why: openpgp.js inflates while it parses the decrypted packets, after their
- * integrity check passed; an over-limit stream, a compressed packet inside a compressed packet, or
- * a message inside the message all fail that parse, which open() reports as MSG_STRUCTURE (SPEC.md
- * §7 step 7), not as a decryption failure.
+ * The code, and why: the decrypted packets are parsed, and compressed data inflated, after their
+ * integrity check passed; an over-limit stream, a broken one, a second compressed packet, a
+ * compressed packet inside a compressed packet, or a message inside the message all fail that
+ * parse, which open() reports as MSG_STRUCTURE (SPEC.md §7 step 7), not as a decryption failure.
+ * Algorithms other than ZIP and ZLIB are test/security/bzip2-compression-bomb.test.ts.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -114,6 +115,30 @@ describe('compressed-data bombs and deeply nested packets', () => {
 
   test('forty levels of nested compression are refused without exhausting anything', async () => {
     await refusedAsStructureOrDecrypt(await nested(40));
+  });
+
+  test('two compressed packets side by side are refused as MSG_STRUCTURE (one compressed packet per knock)', async () => {
+    const inner = await signedPackets(
+      encodePayload(freshPayload({ server: r.server, now: TEST_NOW })),
+      [alice.privateKey],
+      { now: TEST_NOW },
+    );
+    const one = compressed(inner, 1);
+    await r.refused(await encryptRaw(concat(one, one), r.server.publicKey), 'MSG_STRUCTURE');
+  });
+
+  test('a ZLIB stream whose checksum is wrong, or that is cut short, is refused as MSG_STRUCTURE', async () => {
+    const inner = await signedPackets(
+      encodePayload(freshPayload({ server: r.server, now: TEST_NOW })),
+      [alice.privateKey],
+      { now: TEST_NOW },
+    );
+    const bad = compressed(inner, 1);
+    bad[bad.length - 1] = (bad[bad.length - 1] ?? 0) ^ 1;
+    await r.refused(await encryptRaw(bad, r.server.publicKey), 'MSG_STRUCTURE');
+    const stream = deflateSync(inner);
+    const cut = concat(Uint8Array.of(0xc8, 21, 2), stream.subarray(0, 20));
+    await r.refused(await encryptRaw(cut, r.server.publicKey), 'MSG_STRUCTURE');
   });
 
   test('a whole knock encrypted again inside the encryption is refused and opens nothing', async () => {
