@@ -6,10 +6,11 @@
  *
  * Safe-use notes on openpgp.js: `decrypt`/`verify` resolve even with a bad signature unless the
  * caller insists, so we accept exactly one signature, look its issuer up ourselves by full
- * fingerprint, then verify with `expectSigned: true` against that one key only. openpgp.js would
- * also decompress any algorithm it knows, BZip2 included, and count the output only as it
- * streams: compressed data is read by our own packet class instead (ZIP and ZLIB only, inflated
- * here with a hard output cap).
+ * fingerprint, then verify against exactly the key packet that fingerprint names (openpgp.js
+ * itself would pick the key by the Issuer Key ID, which may name another one). It would also
+ * decompress any algorithm it knows, BZip2 included, and count the output only as it streams:
+ * compressed data is read by our own packet class instead (ZIP and ZLIB only, inflated here
+ * with a hard output cap).
  */
 import { inflateRawSync, inflateSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
@@ -352,7 +353,7 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
     );
   }
   // openpgp.js types omit the OPS key id; it is there at run time.
-  const ops = inner.packets[0] as unknown as { issuerKeyID: openpgp.KeyID };
+  const ops = inner.packets[0] as unknown as { issuerKeyID: openpgp.KeyID; issuerFingerprint?: Uint8Array };
   const sig = inner.packets[2] as openpgp.SignaturePacket;
   if (!ops.issuerKeyID.equals(sig.issuerKeyID)) {
     throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
@@ -364,7 +365,12 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
     );
   }
   const signingFpr = bytesToHex(sig.issuerFingerprint);
+  if (ops.issuerFingerprint && bytesToHex(ops.issuerFingerprint) !== signingFpr) {
+    throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
+  }
 
+  // The enrollment lists the fingerprints of the keys that may sign for it: the one named here
+  // is the only key the signature is checked against (SPEC.md §3).
   const signer = opts.lookupSigner(signingFpr);
   if (!signer) throw new VerifyError('SIGNER_UNKNOWN', `signature: key ${signingFpr} is not enrolled`);
 
@@ -386,7 +392,12 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
     ) {
       throw new Error('not a signature over data');
     }
-    const signingPacket = await validSigningKey(key, sig.issuerKeyID, at);
+    const signingPacket = await validSigningKey(key, signingFpr, at);
+    // openpgp.js would verify with whatever key the (possibly unhashed, possibly later) Issuer
+    // Key ID names; a key id that is not the fingerprint's is a second issuer, refused.
+    if (!sig.issuerKeyID.equals(signingPacket.getKeyID())) {
+      throw new Error('issuer key id is not the issuer fingerprint’s key id');
+    }
     await sig.verify(signingPacket, sig.signatureType, literal, at, false, config);
   } catch (cause) {
     throw new VerifyError(await keyStateCode(key, at), 'signature: not valid for the enrolled key', {
@@ -449,10 +460,11 @@ async function decryptSessionKey(
 }
 
 /**
- * The signing key packet of `key` with this key id, if valid (bindings, flags, not expired or
- * revoked) at `at`. The full check (several signature verifications) runs once per key object
- * and key id, then is reused until the key or subkey would expire: the certifications inside a
- * parsed key never change, and a new keyring record means a new key object.
+ * The key packet of `key` (primary or subkey) whose fingerprint is `fingerprint`, if it is valid
+ * for signing (bindings, flags, not expired or revoked) at `at`; else it throws. The full check
+ * (several signature verifications) runs once per key object and fingerprint, then is reused
+ * until the key or subkey would expire: the certifications inside a parsed key never change, and
+ * a new keyring record means a new key object.
  */
 const validity = new WeakMap<
   openpgp.PublicKey,
@@ -460,7 +472,7 @@ const validity = new WeakMap<
 >();
 async function validSigningKey(
   key: openpgp.PublicKey,
-  keyId: openpgp.KeyID,
+  fingerprint: string,
   at: Date,
 ): Promise<openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket> {
   let perKey = validity.get(key);
@@ -468,11 +480,16 @@ async function validSigningKey(
     perKey = new Map();
     validity.set(key, perKey);
   }
-  const id = keyId.toHex();
-  const hit = perKey.get(id);
+  const hit = perKey.get(fingerprint);
   if (hit && at.getTime() < hit.until) return hit.packet;
+  const named = [key, ...key.getSubkeys()].find((k) => k.getFingerprint().toUpperCase() === fingerprint);
+  if (!named) throw new Error('the enrolled key has no key packet with the issuer fingerprint');
   const config = cfg();
-  const signing = await key.getSigningKey(keyId, at, undefined, config);
+  const signing = await key.getSigningKey(named.getKeyID(), at, undefined, config);
+  // key ids may collide inside one key: openpgp.js picks by key id, we insist on the fingerprint
+  if (signing.getFingerprint().toUpperCase() !== fingerprint) {
+    throw new Error('the key valid for signing under that key id is another key');
+  }
   const own =
     signing === key
       ? await key.getExpirationTime(undefined, config)
@@ -483,7 +500,7 @@ async function validSigningKey(
   // recheck at least hourly, so a clock jump cannot keep a stale answer for long
   const until = Math.min(ends(own), ends(primary), at.getTime() + 3_600_000);
   const packet = signing.keyPacket as openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket;
-  perKey.set(id, { packet, until });
+  perKey.set(fingerprint, { packet, until });
   return packet;
 }
 

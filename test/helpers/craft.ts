@@ -245,3 +245,32 @@ async function drain(m: openpgp.Message<Uint8Array>): Promise<openpgp.Message<Ui
   }
   return m;
 }
+
+/** One signature subpacket (RFC 9580 §5.2.3.7): one-octet length, type, body. */
+export function subpacket(type: number, body: Uint8Array): Uint8Array {
+  if (body.length + 1 >= 192) throw new Error('subpacket: too long for a one-octet length');
+  return concat(Uint8Array.of(body.length + 1, type), body);
+}
+
+/**
+ * A v4 signature packet (new format, as splitPackets gives it) with its unhashed area replaced by
+ * these subpackets, in this order. The signature still verifies: the unhashed area is not signed.
+ */
+export function withUnhashed(sigRaw: Uint8Array, ...subpackets: Uint8Array[]): Uint8Array {
+  const body = sigRaw.subarray((sigRaw[1] ?? 0) < 192 ? 2 : 3);
+  if (body[0] !== 4) throw new Error('withUnhashed: not a v4 signature');
+  const at = 6 + (((body[4] ?? 0) << 8) | (body[5] ?? 0));
+  const oldLen = ((body[at] ?? 0) << 8) | (body[at + 1] ?? 0);
+  const unhashed = concat(...subpackets);
+  const out = concat(
+    body.subarray(0, at),
+    Uint8Array.of(unhashed.length >> 8, unhashed.length & 0xff),
+    unhashed,
+    body.subarray(at + 2 + oldLen),
+  );
+  const n = out.length;
+  if (n >= 8384) throw new Error('withUnhashed: signature too long');
+  const header =
+    n < 192 ? Uint8Array.of(0xc2, n) : Uint8Array.of(0xc2, ((n - 192) >> 8) + 192, (n - 192) & 0xff);
+  return concat(header, out);
+}
