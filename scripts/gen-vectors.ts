@@ -5,7 +5,10 @@
  * keys random: the vectors pin what `open()` must conclude, not the bytes `seal()` writes.
  *
  * Usage: npm run vectors            (build, then node dist/scripts/gen-vectors.js [--new-keys])
+ *        node dist/scripts/gen-vectors.js --only NAME[,NAME]   (just these files; the others,
+ *        and their bytes, stay as they are)
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as openpgp from 'openpgp';
@@ -13,7 +16,7 @@ import { parseAddress } from '../protocol/address.js';
 import { seal } from '../protocol/envelope.js';
 import type { ErrorCode } from '../protocol/errors.js';
 import { DEFAULT_MAX_SKEW_SECONDS } from '../protocol/limits.js';
-import { describePayload, encodePayload, type Payload } from '../protocol/payload.js';
+import { describePayload, encodePayload, hexToBytes, type Payload } from '../protocol/payload.js';
 import {
   concat,
   craftKnock,
@@ -22,6 +25,8 @@ import {
   forgedIssuerPackets,
   signedPackets,
   splitPackets,
+  subpacket,
+  withUnhashed,
 } from '../test/helpers/craft.js';
 import {
   freshPayload,
@@ -41,12 +46,13 @@ const KEYS_DIR = `${VECTOR_DIR}keys/`;
 const at = (secondsFromNow: number) => new Date(NOW.getTime() + secondsFromNow * 1000);
 
 /** The fixed keys: name → how to generate it when missing. */
-const KEY_SPECS: Record<string, KeyOptions & { aead?: boolean }> = {
+const KEY_SPECS: Record<string, KeyOptions & { aead?: boolean; twoSigningSubkeys?: boolean }> = {
   'server-ecc': { kind: 'ecc' },
   'server2-ecc': { kind: 'ecc' },
   'client-ecc': { kind: 'ecc' },
   'stranger-ecc': { kind: 'ecc' },
   'client-subkey-ecc': { kind: 'ecc', signingSubkey: true },
+  'client-two-subkeys-ecc': { kind: 'ecc', twoSigningSubkeys: true },
   // expires 30 s before NOW: still valid for a signature made at NOW - 60 s
   'client-expiring-ecc': { kind: 'ecc', keyExpirationTime: (at(-30).getTime() - KEY_DATE.getTime()) / 1000 },
   'client-revoked-ecc': { kind: 'ecc' },
@@ -72,6 +78,16 @@ async function loadOrMakeKey(name: string, fresh: boolean): Promise<TestKey> {
       userIDs: [{ name, email: `${name}@example.test` }],
       date: KEY_DATE,
       config: { v6Keys: true, aeadProtect: true },
+      format: 'object',
+    });
+    key = fromPrivateKey(name, privateKey);
+  } else if (spec.twoSigningSubkeys) {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name, email: `${name}@example.test` }],
+      date: KEY_DATE,
+      subkeys: [{}, { sign: true }, { sign: true }],
       format: 'object',
     });
     key = fromPrivateKey(name, privateKey);
@@ -216,6 +232,64 @@ async function main(): Promise<void> {
           compression: 'zlib',
         }),
         payload: p,
+      };
+    },
+    'compressed-bzip2': async (name) => {
+      const inner = await signedPackets(encodePayload(payload(name)), [client.privateKey], { now: NOW });
+      const bz = spawnSync('bzip2', ['-c', '-9'], { input: inner });
+      if (bz.status !== 0) throw new Error('gen-vectors: compressed-bzip2 needs the bzip2 program');
+      const body = concat(Uint8Array.of(openpgp.enums.compression.bzip2), new Uint8Array(bz.stdout));
+      const n = body.length;
+      if (n < 192 || n >= 8384) throw new Error(`gen-vectors: bzip2 packet of ${n} bytes`);
+      const header = Uint8Array.of(0xc8, ((n - 192) >> 8) + 192, (n - 192) & 0xff);
+      return {
+        expect: 'MSG_COMPRESSION',
+        description:
+          'a genuine signed knock inside a BZip2 compressed data packet (gpg --compress-algo bzip2): only ZIP and ZLIB are accepted',
+        server,
+        signers: [{ key: client }],
+        packet: await encryptPackets(concat(header, body), server.publicKey, {
+          now: NOW,
+        }),
+      };
+    },
+    'signer-keyid-mismatch': async (name) => {
+      // signed by the second signing subkey B; the unhashed area names the first one, A, by
+      // fingerprint and then B by key id (openpgp.js keeps the last issuer it reads)
+      const c = key('client-two-subkeys-ecc');
+      const [a, b] = c.privateKey
+        .getSubkeys()
+        .filter((s) => s.getAlgorithmInfo().algorithm === 'eddsaLegacy');
+      if (!a || !b) throw new Error('gen-vectors: client-two-subkeys-ecc needs two signing subkeys');
+      const message = await openpgp.createMessage({
+        binary: encodePayload(payload(name)),
+        format: 'binary',
+        date: NOW,
+      });
+      const signed = (await openpgp.sign({
+        message,
+        signingKeys: c.privateKey,
+        signingKeyIDs: b.getKeyID(),
+        format: 'binary',
+        date: NOW,
+      })) as Uint8Array;
+      const [ops, lit, sig] = splitPackets(signed).map((p) => p.bytes) as [
+        Uint8Array,
+        Uint8Array,
+        Uint8Array,
+      ];
+      const forged = withUnhashed(
+        sig,
+        subpacket(33, concat(Uint8Array.of(4), hexToBytes(a.getFingerprint()))),
+        subpacket(16, hexToBytes(b.getKeyID().toHex())),
+      );
+      return {
+        expect: 'SIG_INVALID',
+        description:
+          'made by signing subkey B, whose unhashed area names subkey A by fingerprint, then B by key id: checked against A, the key the fingerprint names',
+        server,
+        signers: [{ key: c }],
+        packet: await encryptPackets(concat(ops, lit, forged), server.publicKey, { now: NOW }),
       };
     },
     'ok-signing-subkey': async (name) => {
@@ -506,8 +580,12 @@ async function main(): Promise<void> {
     },
   };
 
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt > 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) : null;
+  for (const n of only ?? []) if (!vectors[n]) throw new Error(`gen-vectors: no vector named ${n}`);
   const written = new Set<string>();
   for (const [name, make] of Object.entries(vectors)) {
+    if (only && !only.has(name)) continue;
     const v = await make(name);
     const file = `${name}.json`;
     const json: Record<string, unknown> = {
@@ -535,7 +613,7 @@ async function main(): Promise<void> {
     writeFileSync(`${VECTOR_DIR}${file}`, `${JSON.stringify(json, null, 2)}\n`);
     written.add(file);
   }
-  for (const f of readdirSync(VECTOR_DIR)) {
+  for (const f of only ? [] : readdirSync(VECTOR_DIR)) {
     if (f.endsWith('.json') && !written.has(f)) {
       unlinkSync(`${VECTOR_DIR}${f}`);
       console.log(`gen-vectors: removed stale ${f}`);

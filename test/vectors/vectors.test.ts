@@ -35,6 +35,7 @@ interface VectorFile {
 /** Scenarios that must stay covered: removing one of these files fails the suite. */
 const REQUIRED: Record<string, string> = {
   armored: 'PKT_ARMORED',
+  'compressed-bzip2': 'MSG_COMPRESSION',
   'dest-mismatch': 'DEST_MISMATCH',
   'enrollment-expired': 'KEY_EXPIRED',
   'key-disabled': 'KEY_DISABLED',
@@ -58,6 +59,7 @@ const REQUIRED: Record<string, string> = {
   'payload-version': 'PAYLOAD_VERSION',
   'sig-time': 'SIG_TIME',
   'signer-forged-issuer': 'SIG_INVALID',
+  'signer-keyid-mismatch': 'SIG_INVALID',
   'signer-unknown': 'SIGNER_UNKNOWN',
   'tampered-ciphertext': 'DECRYPT_FAILED',
   'trailing-data': 'PKT_FRAMING',
