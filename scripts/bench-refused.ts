@@ -4,7 +4,7 @@
  * then run through protocol `open()` (which starts with the framing pre-check) `--runs` times;
  * each run's CPU time (process.cpuUsage: user + system, all threads, so zlib's thread pool counts)
  * is taken on its own. Prints, per kind, the code it was refused with, median, p90 and worst CPU
- * µs per datagram, and the median's ratio to a valid knock's median.
+ * µs per datagram, and the median's ratio to the median of a valid knock to the same server key.
  *
  * Kinds: random bytes; our key id + garbage (X25519 done, then the unwrap fails); a knock whose
  * ciphertext was tampered with; unsigned; four session key packets; ZLIB and ZIP bombs (1 MiB of
@@ -12,7 +12,7 @@
  * forty levels of nested ZLIB; a message encrypted inside the message; a signature from an
  * unenrolled key with 300 unhashed subpackets; a stranger's signature relabelled as the enrolled
  * key (verification runs and fails); an RSA-4096 enrolled key's fingerprint on a garbage 4096-bit
- * signature.
+ * signature; SEIPDv2 (AEAD) to a v6 key: valid, tampered, and with the largest chunk size octet.
  *
  * Usage: node dist/scripts/bench-refused.js [--runs 200]
  */
@@ -20,8 +20,10 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { deflateRawSync, deflateSync } from 'node:zlib';
-import { isSpaError } from '../protocol/errors.js';
+import * as openpgp from 'openpgp';
 import { type OpenOptions, open, seal, serverIdentity } from '../protocol/envelope.js';
+import { isSpaError } from '../protocol/errors.js';
+import { parseFraming } from '../protocol/framing.js';
 import { encodePayload } from '../protocol/payload.js';
 import {
   concat,
@@ -31,7 +33,14 @@ import {
   signedPackets,
   splitPackets,
 } from '../test/helpers/craft.js';
-import { freshPayload, signerMap, TEST_NOW, testKey } from '../test/helpers/keys.js';
+import {
+  freshPayload,
+  fromPrivateKey,
+  KEY_DATE,
+  signerMap,
+  TEST_NOW,
+  testKey,
+} from '../test/helpers/keys.js';
 import { encryptRaw } from '../test/security/rig.js';
 import { keyIdGarbageKeep, pct } from './bench-lib.js';
 
@@ -92,7 +101,12 @@ interface Kind {
   readonly name: string;
   readonly bytes: Uint8Array;
   readonly opts: OpenOptions;
+  /** The valid knock to the same server key that the ratio is taken against. */
+  readonly versus: string;
 }
+
+const VALID = 'valid knock (Ed25519 → Curve25519)';
+const VALID_V2 = 'valid knock, SEIPDv2 (AEAD)';
 
 async function main(): Promise<void> {
   const [server, alice, mallory, rsaUser] = await Promise.all([
@@ -117,12 +131,12 @@ async function main(): Promise<void> {
     now,
   });
   const kinds: Kind[] = [];
-  const add = (name: string, bytes: Uint8Array, o: OpenOptions = opts): void => {
+  const add = (name: string, bytes: Uint8Array, o: OpenOptions = opts, versus = VALID): void => {
     if (bytes.length > 1400) throw new Error(`${name}: ${bytes.length} bytes, more than a datagram`);
-    kinds.push({ name, bytes, opts: o });
+    kinds.push({ name, bytes, opts: o, versus });
   };
 
-  add('valid knock (Ed25519 → Curve25519)', valid);
+  add(VALID, valid);
   add('random bytes', new Uint8Array(randomBytes(valid.length)));
   {
     const g = new Uint8Array(randomBytes(valid.length));
@@ -228,6 +242,35 @@ async function main(): Promise<void> {
     );
   }
 
+  {
+    // SEIPDv2 (AEAD) to a v6 server announcing it: valid, and with the chunk size octet at 255
+    // (the chunk size is authenticated, so this fails the AEAD check)
+    const { privateKey } = await openpgp.generateKey({
+      type: 'curve25519',
+      userIDs: [{ name: 'bench-aead', email: 'bench-aead@example.test' }],
+      date: KEY_DATE,
+      config: { v6Keys: true, aeadProtect: true },
+      format: 'object',
+    });
+    const aead = fromPrivateKey('bench-aead', privateKey);
+    const o: OpenOptions = { ...opts, server: await serverIdentity(aead.privateKey) };
+    const v2 = await seal(freshPayload({ server: aead, now }), {
+      signingKey: alice.privateKey,
+      serverKey: aead.publicKey,
+      now,
+    });
+    const f = parseFraming(v2);
+    if (f.seipdVersion !== 2) throw new Error('bench-refused: expected a SEIPDv2 knock');
+    add(VALID_V2, v2, o, VALID_V2);
+    const tampered = Uint8Array.from(v2);
+    tampered[tampered.length - 30] = (tampered[tampered.length - 30] ?? 0) ^ 1;
+    add('SEIPDv2, tampered ciphertext', tampered, o, VALID_V2);
+    const big = Uint8Array.from(v2);
+    const at = big.length - f.encryptedBody.length + 3; // version, cipher, AEAD, chunk size
+    big[at] = 255;
+    add('SEIPDv2, chunk size octet 255', big, o, VALID_V2);
+  }
+
   // warm up every path (lazy imports, key validity caches), then measure, interleaved
   const codes = new Map<string, string>();
   for (const k of kinds) {
@@ -242,7 +285,6 @@ async function main(): Promise<void> {
       cpu.get(k.name)?.push(d.user + d.system);
     }
   }
-  const validMedian = pct(cpu.get(kinds[0]?.name ?? '') ?? [], 50);
   const rows = kinds.map((k) => {
     const xs = cpu.get(k.name) ?? [];
     return [
@@ -252,16 +294,17 @@ async function main(): Promise<void> {
       pct(xs, 50).toFixed(0),
       pct(xs, 90).toFixed(0),
       Math.max(...xs).toFixed(0),
-      (pct(xs, 50) / validMedian).toFixed(2),
+      (pct(xs, 50) / pct(cpu.get(k.versus) ?? [], 50)).toFixed(2),
     ];
   });
-  const head = ['kind', 'outcome', 'bytes', 'median µs', 'p90 µs', 'worst µs', 'median / valid'];
+  const head = ['kind', 'outcome', 'bytes', 'median µs', 'p90 µs', 'worst µs', 'median / valid*'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]) =>
     r.map((c, i) => (i === 0 || i === 1 ? c.padEnd(width[i] ?? 0) : c.padStart(width[i] ?? 0))).join('  ');
   console.log(`bench-refused: CPU per datagram through open(), ${RUNS} runs each, node ${process.version}`);
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  console.log('* valid: the valid knock to the same server key (the SEIPDv2 rows: the v6 one)');
 }
 
 async function outcome(k: Kind): Promise<string> {
