@@ -206,7 +206,8 @@ function guardedCompressedData(config: openpgp.Config): typeof openpgp.Compresse
         throw new VerifyError('MSG_STRUCTURE', 'message: more than one compressed data packet');
       }
       const body = await bytesOf(bytes);
-      const algorithm = body[0] ?? -1;
+      const algorithm = body[0];
+      if (algorithm === undefined) throw new VerifyError('MSG_STRUCTURE', 'compressed data: empty packet');
       const inflate = INFLATE.get(algorithm);
       if (!inflate) {
         throw new VerifyError(

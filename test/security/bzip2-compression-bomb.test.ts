@@ -111,6 +111,10 @@ describe('BZip2 and unknown compression algorithms inside a knock', { skip }, ()
     });
   }
 
+  test('an empty compressed packet (no algorithm octet) is refused as MSG_STRUCTURE', async () => {
+    await r.refused(await knockOf(concat(Uint8Array.of(0xc8, 0), await signed())), 'MSG_STRUCTURE');
+  });
+
   test('a BZip2 packet inside a ZLIB packet is refused (nested compression) and opens nothing', async () => {
     const inner = compressedPacket(3, bzip2(await signed()));
     const out = await r.send(await knockOf(compressedPacket(2, deflateSync(inner))));
