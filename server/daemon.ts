@@ -21,7 +21,6 @@ import { callControl, listenControl } from './control.js';
 import { createFirewall } from './firewall/index.js';
 import type { Firewall } from './firewall/types.js';
 import { type CommandRunner, Pipeline } from './pipeline.js';
-import { RateLimiter } from './ratelimit.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
 
@@ -78,22 +77,19 @@ export async function startDaemon(
         : 'replay store writable again',
     }),
   );
-  const loaded = replay.load(Date.now());
-  const rate = new RateLimiter({
-    burst: cfg.rateBurst,
-    perSecond: cfg.ratePerSecond,
-    globalPerSecond: 2000,
-    maxSources: 65_536,
-  });
+  // entries cover the window now in force, also if max_skew was raised since they were written
+  const loaded = replay.load(Date.now(), cfg.maxSkewSeconds);
+  let capture: Capture | null = null;
   const pipeline = new Pipeline({
     identity,
     users: () => users,
     replay,
-    rate,
     firewall,
     audit,
     now: () => Date.now(),
     maxSkewSeconds: cfg.maxSkewSeconds,
+    // a backlog makes the capture stop reading, so its process sheds the flood fairly instead
+    onBacklog: (busy) => (busy ? capture?.pause?.() : capture?.resume?.()),
     ...(opts.commands ? { commands: opts.commands(audit) } : {}),
   });
   const started = Date.now();
@@ -118,7 +114,6 @@ export async function startDaemon(
     return reloading;
   };
 
-  let capture: Capture | null = null;
   const status = async (): Promise<Record<string, unknown>> => ({
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     serverFingerprint: identity.fingerprint,
@@ -197,7 +192,6 @@ export async function startDaemon(
           onDatagram,
           onError,
           recipientKeyIds: [...identity.recipientKeyIds],
-          rateLimit: { burst: cfg.rateBurst, perSecond: cfg.ratePerSecond },
         })
       : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
   // The control socket opens last: once `spad status` answers, knocks are being read.

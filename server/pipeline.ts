@@ -1,7 +1,9 @@
 /**
- * The verification pipeline of SPEC.md §7, in order, cheapest first. Datagrams are handled one at
- * a time from a bounded queue: replay checks and firewall changes never race, and a flood can
- * only fill the queue, whose overflow is dropped and counted. Nothing is ever sent back.
+ * The verification pipeline of SPEC.md §7, in order, cheapest first. Steps 1-3 run as a datagram
+ * arrives; what may be a knock then waits in a bounded fair queue (server/fairqueue.ts, step 4)
+ * and is handled one at a time: replay checks and firewall changes never race, and a flood can
+ * only take its fair share of the work, never a gate a valid knock must pass. Nothing is ever
+ * sent back.
  */
 import { createHash } from 'node:crypto';
 import { formatAccessList } from '../protocol/access.js';
@@ -12,9 +14,9 @@ import type { Framing } from '../protocol/framing.js';
 import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
+import { FairQueue, type FairQueueOptions } from './fairqueue.js';
 import type { Firewall } from './firewall/types.js';
-import type { RateLimiter } from './ratelimit.js';
-import type { ReplayStore } from './replay.js';
+import type { ReplayEntry, ReplayStore } from './replay.js';
 
 /** The enrolled users as the pipeline sees them; replaced as a whole on reload. */
 export interface UserDirectory {
@@ -38,52 +40,97 @@ export interface PipelineDeps {
   identity: ServerIdentity;
   users: () => UserDirectory;
   replay: ReplayStore;
-  rate: RateLimiter;
   firewall: Firewall;
   audit: Audit;
   now: () => number;
   maxSkewSeconds: number;
   commands?: CommandRunner;
-  /** Datagrams waiting beyond this are dropped (RATE_LIMITED, detail queue_full). */
+  /**
+   * Datagrams that may wait; beyond this the busiest source's oldest is shed (RATE_LIMITED,
+   * detail queue_full). Default 1024.
+   */
   maxQueue?: number;
+  /** The fair queue's other settings (returning-source lane). */
+  queue?: Omit<Partial<FairQueueOptions>, 'capacity'>;
+  /**
+   * Told `true` when the queue holds BACKLOG_HIGH or more datagrams and `false` once it is back
+   * under BACKLOG_LOW: the capture may then stop reading, so that a flood is shed (fairly) before
+   * it costs this process anything (pcap-child.ts).
+   */
+  onBacklog?: (busy: boolean) => void;
+}
+
+/** Queue depths at which the pipeline reports a backlog and its end (see onBacklog). */
+export const BACKLOG_HIGH = 256;
+export const BACKLOG_LOW = 32;
+
+interface Pending {
+  d: Datagram;
+  framing: Framing;
 }
 
 export type Outcome = { ok: true; decision: Decision } | { ok: false; code: DropCode | 'INTERNAL' };
 
 export class Pipeline {
   readonly counters = new Map<string, number>();
-  private readonly queue: Datagram[] = [];
+  private readonly queue: FairQueue<Pending>;
+  private backlogged = false;
   private running = false;
   private idleWaiters: Array<() => void> = [];
   private logSecond = 0;
   private readonly linesThisSecond = new Map<string, number>();
 
-  constructor(private readonly deps: PipelineDeps) {}
+  constructor(private readonly deps: PipelineDeps) {
+    this.queue = new FairQueue({ ...deps.queue, capacity: deps.maxQueue ?? 1024 });
+  }
 
-  /** Enqueues a datagram (called from the capture callback; never throws). */
+  /**
+   * Steps 1-3, then queues the datagram fairly (step 4). Called from the capture callback; never
+   * throws. A full queue sheds the oldest datagram of its busiest source, never this one.
+   */
   submit(d: Datagram): void {
-    if (this.queue.length >= (this.deps.maxQueue ?? 1024)) {
-      this.drop(d, 'RATE_LIMITED', 'queue_full');
-      return;
+    try {
+      const s = this.screen(d);
+      if (!('framing' in s)) return;
+      const shed = this.queue.push({ d, framing: s.framing }, d.source, this.deps.now());
+      if (shed) this.drop(shed.d, 'RATE_LIMITED', 'queue_full: shed from the busiest source');
+      if (!this.backlogged && this.queue.size >= BACKLOG_HIGH) {
+        this.backlogged = true;
+        this.deps.onBacklog?.(true);
+      }
+    } catch (err) {
+      this.deps.audit.log('error', { detail: `pipeline: ${(err as Error).message}` });
     }
-    this.queue.push(d);
     if (!this.running) void this.drain();
+  }
+
+  /** Datagrams waiting in the fair queue. */
+  get queued(): number {
+    return this.queue.size;
   }
 
   /** Resolves when the queue is empty and nothing is being handled. */
   idle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    if (!this.running && this.queue.size === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
   private async drain(): Promise<void> {
     this.running = true;
-    for (let d = this.queue.shift(); d; d = this.queue.shift()) {
+    for (let p = this.queue.shift(); p; p = this.queue.shift()) {
+      if (this.backlogged && this.queue.size < BACKLOG_LOW) {
+        this.backlogged = false;
+        this.deps.onBacklog?.(false);
+      }
       try {
-        await this.handle(d);
+        await this.verify(p.d, p.framing);
       } catch (err) {
         this.deps.audit.log('error', { detail: `pipeline: ${(err as Error).message}` });
       }
+    }
+    if (this.backlogged) {
+      this.backlogged = false;
+      this.deps.onBacklog?.(false);
     }
     this.running = false;
     const w = this.idleWaiters;
@@ -142,21 +189,27 @@ export class Pipeline {
     this.logSecond = second;
   }
 
-  /** One datagram through every step. Exposed for tests. */
+  /** One datagram through every step, without queueing. Exposed for tests. */
   async handle(d: Datagram): Promise<Outcome> {
-    const { deps } = this;
-    const bytes = d.payload;
-    // 1-3: size, framing, recipient
+    const s = this.screen(d);
+    return 'framing' in s ? this.verify(d, s.framing) : s;
+  }
+
+  /** Steps 1-3: size, framing, recipient. The framing when the datagram may be a knock; else its drop. */
+  private screen(d: Datagram): { framing: Framing } | Outcome {
     if (d.oversize) return this.drop(d, 'PKT_TOO_LONG', `${d.length} bytes`);
-    let framing: Framing;
     try {
-      framing = precheck(bytes, deps.identity);
+      return { framing: precheck(d.payload, this.deps.identity) };
     } catch (err) {
       return this.fail(d, err);
     }
+  }
+
+  /** Steps 5-15, for a datagram that passed steps 1-3 and its turn in the queue (step 4). */
+  private async verify(d: Datagram, framing: Framing): Promise<Outcome> {
+    const { deps } = this;
+    const bytes = d.payload;
     const now = deps.now();
-    // 4: rate limit per source
-    if (!deps.rate.allow(d.source, now)) return this.drop(d, 'RATE_LIMITED');
     // 5: a duplicate of an accepted knock's ciphertext (headers may be re-framed, this cannot)
     const raw = createHash('sha256').update(framing.encryptedBody).digest('hex');
     if (deps.replay.hasRaw(raw, now)) return this.drop(d, 'REPLAY_RAW');
@@ -175,10 +228,18 @@ export class Pipeline {
     }
     const { payload, signer } = opened;
     const who = { user: payload.username, fingerprint: signer.fingerprint };
-    // 13: replay of the signed nonce; recorded now that the knock is authentic and fresh
+    // 13: replay of the signed nonce. Checked here, recorded only once the knock is accepted
+    // (below), so a refused copy (say from an on-path attacker's own address) burns nothing.
     const key = replayKey(signer.fingerprint, payload.nonce);
     if (deps.replay.has(key, now)) return this.drop(d, 'REPLAY', undefined, who);
-    deps.replay.add({ key, raw, expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000 });
+    if (deps.replay.forgot(payload.timestamp))
+      return this.drop(d, 'REPLAY', 'signed before what the replay store still remembers', who);
+    const used: ReplayEntry = {
+      key,
+      raw,
+      timestamp: payload.timestamp,
+      expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000,
+    };
     // 14: policy
     const policy = users.policy(signer.fingerprint);
     if (!policy) return this.drop(d, 'SIGNER_UNKNOWN', 'removed during reload', who);
@@ -209,6 +270,9 @@ export class Pipeline {
         });
         return { ok: false, code: 'FW_ERROR' };
       }
+      // used once the firewall took it: after FW_ERROR the same datagram may be sent again
+      deps.replay.add(used);
+      this.queue.trust(d.source, now);
       this.count('GRANTED');
       deps.audit.log('grant', {
         source: d.source,
@@ -222,11 +286,14 @@ export class Pipeline {
     }
     if (!deps.commands)
       return this.drop(d, 'CMD_NOT_ALLOWED', 'command execution is not enabled on this server', who);
+    // used before the command starts: running it twice is not harmless, whatever run() reports
+    deps.replay.add(used);
     try {
       await deps.commands.run(decision, { ...who, source: d.source });
     } catch (err) {
       return this.fail(d, err, who);
     }
+    this.queue.trust(d.source, now);
     this.count('COMMAND');
     return { ok: true, decision };
   }

@@ -1,9 +1,15 @@
 /**
- * Replay store (SPEC.md §7 steps 5 and 13). Two keys per accepted knock, both expiring when the
- * freshness window makes the packet unacceptable anyway (timestamp + 2 × window):
+ * Replay store (SPEC.md §7 steps 5 and 13). Two keys per accepted knock (the pipeline records a
+ * knock only once it is accepted), both expiring when the freshness window makes the packet
+ * unacceptable anyway (timestamp + 2 × window):
  *  - the knock's replay key (signer fingerprint + signed nonce): the real check;
  *  - the SHA-256 of the raw datagram: a fast path that drops a re-sent datagram before any
  *    public-key work.
+ * The window may change across a restart (`max_skew`). Loading with a larger window extends every
+ * entry to cover it, and the store remembers the newest signed timestamp of any entry it has
+ * forgotten (`forgottenBefore`, persisted as the file's first line): a knock signed at or before
+ * it may have been used and is refused (`forgot()`). Under an unchanged or smaller window that
+ * rule never refuses a fresh knock, since a forgotten entry is older than twice the window.
  * Persisted as an append-only JSON-lines file so a replay after a restart is still refused; the
  * file is compacted (rewritten atomically with live entries only) at load and whenever it holds
  * many dead lines. If the file cannot be written (read-only or full disk), the store keeps
@@ -14,6 +20,9 @@ import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSyn
 export interface ReplayEntry {
   key: string;
   raw: string;
+  /** The knock's signed timestamp, seconds. */
+  timestamp: number;
+  /** ms */
   expiresAt: number;
 }
 
@@ -22,14 +31,19 @@ export class ReplayStore {
   private readonly raws = new Map<string, number>();
   private lines = 0;
   private writable = true;
+  /** Newest signed timestamp (s) among entries forgotten; 0 when none. */
+  private forgottenBefore = 0;
 
   constructor(
     private readonly file: string | null,
     private readonly onPersistError: (err: Error | null) => void = () => {},
   ) {}
 
-  /** Loads the file (missing = empty), drops expired lines, compacts. Corrupt lines are skipped. */
-  load(now: number): { loaded: number; skipped: number } {
+  /**
+   * Loads the file (missing = empty), drops expired lines, compacts. Corrupt lines are skipped.
+   * Every entry is kept at least until its timestamp + 2 × `windowSeconds` (the window now in force).
+   */
+  load(now: number, windowSeconds = 0): { loaded: number; skipped: number } {
     let loaded = 0;
     let skipped = 0;
     if (this.file) {
@@ -42,13 +56,22 @@ export class ReplayStore {
       for (const line of text.split('\n')) {
         if (!line) continue;
         try {
-          const e = JSON.parse(line) as Partial<ReplayEntry>;
+          const e = JSON.parse(line) as Partial<ReplayEntry> & { forgottenBefore?: unknown };
+          if (typeof e.forgottenBefore === 'number') {
+            this.forget(e.forgottenBefore);
+            continue;
+          }
           if (typeof e.key !== 'string' || typeof e.raw !== 'string' || typeof e.expiresAt !== 'number')
             throw new Error('shape');
-          if (e.expiresAt > now) {
-            this.keys.set(e.key, { key: e.key, raw: e.raw, expiresAt: e.expiresAt });
-            this.raws.set(e.raw, e.expiresAt);
+          // entries written before timestamps were stored: their expiry bounds the timestamp
+          const timestamp = typeof e.timestamp === 'number' ? e.timestamp : e.expiresAt / 1000;
+          const expiresAt = Math.max(e.expiresAt, (timestamp + 2 * windowSeconds) * 1000);
+          if (expiresAt > now) {
+            this.keys.set(e.key, { key: e.key, raw: e.raw, timestamp, expiresAt });
+            this.raws.set(e.raw, expiresAt);
             loaded++;
+          } else {
+            this.forget(timestamp);
           }
         } catch {
           skipped++; // a torn last line after a crash, or garbage
@@ -67,6 +90,15 @@ export class ReplayStore {
   has(key: string, now: number): boolean {
     const e = this.keys.get(key);
     return e !== undefined && e.expiresAt > now;
+  }
+
+  /** True when a knock signed at `timestamp` (s) may have been used and forgotten since. */
+  forgot(timestamp: number): boolean {
+    return timestamp <= this.forgottenBefore;
+  }
+
+  private forget(timestamp: number): void {
+    if (timestamp > this.forgottenBefore) this.forgottenBefore = timestamp;
   }
 
   /** Records an accepted knock. Persists before returning (unless the disk refuses). */
@@ -97,6 +129,7 @@ export class ReplayStore {
     for (const [k, e] of this.keys) {
       if (e.expiresAt <= now) {
         this.keys.delete(k);
+        this.forget(e.timestamp);
         n++;
       }
     }
@@ -118,7 +151,11 @@ export class ReplayStore {
   private compact(now: number): void {
     if (!this.file) return;
     const live: string[] = [];
-    for (const e of this.keys.values()) if (e.expiresAt > now) live.push(JSON.stringify(e));
+    for (const e of this.keys.values()) {
+      if (e.expiresAt > now) live.push(JSON.stringify(e));
+      else this.forget(e.timestamp);
+    }
+    if (this.forgottenBefore > 0) live.unshift(JSON.stringify({ forgottenBefore: this.forgottenBefore }));
     const tmp = `${this.file}.tmp-${process.pid}`;
     try {
       const fd = openSync(tmp, 'w', 0o600);

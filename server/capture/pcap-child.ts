@@ -3,23 +3,23 @@
  * handle so that `cap`'s abort on a device going down ends this process, not spad: spad sees the
  * exit and starts a new one.
  *
- * argv: --device IF --port N --buffer-bytes N --frame-bytes N [--key-ids HEX,HEX
- *       [--rate-burst N --rate-per-second N]]
+ * argv: --device IF --port N --buffer-bytes N --frame-bytes N [--key-ids HEX,HEX]
  * stdout: records of pcap-ipc.ts (READY once open, then FRAME per packet, ERROR if open fails,
  * FILTERED about once a second while a flood is being shed).
  * It exits when stdin closes (spad stopped or died), on SIGTERM, or after an ERROR.
  *
  * Frames are passed on undecoded (spad decodes them: one decoder, one set of counters), stamped
  * with receivedAt here. With --key-ids, junk beyond a small per-second allowance is shed here
- * and only counted (prefilter.ts), so a flood cannot crowd knocks out of the pipe. Back-pressure: if spad falls more than MAX_QUEUED bytes behind, frames
- * are dropped here and counted, so memory stays bounded on both sides.
+ * and only counted, and what may be a knock waits in a fair queue while spad is not reading
+ * (prefilter.ts FramePump): a flood cannot crowd knocks out of the pipe, and what is shed comes
+ * from the busiest sources. Without --key-ids, if spad falls more than MAX_QUEUED bytes behind,
+ * frames are dropped here and counted. Memory stays bounded on both sides.
  */
 import { parseArgs } from 'node:util';
 import { openCap } from './cap-binding.js';
 import { isSupportedLinkType, linkTypeFromCap } from './decode.js';
 import { encodeError, encodeFiltered, encodeFrame, encodeReady } from './pcap-ipc.js';
-import { RateLimiter } from '../ratelimit.js';
-import { Prefilter } from './prefilter.js';
+import { FramePump, Prefilter } from './prefilter.js';
 
 const MAX_QUEUED = 1024 * 1024;
 
@@ -30,8 +30,6 @@ const { values } = parseArgs({
     'buffer-bytes': { type: 'string' },
     'frame-bytes': { type: 'string' },
     'key-ids': { type: 'string' },
-    'rate-burst': { type: 'string' },
-    'rate-per-second': { type: 'string' },
   },
 });
 
@@ -69,14 +67,8 @@ function main(): void {
   }
 
   const keyIds = values['key-ids']?.split(',').filter(Boolean) ?? [];
-  const burst = Number(values['rate-burst']);
-  const perSecond = Number(values['rate-per-second']);
-  const rate =
-    burst > 0 && perSecond > 0
-      ? new RateLimiter({ burst, perSecond, globalPerSecond: 1e9, maxSources: 65_536 }) // global budget stays spad's
-      : null;
-  const prefilter =
-    keyIds.length > 0 ? new Prefilter(new Set(keyIds.map((k) => k.toUpperCase())), undefined, rate) : null;
+  const prefilter = keyIds.length > 0 ? new Prefilter(new Set(keyIds.map((k) => k.toUpperCase()))) : null;
+  const pump = prefilter ? new FramePump(out, () => prefilter.shed('RATE_LIMITED')) : null;
   if (prefilter) {
     setInterval(() => {
       const counts = prefilter.takeCounts();
@@ -86,7 +78,16 @@ function main(): void {
   let dropped = 0;
   cap.on('packet', (nbytes: number, truncated: boolean) => {
     const receivedAt = process.hrtime.bigint();
-    if (prefilter && !prefilter.pass(linkType, frame.subarray(0, nbytes), truncated, Date.now())) return;
+    if (prefilter && pump) {
+      const f = frame.subarray(0, nbytes);
+      const now = Date.now();
+      const v = prefilter.judge(linkType, f, truncated, now);
+      if (v === null) return;
+      const record = encodeFrame(f, truncated, dropped, receivedAt);
+      if (v !== 'junk') pump.knock(record, v.source, now);
+      else if (!pump.junk(record)) prefilter.shed('JUNK_WHILE_BUSY');
+      return;
+    }
     if (out.writableLength > MAX_QUEUED) {
       dropped++;
       return;

@@ -225,6 +225,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
   function isolated(): PcapCapture {
     let child: ChildProcess | undefined;
     let wanted = false;
+    let paused = false;
     let restartTimer: NodeJS.Timeout | undefined;
     let backoff = RESTART_MIN_MS;
 
@@ -246,18 +247,11 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
             '--frame-bytes',
             String(frameBytes),
             ...(opts.recipientKeyIds?.length ? ['--key-ids', opts.recipientKeyIds.join(',')] : []),
-            ...(opts.recipientKeyIds?.length && opts.rateLimit
-              ? [
-                  '--rate-burst',
-                  String(opts.rateLimit.burst),
-                  '--rate-per-second',
-                  String(opts.rateLimit.perSecond),
-                ]
-              : []),
           ],
           { stdio: ['pipe', 'pipe', 'pipe'] },
         );
         child = c;
+        if (paused) c.stdout?.pause();
         const reader = new RecordReader(frameBytes + 64);
         let ready = false;
         let stderrTail = '';
@@ -349,6 +343,14 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
 
     return {
       stats,
+      pause() {
+        paused = true;
+        child?.stdout?.pause();
+      },
+      resume() {
+        paused = false;
+        child?.stdout?.resume();
+      },
       async start() {
         if (wanted) return;
         checkDevice();

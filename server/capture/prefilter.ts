@@ -1,18 +1,24 @@
 /**
  * Flood shield for the pcap capture process. Before a frame crosses the pipe to spad, the
- * capture process runs the pipeline's own cheapest checks (SPEC.md §7 steps 1-4: decodable UDP,
- * size bounds, OpenPGP framing, a session key for one of our key ids, and the per-source rate
- * limit with spad's settings). Frames that fail are junk.
+ * capture process runs the pipeline's own cheapest checks (SPEC.md §7 steps 1-3: decodable UDP,
+ * size bounds, OpenPGP framing, a session key for one of our key ids). Frames that fail are junk.
  * The first JUNK_FORWARD_PER_SECOND junk frames each second still go to spad, so at normal rates
  * every drop gets its own audit line exactly as before; beyond that, junk is only counted by
  * reason and reported once a second (spad turns the counts into counters and `drop_summary` audit
  * lines). Without this, a 50,000 datagrams/s flood made spad copy and log every frame and the
  * capture process dropped half of everything, valid knocks included.
+ *
+ * What may be a knock is never refused here by source or rate (an attacker could spend such a
+ * limit for a victim by spoofing its address). It goes to spad as fast as spad reads the pipe;
+ * while spad does not (it pauses reading when its own queue is backlogged), `FramePump` holds
+ * frames in a fair queue by source and prefix (server/fairqueue.ts) and sends them in that order
+ * as the pipe drains, so what is shed is only what spad could not have processed, taken from the
+ * busiest sources.
  */
 import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
 import { isForUs, parseFraming } from '../../protocol/framing.js';
 import { isSpaError } from '../../protocol/errors.js';
-import type { RateLimiter } from '../ratelimit.js';
+import { FairQueue } from '../fairqueue.js';
 import { decodeFrame } from './decode.js';
 
 export const JUNK_FORWARD_PER_SECOND = 50;
@@ -58,17 +64,21 @@ export class Prefilter {
   constructor(
     private readonly ourKeyIds: ReadonlySet<string>,
     private readonly perSecond = JUNK_FORWARD_PER_SECOND,
-    /** spad's per-source limits, applied here too so one source's flood never crosses the pipe. */
-    private readonly rate: RateLimiter | null = null,
   ) {}
 
-  /** True when the frame should go to spad. `nowMs` is the wall clock. */
-  pass(linkType: number, frame: Uint8Array, truncated: boolean, nowMs: number): boolean {
+  /**
+   * What to do with a frame: `{ source }` when it may be a knock (always passed on), `'junk'`
+   * for junk within this second's allowance (passed on to be audited), null when it is shed (and
+   * counted). `nowMs` is the wall clock.
+   */
+  judge(
+    linkType: number,
+    frame: Uint8Array,
+    truncated: boolean,
+    nowMs: number,
+  ): { source: string } | 'junk' | null {
     const c = classify(linkType, frame, truncated, this.ourKeyIds);
-    let reason = c.reason;
-    if (reason === null && this.rate && c.source !== undefined && !this.rate.allow(c.source, nowMs))
-      reason = 'RATE_LIMITED';
-    if (reason === null) return true;
+    if (c.reason === null) return { source: c.source ?? '' };
     const s = Math.floor(nowMs / 1000);
     if (s !== this.second) {
       this.second = s;
@@ -76,11 +86,21 @@ export class Prefilter {
     }
     if (this.forwarded < this.perSecond) {
       this.forwarded++;
-      return true;
+      return 'junk';
     }
-    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+    this.shed(c.reason);
+    return null;
+  }
+
+  /** True when the frame should go to spad (judge() without the source). */
+  pass(linkType: number, frame: Uint8Array, truncated: boolean, nowMs: number): boolean {
+    return this.judge(linkType, frame, truncated, nowMs) !== null;
+  }
+
+  /** Counts a frame not forwarded, by reason. */
+  shed(reason: string, n = 1): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + n);
     this.dirty = true;
-    return false;
   }
 
   /** Cumulative counts of junk not forwarded, by reason, when they changed since the last call. */
@@ -88,5 +108,58 @@ export class Prefilter {
     if (!this.dirty) return null;
     this.dirty = false;
     return Object.fromEntries(this.counts);
+  }
+}
+
+/** The part of a writable stream FramePump uses (the capture process's stdout). */
+export interface RecordSink {
+  readonly writableLength: number;
+  write(chunk: Buffer, cb: () => void): boolean;
+}
+
+/** Frames the capture process holds while spad is not reading (about 2-6 MB). */
+export const PUMP_CAPACITY = 4096;
+
+/**
+ * Sends records to spad as fast as the pipe takes them; while it does not, holds the ones that
+ * may be knocks in a fair queue and sends them in fair order as it drains. A record is "sent"
+ * when the pipe took it without buffering, so at most one record waits in the stream's buffer.
+ */
+export class FramePump {
+  private readonly queue: FairQueue<Buffer>;
+  private readonly pump = (): void => {
+    while (this.queue.size > 0 && this.sink.writableLength === 0) {
+      this.sink.write(this.queue.shift() as Buffer, this.pump);
+    }
+  };
+
+  constructor(
+    private readonly sink: RecordSink,
+    /** Called once per record shed from a full queue. */
+    private readonly onShed: () => void,
+    capacity = PUMP_CAPACITY,
+  ) {
+    this.queue = new FairQueue({ capacity });
+  }
+
+  /** A record that may be a knock from `source`. */
+  knock(record: Buffer, source: string, nowMs: number): void {
+    if (this.queue.size === 0 && this.sink.writableLength === 0) {
+      this.sink.write(record, this.pump);
+      return;
+    }
+    if (this.queue.push(record, source, nowMs) !== undefined) this.onShed();
+    this.pump();
+  }
+
+  /** A junk record (to be audited by spad): sent only when the pipe is free, else false (shed). */
+  junk(record: Buffer): boolean {
+    if (this.sink.writableLength !== 0) return false;
+    this.sink.write(record, this.pump);
+    return true;
+  }
+
+  get queued(): number {
+    return this.queue.size;
   }
 }

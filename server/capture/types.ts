@@ -50,6 +50,13 @@ export interface Capture {
   /** Closes the device or socket. Safe to call when not started; start() may be called again. */
   stop(): Promise<void>;
   readonly stats: Readonly<CaptureStats>;
+  /**
+   * Stop and resume reading while the pipeline has a backlog (isolated pcap: the capture process
+   * then holds frames in its own fair queue and sheds what spad could not process, fairly).
+   * Absent where the mechanism cannot pause (the UDP socket: the pipeline's queue sheds instead).
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface CaptureCallbacks {
@@ -69,11 +76,10 @@ export interface PcapCaptureOptions extends CaptureCallbacks {
   bufferBytes?: number;
   /**
    * The server's recipient key ids (16 hex digits). When given, the capture process sheds junk
-   * beyond a small per-second allowance before it reaches spad (prefilter.ts).
+   * beyond a small per-second allowance before it reaches spad, and queues what may be a knock
+   * fairly by source while spad is busy (prefilter.ts).
    */
   recipientKeyIds?: readonly string[];
-  /** With recipientKeyIds: spad's per-source rate limit, applied in the capture process too. */
-  rateLimit?: { burst: number; perSecond: number };
 }
 
 export interface UdpCaptureOptions extends CaptureCallbacks {

@@ -17,7 +17,6 @@ import { memoryAudit } from '../../server/audit.js';
 import type { Datagram } from '../../server/capture/types.js';
 import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
 import { type Outcome, Pipeline } from '../../server/pipeline.js';
-import { RateLimiter } from '../../server/ratelimit.js';
 import { ReplayStore } from '../../server/replay.js';
 import { directoryOf, type LoadedUsers } from '../../server/users.js';
 import { concat } from '../helpers/craft.js';
@@ -135,7 +134,8 @@ export interface RigOptions {
   readonly replayFile?: string;
   readonly now?: Date;
   readonly maxSkewSeconds?: number;
-  readonly rate?: RateLimiter;
+  /** The pipeline's queue bound (default: spad's). */
+  readonly maxQueue?: number;
 }
 
 const dirs: string[] = [];
@@ -160,13 +160,12 @@ export async function rig(o: RigOptions): Promise<Rig> {
     clock: (o.now ?? TEST_NOW).getTime(),
   } as Rig;
   const replay = new ReplayStore(replayFile);
-  replay.load(r.clock);
+  replay.load(r.clock, o.maxSkewSeconds ?? 120);
   const pipeline = new Pipeline({
     identity,
     users: () => users,
     replay,
-    // generous by default: the clock stands still, so a real bucket would never refill
-    rate: o.rate ?? new RateLimiter({ burst: 1e6, perSecond: 1e6, globalPerSecond: 1e6, maxSources: 100 }),
+    ...(o.maxQueue ? { maxQueue: o.maxQueue } : {}),
     firewall,
     audit,
     now: () => r.clock,

@@ -1,13 +1,13 @@
 /**
  * The capture process's flood shield: a real knock always passes; junk passes up to the
  * per-second allowance (so it is still audited one by one at normal rates) and is then only
- * counted, by the reason spad itself would give.
+ * counted, by the reason spad itself would give. While spad does not read, FramePump holds what
+ * may be knocks in a fair queue and sheds from the busiest source.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { seal, serverIdentity } from '../../protocol/envelope.js';
-import { junkReason, Prefilter } from '../../server/capture/prefilter.js';
-import { RateLimiter } from '../../server/ratelimit.js';
+import { FramePump, junkReason, Prefilter, type RecordSink } from '../../server/capture/prefilter.js';
 import { freshPayload, testKey } from '../helpers/keys.js';
 import { ethernet, ipv4, udp } from './capture-frames.js';
 
@@ -58,13 +58,71 @@ describe('capture prefilter', async () => {
     assert.equal(p.pass(ETHERNET, frameOf(knock), false, 2000), true);
   });
 
-  test('with a rate limiter, a knock-shaped flood from one source is shed beyond its burst as RATE_LIMITED', () => {
-    const rate = new RateLimiter({ burst: 5, perSecond: 1, globalPerSecond: 1e9, maxSources: 100 });
-    const p = new Prefilter(ids, 0, rate);
-    const passed = Array.from({ length: 20 }, () => p.pass(ETHERNET, frameOf(knock), false, 1000)).filter(
-      Boolean,
-    ).length;
-    assert.equal(passed, 5);
-    assert.deepEqual(p.takeCounts(), { RATE_LIMITED: 15 });
+  test('a knock-shaped flood from one source is never shed by the prefilter itself', () => {
+    const p = new Prefilter(ids, 0);
+    const passed = Array.from({ length: 200 }, () => p.judge(ETHERNET, frameOf(knock), false, 1000));
+    assert.ok(passed.every((v) => v !== null && v !== 'junk' && v.source === '198.51.100.2'));
+    assert.equal(p.takeCounts(), null);
+  });
+});
+
+/** A pipe that takes `room` records, then buffers until `drain()` (spad read them). */
+function fakePipe(room: number): RecordSink & { sent: string[]; drain(n: number): void } {
+  const buffered: Array<{ b: Buffer; cb: () => void }> = [];
+  let free = room;
+  const sink = {
+    sent: [] as string[],
+    get writableLength() {
+      return buffered.length;
+    },
+    write(b: Buffer, cb: () => void) {
+      if (free > 0) {
+        free--;
+        sink.sent.push(b.toString());
+        queueMicrotask(cb);
+      } else buffered.push({ b, cb });
+      return true;
+    },
+    drain(n: number) {
+      free += n;
+      while (free > 0 && buffered.length) {
+        const x = buffered.shift() as { b: Buffer; cb: () => void };
+        free--;
+        sink.sent.push(x.b.toString());
+        x.cb();
+      }
+    },
+  };
+  return sink;
+}
+
+describe('capture frame pump', () => {
+  test('while the pipe takes records, every record goes through in order', () => {
+    const pipe = fakePipe(100);
+    const pump = new FramePump(pipe, () => assert.fail('shed'), 8);
+    for (let i = 0; i < 50; i++) pump.knock(Buffer.from(`a${i}`), '203.0.113.66', 0);
+    assert.equal(pipe.sent.length, 50);
+    assert.equal(pump.queued, 0);
+  });
+
+  test('while spad does not read, a flood from one source is shed and a knock from another is sent next', () => {
+    const pipe = fakePipe(1);
+    let shed = 0;
+    const pump = new FramePump(pipe, () => shed++, 8);
+    for (let i = 0; i < 100; i++) pump.knock(Buffer.from(`junk${i}`), '203.0.113.66', 0);
+    pump.knock(Buffer.from('knock'), '198.51.100.2', 0);
+    assert.equal(shed, 100 - 1 - 1 - 8 + 1); // one sent, one buffered in the stream, 8 queued; the knock takes a place
+    pipe.drain(1); // the buffered one
+    pipe.drain(1);
+    pipe.drain(1);
+    assert.ok(pipe.sent.slice(0, 4).includes('knock'), pipe.sent.join(' '));
+  });
+
+  test('junk (to be audited) is sent only while the pipe is free', () => {
+    const pipe = fakePipe(1);
+    const pump = new FramePump(pipe, () => {}, 8);
+    assert.equal(pump.junk(Buffer.from('j1')), true);
+    pump.knock(Buffer.from('k'), '198.51.100.2', 0); // buffered in the stream
+    assert.equal(pump.junk(Buffer.from('j2')), false);
   });
 });

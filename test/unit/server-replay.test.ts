@@ -3,7 +3,6 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { RateLimiter } from '../../server/ratelimit.js';
 import { ReplayStore } from '../../server/replay.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spa-replay-'));
@@ -13,7 +12,7 @@ describe('replay store', () => {
   test('an entry is refused until it expires, then forgotten by prune', () => {
     const s = new ReplayStore(join(dir, 'a.jsonl'));
     s.load(1000);
-    s.add({ key: 'K', raw: 'R', expiresAt: 5000 });
+    s.add({ key: 'K', raw: 'R', timestamp: 0, expiresAt: 5000 });
     assert.equal(s.has('K', 4999), true);
     assert.equal(s.hasRaw('R', 4999), true);
     assert.equal(s.has('K', 5000), false);
@@ -25,8 +24,8 @@ describe('replay store', () => {
     const file = join(dir, 'b.jsonl');
     const s = new ReplayStore(file);
     s.load(0);
-    s.add({ key: 'old', raw: 'r-old', expiresAt: 100 });
-    s.add({ key: 'live', raw: 'r-live', expiresAt: 10_000 });
+    s.add({ key: 'old', raw: 'r-old', timestamp: 0, expiresAt: 100 });
+    s.add({ key: 'live', raw: 'r-live', timestamp: 0, expiresAt: 10_000 });
     const t = new ReplayStore(file);
     assert.deepEqual(t.load(500), { loaded: 1, skipped: 0 });
     assert.equal(t.has('live', 500), true);
@@ -36,7 +35,10 @@ describe('replay store', () => {
 
   test('a torn last line after a crash is skipped and the rest still loads', () => {
     const file = join(dir, 'c.jsonl');
-    writeFileSync(file, `${JSON.stringify({ key: 'k1', raw: 'r1', expiresAt: 9e12 })}\n{"key":"k2","ra`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ key: 'k1', raw: 'r1', timestamp: 0, expiresAt: 9e12 })}\n{"key":"k2","ra`,
+    );
     const s = new ReplayStore(file);
     assert.deepEqual(s.load(0), { loaded: 1, skipped: 1 });
     assert.equal(s.has('k1', 1), true);
@@ -49,7 +51,7 @@ describe('replay store', () => {
       writeFileSync(blocker, '');
       const errors: Array<Error | null> = [];
       const s = new ReplayStore(join(blocker, 'replay.jsonl'), (e) => errors.push(e));
-      s.add({ key: 'K', raw: 'R', expiresAt: 9e12 });
+      s.add({ key: 'K', raw: 'R', timestamp: 0, expiresAt: 9e12 });
       assert.equal(s.has('K', 1), true);
       assert.equal(s.persisting, false);
       assert.equal(errors.length, 1);
@@ -60,7 +62,7 @@ describe('replay store', () => {
     chmodSync(ro, 0o500);
     t.after(() => chmodSync(ro, 0o700));
     const s = new ReplayStore(join(ro, 'replay.jsonl'));
-    s.add({ key: 'K', raw: 'R', expiresAt: 9e12 });
+    s.add({ key: 'K', raw: 'R', timestamp: 0, expiresAt: 9e12 });
     assert.equal(s.has('K', 1), true);
     assert.equal(s.persisting, false);
   });
@@ -72,11 +74,11 @@ describe('replay store recovery', () => {
     writeFileSync(base, ''); // a file where the directory should be: every write fails
     const events: Array<Error | null> = [];
     const s = new ReplayStore(join(base, 'replay.jsonl'), (e) => events.push(e));
-    s.add({ key: 'during-outage', raw: 'r1', expiresAt: 9e12 });
+    s.add({ key: 'during-outage', raw: 'r1', timestamp: 0, expiresAt: 9e12 });
     assert.equal(s.persisting, false);
     rmSync(base);
     mkdirSync(base);
-    s.add({ key: 'after-outage', raw: 'r2', expiresAt: 9e12 });
+    s.add({ key: 'after-outage', raw: 'r2', timestamp: 0, expiresAt: 9e12 });
     assert.equal(s.persisting, true);
     assert.deepEqual(
       events.map((e) => e === null),
@@ -89,24 +91,34 @@ describe('replay store recovery', () => {
   });
 });
 
-describe('rate limiter', () => {
-  test('a source gets its burst, then one packet per refill interval', () => {
-    const r = new RateLimiter({ burst: 2, perSecond: 1, globalPerSecond: 100, maxSources: 10 });
-    assert.deepEqual([r.allow('a', 0), r.allow('a', 0), r.allow('a', 0)], [true, true, false]);
-    assert.equal(r.allow('a', 999), false);
-    assert.equal(r.allow('a', 1000), true);
+describe('replay store across a change of max_skew', () => {
+  test('loading with a larger window extends each entry to its timestamp + 2 × the new window', () => {
+    const file = join(dir, 'skew.jsonl');
+    const s = new ReplayStore(file);
+    s.load(0, 120);
+    s.add({ key: 'K', raw: 'R', timestamp: 1000, expiresAt: 1_240_000 });
+    const t = new ReplayStore(file);
+    t.load(1_100_000, 600);
+    assert.equal(t.has('K', 2_199_999), true);
+    assert.equal(t.hasRaw('R', 2_199_999), true);
+    assert.equal(t.has('K', 2_200_000), false);
   });
 
-  test('memory stays bounded: the table never holds more than maxSources sources', () => {
-    const r = new RateLimiter({ burst: 1, perSecond: 1, globalPerSecond: 1e9, maxSources: 100 });
-    for (let i = 0; i < 10_000; i++) r.allow(`198.51.100.${i}`, 0);
-    assert.equal(r.sources, 100);
-  });
-
-  test('the global budget caps a spoofed-source flood', () => {
-    const r = new RateLimiter({ burst: 5, perSecond: 1, globalPerSecond: 10, maxSources: 1000 });
-    let allowed = 0;
-    for (let i = 0; i < 100; i++) if (r.allow(`src${i}`, 0)) allowed++;
-    assert.equal(allowed, 10);
+  test('an expired entry is remembered as forgotten, across compaction and restarts', () => {
+    const file = join(dir, 'forgot.jsonl');
+    const s = new ReplayStore(file);
+    s.load(0);
+    s.add({ key: 'K', raw: 'R', timestamp: 1000, expiresAt: 1_240_000 });
+    assert.equal(s.forgot(1000), false);
+    s.prune(1_300_000);
+    assert.equal(s.forgot(1000), true);
+    assert.equal(s.forgot(1001), false);
+    const t = new ReplayStore(file);
+    t.load(1_300_000); // compacts: the expired line goes, the header stays
+    assert.equal(t.forgot(1000), true);
+    assert.equal(readFileSync(file, 'utf8'), '{"forgottenBefore":1000}\n');
+    const u = new ReplayStore(file);
+    u.load(1_300_000, 600);
+    assert.equal(u.forgot(1000), true);
   });
 });

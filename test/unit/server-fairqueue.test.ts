@@ -1,0 +1,69 @@
+/**
+ * The fair queue in front of decryption (server/fairqueue.ts): round robin by prefix and source,
+ * the busiest source shed first when full (never the arriving item), a lane for returning
+ * sources, and bounded memory.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { FairQueue, sourceKeys } from '../../server/fairqueue.js';
+
+function drain<T>(q: FairQueue<T>): T[] {
+  const out: T[] = [];
+  for (let x = q.shift(); x !== undefined; x = q.shift()) out.push(x);
+  return out;
+}
+
+describe('fair queue', () => {
+  test('source keys: IPv4 by /24 and address, IPv6 by /48 and /64, IPv4-mapped as IPv4', () => {
+    assert.deepEqual(sourceKeys('198.51.100.2'), ['198.51.100', '198.51.100.2']);
+    assert.deepEqual(sourceKeys('::ffff:198.51.100.2'), ['198.51.100', '198.51.100.2']);
+    const [p48, p64] = sourceKeys('2001:db8:1:2:3::4');
+    assert.deepEqual([p48, p64], ['20010db80001::/48', '20010db800010002::/64']);
+    assert.deepEqual(sourceKeys('2001:db8:1:2:ffff::9'), [p48, p64]);
+  });
+
+  test('with room, every item comes out, one turn per prefix and per source in turn', () => {
+    const q = new FairQueue<string>({ capacity: 100 });
+    for (let i = 0; i < 4; i++) q.push(`a${i}`, '203.0.113.1', 0);
+    q.push('b0', '203.0.113.2', 0);
+    q.push('c0', '198.51.100.2', 0);
+    assert.deepEqual(drain(q), ['a0', 'c0', 'b0', 'a1', 'a2', 'a3']);
+    assert.equal(q.size, 0);
+  });
+
+  test('when full, the oldest item of the busiest source in the busiest prefix is shed, never the arriving one', () => {
+    const q = new FairQueue<string>({ capacity: 4 });
+    for (let i = 0; i < 3; i++) q.push(`a${i}`, '203.0.113.1', 0);
+    q.push('b0', '198.51.100.7', 0);
+    assert.equal(q.push('new', '192.0.2.1', 0), 'a0');
+    assert.equal(q.push('new2', '192.0.2.200', 0), 'a1');
+    // now every prefix holds one or two: 192.0.2 (two) is the busiest
+    assert.equal(q.push('b1', '198.51.100.7', 0), 'new');
+    assert.deepEqual(drain(q).sort(), ['a2', 'b0', 'b1', 'new2']);
+  });
+
+  test('a flood from 10,000 sources keeps the queue at its bound and a late single item in it', () => {
+    const q = new FairQueue<string>({ capacity: 256 });
+    for (let i = 0; i < 10_000; i++) q.push(`j${i}`, `10.${(i >> 8) & 255}.${i & 255}.1`, 0);
+    q.push('knock', '198.51.100.2', 0);
+    for (let i = 0; i < 1000; i++) q.push(`j${i}`, `10.0.0.${i & 255}`, 0);
+    assert.equal(q.size, 256);
+    assert.ok(drain(q).includes('knock'));
+  });
+
+  test('a returning source has its own lane: under a flood it gets every other turn', () => {
+    const q = new FairQueue<string>({ capacity: 1000, trustMs: 60_000 });
+    q.trust('198.51.100.2', 0);
+    for (let i = 0; i < 500; i++) q.push(`j${i}`, `10.0.${i & 255}.${i >> 8}`, 1000);
+    q.push('knock', '198.51.100.2', 1000);
+    assert.ok(drain(q).indexOf('knock') <= 1);
+  });
+
+  test('trust expires, and the number of remembered sources is bounded', () => {
+    const q = new FairQueue<string>({ capacity: 10, trustMs: 1000, maxTrusted: 3 });
+    for (let i = 0; i < 10; i++) q.trust(`198.51.100.${i}`, 0);
+    assert.equal(q.trustedSources, 3);
+    q.push('x', '198.51.100.2', 5000); // not trusted (forgotten) and expired anyway
+    assert.equal(q.shift(), 'x');
+  });
+});
