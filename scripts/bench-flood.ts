@@ -1,10 +1,10 @@
 /**
  * Flood benchmark (DESIGN.md §7: "under a bounded flood of random UDP at the highest rate one
  * core can send, and of packets carrying our key id with garbage inside, a valid knock still opens
- * within 100 ms; memory bounded"), in throw-away namespaces with the real spad (pcap, nftables,
- * default rate limits).
+ * within 100 ms; memory bounded"; "a valid knock opens while its own address is spoofed by junk at
+ * 10, 100, 1,000/s"), in throw-away namespaces with the real spad (pcap, nftables, defaults).
  *
- * For each scenario (no flood, random UDP, key id + garbage) spad is started afresh, the attacker
+ * For each scenario (below) spad is started afresh, the attacker
  * namespace floods the SPA port for at most --seconds (<= 10) and --max-packets (<= 2,000,000),
  * and after one second the client knocks --knocks times, 300 ms apart, timing knock-to-open with
  * test/e2e/fixtures/knock-probe.ts. Printed per scenario: the flood rate reached, knocks opened,
@@ -14,20 +14,31 @@
  * The flooder is a small C program using sendmmsg(2), compiled with gcc when present (one core,
  * one socket: the highest rate one core can send); without gcc, a Node sender is used and the
  * table says so. Key id + garbage datagrams keep a real knock's headers, key id and length octets
- * (scripts/bench-lib.ts keyIdGarbageKeep), so they pass the framing check and reach the rate limiter.
- * The last scenario sends them from random spoofed sources in 198.18.0.0/15 (raw socket, C
- * flooder only), so the per-source limit does not shield and only the global one does.
+ * (scripts/bench-lib.ts keyIdGarbageKeep), so they pass the framing check and cost a decryption
+ * attempt. With the C flooder (raw socket), three scenarios send them with the client's own
+ * address as source at 10, 100 and 1,000 a second (a lockout attempt: every knock must open),
+ * and the last one from random spoofed sources in 198.18.0.0/15 at full rate, where only the
+ * fair queue's sharing by prefix stands between the flood and the knocks.
  *
  * Usage: node dist/scripts/bench-flood.js [--seconds 10] [--max-packets 2000000] [--knocks 10]
  * Needs root. Cleans up namespaces, processes and temp files even when it fails, and on
  * SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type FaultRig, faultRig } from '../test/e2e/faults-harness.js';
-import { childPids, cpuMs, keyIdGarbageKeep, NODE_FLOOD, pct, startProbe, statusKb } from './bench-lib.js';
+import {
+  buildFlooder,
+  childPids,
+  cpuMs,
+  flooderArgs,
+  keyIdGarbageKeep,
+  NODE_FLOOD,
+  pct,
+  startProbe,
+  statusKb,
+} from './bench-lib.js';
 import { onInterrupt, tempDir } from './cleanup.js';
 
 const { values } = parseArgs({
@@ -41,82 +52,6 @@ const SECONDS = Math.min(10, Math.max(2, Number(values.seconds)));
 const MAX_PACKETS = Math.min(2_000_000, Number(values['max-packets']));
 const KNOCKS = Math.min(30, Number(values.knocks));
 
-const FLOOD_C = `
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-#define POOL 256
-#define BATCH 64
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-static int hex(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
-struct udpip { unsigned char ip[20]; unsigned char udp[8]; };
-int main(int argc, char **argv) {
-  /* argv: ip port seconds max [template-hex [keep-ranges "a-b,c-d" [spoof]]] */
-  if (argc < 5) return 2;
-  double seconds = atof(argv[3]); long max = atol(argv[4]);
-  int spoof = argc > 7 && strcmp(argv[7], "spoof") == 0;
-  static unsigned char buf[POOL][1400 + 28]; static size_t len[POOL];
-  unsigned char tpl[1400]; size_t tlen = 0;
-  if (argc > 5 && strlen(argv[5]) > 0) { tlen = strlen(argv[5]) / 2; if (tlen > 1400) return 2;
-    for (size_t i = 0; i < tlen; i++) tpl[i] = hex(argv[5][2 * i]) << 4 | hex(argv[5][2 * i + 1]); }
-  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
-  if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
-  FILE *r = fopen("/dev/urandom", "rb"); if (!r) return 3;
-  size_t off = spoof ? 28 : 0;
-  for (int i = 0; i < POOL; i++) {
-    size_t n = tlen ? tlen : 64 + (size_t)(rand() % 1337);
-    if (fread(buf[i] + off, 1, n, r) != n) return 3;
-    if (tlen && argc > 6) { char *s = strdup(argv[6]), *tok, *save;
-      for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int a, b; if (sscanf(tok, "%d-%d", &a, &b) == 2 && a >= 0 && b <= (int)tlen) memcpy(buf[i] + off + a, tpl + a, b - a); }
-      free(s); }
-    if (spoof) { /* IPv4 + UDP headers; source: a random address in 198.18.0.0/15 */
-      unsigned char *h = buf[i]; unsigned char rnd[3]; if (fread(rnd, 1, 3, r) != 3) return 3;
-      size_t tot = 28 + n; memset(h, 0, 28);
-      h[0] = 0x45; h[2] = tot >> 8; h[3] = tot & 0xff; h[8] = 64; h[9] = 17;
-      h[12] = 198; h[13] = 18 | (rnd[0] & 1); h[14] = rnd[1]; h[15] = rnd[2];
-      memcpy(h + 16, &to.sin_addr, 4);
-      h[20] = 0x9c; h[21] = 0x40; memcpy(h + 22, &to.sin_port, 2); h[24] = (8 + n) >> 8; h[25] = (8 + n) & 0xff;
-    }
-    len[i] = n + off;
-  }
-  fclose(r);
-  int fd = spoof ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return 4;
-  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) return 4;
-  struct mmsghdr msgs[BATCH]; struct iovec iov[BATCH];
-  long sent = 0; double t0 = now(), end = t0 + seconds; unsigned k = 0;
-  while (sent < max) {
-    if ((sent & 4095) < BATCH && now() >= end) break;
-    int n = 0;
-    for (; n < BATCH && sent + n < max; n++, k++) {
-      iov[n].iov_base = buf[k % POOL]; iov[n].iov_len = len[k % POOL];
-      memset(&msgs[n], 0, sizeof msgs[n]); msgs[n].msg_hdr.msg_iov = &iov[n]; msgs[n].msg_hdr.msg_iovlen = 1;
-    }
-    int m = sendmmsg(fd, msgs, n, 0);
-    if (m > 0) sent += m;
-  }
-  printf("{\\"sent\\":%ld,\\"ms\\":%.0f}\\n", sent, (now() - t0) * 1000);
-  return 0;
-}
-`;
-
-function buildFlooder(dir: string): string | null {
-  try {
-    writeFileSync(join(dir, 'flood.c'), FLOOD_C);
-    execFileSync('gcc', ['-O2', '-o', join(dir, 'flood'), join(dir, 'flood.c')], { stdio: 'pipe' });
-    return join(dir, 'flood');
-  } catch {
-    return null;
-  }
-}
-
 interface Row {
   scenario: string;
   'flood pps': string;
@@ -129,13 +64,16 @@ interface Row {
   drops: string;
 }
 
-async function scenario(
-  rig: FaultRig,
-  name: string,
-  flooder: string | null,
-  template: string | null,
-  spoof = false,
-): Promise<Row> {
+interface Flood {
+  /** A knock (hex) to shape datagrams like; '' = random UDP. */
+  readonly template: string;
+  /** 'random' or an IPv4 address (C flooder only). */
+  readonly spoof?: string;
+  /** Datagrams a second; 0 = as fast as one core sends. */
+  readonly pps?: number;
+}
+
+async function scenario(rig: FaultRig, name: string, flooder: string | null, fl: Flood | null): Promise<Row> {
   await rig.spad.stop();
   const spad = await rig.start();
   const pid = spad.proc.pid as number;
@@ -148,28 +86,21 @@ async function scenario(
   try {
     const c0 = cpus();
     const t0 = Date.now();
-    if (template !== null) {
-      const keep = template ? keyIdGarbageKeep(Buffer.from(template, 'hex')) : [];
+    if (fl !== null) {
+      const pps = fl.pps ?? 0;
+      const max = pps > 0 ? Math.min(MAX_PACKETS, pps * SECONDS) : MAX_PACKETS;
       const args = flooder
-        ? [
-            String(server),
-            '62201',
-            String(SECONDS),
-            String(MAX_PACKETS),
-            template,
-            keep.map(([a, b]) => `${a}-${b}`).join(','),
-            ...(spoof ? ['spoof'] : []),
-          ]
+        ? flooderArgs({ to: server, seconds: SECONDS, maxPackets: max, ...fl })
         : [
             '-e',
             NODE_FLOOD,
             server,
             '62201',
             String(SECONDS),
-            String(MAX_PACKETS),
-            '0',
-            template,
-            JSON.stringify(keep),
+            String(max),
+            String(pps),
+            fl.template,
+            JSON.stringify(fl.template ? keyIdGarbageKeep(Buffer.from(fl.template, 'hex')) : []),
           ];
       flood = rig.topo.attacker.spawn(flooder ?? process.execPath, args, {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -232,16 +163,37 @@ async function main(): Promise<void> {
     await tmp.remove();
   });
   try {
-    const [template] = await rig.knocks(1);
+    const [knock] = await rig.knocks(1);
+    const template = knock as string;
+    const client = rig.topo.client.ipv4;
     const rows: Row[] = [];
     rows.push(await scenario(rig, 'no flood', flooder, null));
-    rows.push(await scenario(rig, 'random UDP', flooder, ''));
-    rows.push(await scenario(rig, 'key id + garbage', flooder, template as string));
+    rows.push(await scenario(rig, 'random UDP', flooder, { template: '' }));
+    rows.push(await scenario(rig, 'key id + garbage', flooder, { template }));
     if (flooder) {
-      rows.push(await scenario(rig, 'key id + garbage, spoofed sources', flooder, template as string, true));
+      for (const pps of [10, 100, 1000]) {
+        rows.push(
+          await scenario(
+            rig,
+            `key id + garbage from the client's address, ${pps.toLocaleString('en')}/s`,
+            flooder,
+            {
+              template,
+              spoof: client,
+              pps,
+            },
+          ),
+        );
+      }
+      rows.push(
+        await scenario(rig, 'key id + garbage, spoofed random sources', flooder, {
+          template,
+          spoof: 'random',
+        }),
+      );
     }
     console.log(
-      `spa flood benchmark: pcap, nftables, default rate limits; flood ≤ ${SECONDS} s and ≤ ${MAX_PACKETS.toLocaleString('en')} packets from one ${
+      `spa flood benchmark: pcap, nftables, default settings; flood ≤ ${SECONDS} s and ≤ ${MAX_PACKETS.toLocaleString('en')} packets from one ${
         flooder ? 'C sendmmsg sender (one core)' : 'Node sender (gcc not found)'
       }; ${KNOCKS} knocks 300 ms apart; ${new Date().toISOString()}`,
     );

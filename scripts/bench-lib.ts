@@ -1,12 +1,13 @@
 /**
  * Pieces shared by the benchmarks (bench-knock, bench-flood, bench-keys, bench-fwknop) and the
  * flood and fault e2e tests: sealing knocks from a user's keystore, sending a batch of datagrams
- * from a namespace, the knock-to-open probe, and reading a process's CPU time and peak memory
- * from /proc. Nothing here sends anything unbounded: batches are lists, the probe stops after
+ * from a namespace, the knock-to-open probe, the flooders (Node, and C with source spoofing), and
+ * reading a process's CPU time and peak memory from /proc. Nothing here sends anything unbounded: batches are lists, the probe stops after
  * 2 s per knock.
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { resolveOwnKey, resolveServerKey } from '../keyring/index.js';
 import { parseAddress } from '../protocol/address.js';
 import { seal } from '../protocol/envelope.js';
@@ -203,5 +204,126 @@ export function keyIdGarbageKeep(knock: Uint8Array): Array<[number, number]> {
     [0, 15], // header, length, version, key id, algorithm, MPI bit count, 0x40 prefix
     [47, 48], // wrapped key length
     [pkeskEnd, seipdVersionAt + 1], // SEIPD header, length, version
+  ];
+}
+
+/**
+ * A UDP flooder in C using sendmmsg(2): one core, one socket, the highest rate one core sends.
+ * ARGV: ip port seconds max [template-hex [keep-ranges "a-b,c-d" [spoof [pps]]]].
+ * Without a template: random datagrams of 64..1400 bytes; with one: datagrams shaped like it,
+ * keeping those byte ranges (see `keyIdGarbageKeep`). spoof: `-` (none: a UDP socket),
+ * `random` (a raw socket, each datagram from a random address in 198.18.0.0/15) or an IPv4
+ * address (a raw socket, every datagram from that address). pps: 0 = as fast as it can, else
+ * paced to that rate. Bounded by both count and time; prints {"sent":N,"ms":T}.
+ */
+export const FLOOD_C = `
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#define POOL 256
+#define BATCH 64
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+static int hex(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
+int main(int argc, char **argv) {
+  if (argc < 5) return 2;
+  double seconds = atof(argv[3]); long max = atol(argv[4]);
+  const char *spoofArg = argc > 7 ? argv[7] : "-";
+  int spoof = strcmp(spoofArg, "-") != 0, randomSource = strcmp(spoofArg, "random") == 0;
+  struct in_addr fixed;
+  if (spoof && !randomSource && inet_pton(AF_INET, spoofArg, &fixed) != 1) return 2;
+  double pps = argc > 8 ? atof(argv[8]) : 0;
+  static unsigned char buf[POOL][1400 + 28]; static size_t len[POOL];
+  unsigned char tpl[1400]; size_t tlen = 0;
+  if (argc > 5 && strlen(argv[5]) > 0) { tlen = strlen(argv[5]) / 2; if (tlen > 1400) return 2;
+    for (size_t i = 0; i < tlen; i++) tpl[i] = hex(argv[5][2 * i]) << 4 | hex(argv[5][2 * i + 1]); }
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+  if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
+  FILE *r = fopen("/dev/urandom", "rb"); if (!r) return 3;
+  size_t off = spoof ? 28 : 0;
+  for (int i = 0; i < POOL; i++) {
+    size_t n = tlen ? tlen : 64 + (size_t)(rand() % 1337);
+    if (fread(buf[i] + off, 1, n, r) != n) return 3;
+    if (tlen && argc > 6) { char *s = strdup(argv[6]), *tok, *save;
+      for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int a, b; if (sscanf(tok, "%d-%d", &a, &b) == 2 && a >= 0 && b <= (int)tlen) memcpy(buf[i] + off + a, tpl + a, b - a); }
+      free(s); }
+    if (spoof) { /* IPv4 + UDP headers (the kernel fills in the IP checksum; no UDP checksum) */
+      unsigned char *h = buf[i]; unsigned char rnd[3]; if (fread(rnd, 1, 3, r) != 3) return 3;
+      size_t tot = 28 + n; memset(h, 0, 28);
+      h[0] = 0x45; h[2] = tot >> 8; h[3] = tot & 0xff; h[8] = 64; h[9] = 17;
+      if (randomSource) { h[12] = 198; h[13] = 18 | (rnd[0] & 1); h[14] = rnd[1]; h[15] = rnd[2]; }
+      else memcpy(h + 12, &fixed, 4);
+      memcpy(h + 16, &to.sin_addr, 4);
+      h[20] = 0x9c; h[21] = 0x40; memcpy(h + 22, &to.sin_port, 2); h[24] = (8 + n) >> 8; h[25] = (8 + n) & 0xff;
+    }
+    len[i] = n + off;
+  }
+  fclose(r);
+  int fd = spoof ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return 4;
+  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) return 4;
+  struct mmsghdr msgs[BATCH]; struct iovec iov[BATCH];
+  long sent = 0; double t0 = now(), end = t0 + seconds; unsigned k = 0;
+  while (sent < max) {
+    double t = now();
+    if (t >= end) break;
+    long allowed = pps > 0 ? (long)((t - t0) * pps) + 1 : max;
+    if (allowed > max) allowed = max;
+    if (sent >= allowed) { struct timespec ts = { 0, 500000 }; nanosleep(&ts, NULL); continue; }
+    int n = 0;
+    for (; n < BATCH && sent + n < allowed; n++, k++) {
+      iov[n].iov_base = buf[k % POOL]; iov[n].iov_len = len[k % POOL];
+      memset(&msgs[n], 0, sizeof msgs[n]); msgs[n].msg_hdr.msg_iov = &iov[n]; msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    int m = sendmmsg(fd, msgs, n, 0);
+    if (m > 0) sent += m;
+  }
+  printf("{\\"sent\\":%ld,\\"ms\\":%.0f}\\n", sent, (now() - t0) * 1000);
+  return 0;
+}
+`;
+
+/** Compiles FLOOD_C into `dir` with gcc; the binary's path, or null without a compiler. */
+export function buildFlooder(dir: string): string | null {
+  try {
+    writeFileSync(join(dir, 'flood.c'), FLOOD_C);
+    execFileSync('gcc', ['-O2', '-o', join(dir, 'flood'), join(dir, 'flood.c')], { stdio: 'pipe' });
+    return join(dir, 'flood');
+  } catch {
+    return null;
+  }
+}
+
+export interface FloodSpec {
+  readonly to: string;
+  readonly port?: number;
+  readonly seconds: number;
+  readonly maxPackets: number;
+  /** A knock (hex) to shape datagrams like, keeping its key id (`keyIdGarbageKeep`); '' = random UDP. */
+  readonly template: string;
+  /** 'random': from random addresses in 198.18.0.0/15; an IPv4 address: from that address. */
+  readonly spoof?: string;
+  /** Datagrams a second; 0 (default) = as fast as one core sends. */
+  readonly pps?: number;
+}
+
+/** Arguments of the FLOOD_C binary for `f`. */
+export function flooderArgs(f: FloodSpec): string[] {
+  const keep = f.template ? keyIdGarbageKeep(Buffer.from(f.template, 'hex')) : [];
+  return [
+    f.to,
+    String(f.port ?? 62201),
+    String(f.seconds),
+    String(f.maxPackets),
+    f.template,
+    keep.map(([a, b]) => `${a}-${b}`).join(','),
+    f.spoof ?? '-',
+    String(f.pps ?? 0),
   ];
 }

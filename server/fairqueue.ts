@@ -3,10 +3,12 @@
  * token buckets, which an attacker could spend for a victim by spoofing the victim's address:
  * here nothing is refused while there is room, and work is only ever shared.
  *
- * - Items wait per source (an IPv4 address, or an IPv6 /64), grouped by prefix (IPv4 /24, IPv6
- *   /48). Service is round robin at both levels (deficit round robin with a quantum of one
- *   datagram: every datagram costs about the same before it is authenticated), so a prefix gets
- *   one turn per round whatever its volume, and inside it each source gets one turn.
+ * - Items wait per source (an IPv4 address, or an IPv6 /64), grouped by prefix at two levels
+ *   (IPv4 /16 and /24, IPv6 /32 and /48). Service is round robin at every level (deficit round
+ *   robin with a quantum of one datagram: every datagram costs about the same before it is
+ *   authenticated), so a prefix gets one turn per round whatever its volume, and inside it each
+ *   narrower prefix, and each source, in turn. Spoofing from a range of addresses then costs
+ *   others at most a turn per round.
  * - Two lanes: sources that knocked validly recently (`trust()`) and everyone else. When both
  *   have work they take turns, so a flood from new or spoofed sources takes at most half of the
  *   work from a returning user, and a flood spoofing returning users' addresses at most half from
@@ -34,17 +36,29 @@ export const DEFAULT_FAIR_QUEUE: Required<FairQueueOptions> = {
   maxTrusted: 4096,
 };
 
-/** The scheduling keys of a source address: [prefix, source]. Unparseable text is its own group. */
-export function sourceKeys(source: string): [string, string] {
-  const dot = source.lastIndexOf('.');
-  if (dot > 0 && !source.includes(':')) return [source.slice(0, dot), source];
+/**
+ * The scheduling keys of a source address, widest first: IPv4 /16, /24, address; IPv6 /32, /48,
+ * /64 (IPv4-mapped IPv6 as IPv4). Unparseable text is a group of its own.
+ */
+export function sourceKeys(source: string): SourceKeys {
+  if (!source.includes(':')) {
+    const d1 = source.indexOf('.');
+    const d2 = source.indexOf('.', d1 + 1);
+    const d3 = source.lastIndexOf('.');
+    if (d1 > 0 && d2 > d1 && d3 > d2) return [source.slice(0, d2), source.slice(0, d3), source];
+  }
   const a = tryParseAddress(source);
-  if (!a) return [`?${source}`, `?${source}`];
+  if (!a) return [`?`, `?`, `?${source}`];
   const u = unmapV4(a);
-  if (u.family === 4) return [u.bytes.slice(0, 3).join('.'), u.bytes.join('.')];
+  if (u.family === 4) {
+    const b = u.bytes;
+    return [`${b[0]}.${b[1]}`, `${b[0]}.${b[1]}.${b[2]}`, b.join('.')];
+  }
   const hex = Buffer.from(u.bytes).toString('hex');
-  return [`${hex.slice(0, 12)}::/48`, `${hex.slice(0, 16)}::/64`];
+  return [`${hex.slice(0, 8)}::/32`, `${hex.slice(0, 12)}::/48`, `${hex.slice(0, 16)}::/64`];
 }
+
+export type SourceKeys = readonly [string, string, string];
 
 class Link<T> {
   prev: Link<T> | null = null;
@@ -77,7 +91,7 @@ class List<T> {
   }
 }
 
-/** A prefix (children: sources) or a source (items). */
+/** A prefix (children: narrower prefixes or sources) or a source (items). */
 class Group<T> {
   count = 0;
   readonly children = new Map<string, Group<T>>();
@@ -116,7 +130,7 @@ class Group<T> {
   }
 }
 
-/** One lane: a two-level tree (prefix, source) of FIFOs. */
+/** One lane: a tree of FIFOs, one level per key of `sourceKeys`. */
 class Lane<T> {
   readonly root = new Group<T>('', null);
 
@@ -124,7 +138,7 @@ class Lane<T> {
     return this.root.count;
   }
 
-  push(item: T, keys: readonly [string, string]): void {
+  push(item: T, keys: SourceKeys): void {
     let g = this.root;
     for (const k of keys) {
       let c = g.children.get(k);
@@ -156,7 +170,7 @@ class Lane<T> {
     return this.take(g);
   }
 
-  /** The oldest item of the busiest source of the busiest prefix. */
+  /** The oldest item of the busiest source of the busiest prefix, level by level. */
   shed(): T | undefined {
     let g = this.root;
     while (g.items.length === 0) {
@@ -214,7 +228,7 @@ export class FairQueue<T> {
       const fuller = this.returning.size > this.others.size ? this.returning : this.others;
       shed = fuller.shed();
     }
-    const until = this.trusted.get(keys[1]);
+    const until = this.trusted.get(keys[2]);
     (until !== undefined && until > now ? this.returning : this.others).push(item, keys);
     return shed;
   }
@@ -230,7 +244,7 @@ export class FairQueue<T> {
 
   /** Puts `source` in the returning lane (for datagrams queued from now on) until now + trustMs. */
   trust(source: string, now: number): void {
-    const key = sourceKeys(source)[1];
+    const key = sourceKeys(source)[2];
     this.trusted.delete(key);
     this.trusted.set(key, now + this.opts.trustMs);
     if (this.trusted.size > this.opts.maxTrusted) {

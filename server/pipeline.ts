@@ -61,8 +61,8 @@ export interface PipelineDeps {
 }
 
 /** Queue depths at which the pipeline reports a backlog and its end (see onBacklog). */
-export const BACKLOG_HIGH = 256;
-export const BACKLOG_LOW = 32;
+export const BACKLOG_HIGH = 64;
+export const BACKLOG_LOW = 16;
 
 interface Pending {
   d: Datagram;

@@ -3,7 +3,8 @@
  * handle so that `cap`'s abort on a device going down ends this process, not spad: spad sees the
  * exit and starts a new one.
  *
- * argv: --device IF --port N --buffer-bytes N --frame-bytes N [--key-ids HEX,HEX]
+ * argv: --device IF --port N --buffer-bytes N --frame-bytes N [--key-ids HEX,HEX [--credits N]]
+ * stdin: with --credits, one byte per frame spad has read (its credit for N more frames).
  * stdout: records of pcap-ipc.ts (READY once open, then FRAME per packet, ERROR if open fails,
  * FILTERED about once a second while a flood is being shed).
  * It exits when stdin closes (spad stopped or died), on SIGTERM, or after an ERROR.
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     'buffer-bytes': { type: 'string' },
     'frame-bytes': { type: 'string' },
     'key-ids': { type: 'string' },
+    credits: { type: 'string' },
   },
 });
 
@@ -68,7 +70,10 @@ function main(): void {
 
   const keyIds = values['key-ids']?.split(',').filter(Boolean) ?? [];
   const prefilter = keyIds.length > 0 ? new Prefilter(new Set(keyIds.map((k) => k.toUpperCase()))) : null;
-  const pump = prefilter ? new FramePump(out, () => prefilter.shed('RATE_LIMITED')) : null;
+  const credits = Number(values.credits ?? 'Infinity');
+  const pump = prefilter
+    ? new FramePump(out, () => prefilter.shed('RATE_LIMITED'), undefined, credits > 0 ? credits : Infinity)
+    : null;
   if (prefilter) {
     setInterval(() => {
       const counts = prefilter.takeCounts();
@@ -84,8 +89,8 @@ function main(): void {
       const v = prefilter.judge(linkType, f, truncated, now);
       if (v === null) return;
       const record = encodeFrame(f, truncated, dropped, receivedAt);
-      if (v !== 'junk') pump.knock(record, v.source, now);
-      else if (!pump.junk(record)) prefilter.shed('JUNK_WHILE_BUSY');
+      if ('source' in v) pump.knock(record, v.source, now);
+      else if (!pump.junk(record)) prefilter.shed(v.junk);
       return;
     }
     if (out.writableLength > MAX_QUEUED) {
@@ -100,6 +105,7 @@ function main(): void {
     cap.close();
     process.exit(0);
   };
+  process.stdin.on('data', (chunk: Buffer) => pump?.credit(chunk.length));
   process.stdin.on('end', shutdown);
   process.stdin.on('error', shutdown);
   process.stdin.resume();

@@ -28,6 +28,14 @@ import { HostAddresses } from './host-addresses.js';
 import { RecordReader } from './pcap-ipc.js';
 import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
 
+/**
+ * Frames the capture process may have on the way to spad before spad credits them back (one byte
+ * on the child's stdin per frame read). spad withholds credits while the pipeline is backlogged
+ * (pause()), so at most this many frames wait in the pipe in arrival order; the rest wait in the
+ * capture process's fair queue (prefilter.ts FramePump), which decides whose turn is next.
+ */
+const CREDIT_WINDOW = 8;
+
 /** Bytes of the capture buffer reserved for link + IP + extension + UDP headers. */
 export const HEADER_ROOM = 512;
 /**
@@ -226,6 +234,13 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     let child: ChildProcess | undefined;
     let wanted = false;
     let paused = false;
+    /** Frames read from the current child and not yet credited back to it (see CREDIT_WINDOW). */
+    let owed = 0;
+    const credit = (): void => {
+      if (owed === 0 || paused || !child?.stdin?.writable) return;
+      child.stdin.write(Buffer.alloc(owed));
+      owed = 0;
+    };
     let restartTimer: NodeJS.Timeout | undefined;
     let backoff = RESTART_MIN_MS;
 
@@ -246,11 +261,14 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
             String(bufferBytes),
             '--frame-bytes',
             String(frameBytes),
-            ...(opts.recipientKeyIds?.length ? ['--key-ids', opts.recipientKeyIds.join(',')] : []),
+            ...(opts.recipientKeyIds?.length
+              ? ['--key-ids', opts.recipientKeyIds.join(','), '--credits', String(CREDIT_WINDOW)]
+              : []),
           ],
           { stdio: ['pipe', 'pipe', 'pipe'] },
         );
         child = c;
+        owed = 0;
         if (paused) c.stdout?.pause();
         const reader = new RecordReader(frameBytes + 64);
         let ready = false;
@@ -272,6 +290,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
             for (let rec = reader.next(); rec; rec = reader.next()) {
               if (rec.type === 'frame') {
                 if (rec.dropped > 0) stats.dropped = rec.dropped;
+                owed++;
                 onFrame(linkType, rec.frame, rec.truncated, rec.receivedAt);
               } else if (rec.type === 'ready' && !ready) {
                 ready = true;
@@ -293,6 +312,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
                 stats.prefiltered = total;
               }
             }
+            if (child === c) credit();
           } catch (err) {
             report(err);
             c.kill('SIGKILL');
@@ -350,6 +370,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
       resume() {
         paused = false;
         child?.stdout?.resume();
+        credit();
       },
       async start() {
         if (wanted) return;

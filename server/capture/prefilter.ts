@@ -67,16 +67,16 @@ export class Prefilter {
   ) {}
 
   /**
-   * What to do with a frame: `{ source }` when it may be a knock (always passed on), `'junk'`
-   * for junk within this second's allowance (passed on to be audited), null when it is shed (and
-   * counted). `nowMs` is the wall clock.
+   * What to do with a frame: `{ source }` when it may be a knock (always passed on), `{ junk }`
+   * (its drop reason) for junk within this second's allowance (passed on to be audited), null
+   * when it is shed (and counted). `nowMs` is the wall clock.
    */
   judge(
     linkType: number,
     frame: Uint8Array,
     truncated: boolean,
     nowMs: number,
-  ): { source: string } | 'junk' | null {
+  ): { source: string } | { junk: string } | null {
     const c = classify(linkType, frame, truncated, this.ourKeyIds);
     if (c.reason === null) return { source: c.source ?? '' };
     const s = Math.floor(nowMs / 1000);
@@ -86,7 +86,7 @@ export class Prefilter {
     }
     if (this.forwarded < this.perSecond) {
       this.forwarded++;
-      return 'junk';
+      return { junk: c.reason };
     }
     this.shed(c.reason);
     return null;
@@ -121,16 +121,16 @@ export interface RecordSink {
 export const PUMP_CAPACITY = 4096;
 
 /**
- * Sends records to spad as fast as the pipe takes them; while it does not, holds the ones that
- * may be knocks in a fair queue and sends them in fair order as it drains. A record is "sent"
- * when the pipe took it without buffering, so at most one record waits in the stream's buffer.
+ * Sends records to spad while spad has credit for them (spad returns one per frame it read, and
+ * withholds them while its pipeline is backlogged) and the pipe takes them without buffering;
+ * otherwise holds the ones that may be knocks in a fair queue and sends them in fair order as
+ * credit comes back. So at most `credits` records wait in the pipe in arrival order, and at most
+ * one in the stream's buffer.
  */
 export class FramePump {
   private readonly queue: FairQueue<Buffer>;
   private readonly pump = (): void => {
-    while (this.queue.size > 0 && this.sink.writableLength === 0) {
-      this.sink.write(this.queue.shift() as Buffer, this.pump);
-    }
+    while (this.queue.size > 0 && this.free()) this.send(this.queue.shift() as Buffer);
   };
 
   constructor(
@@ -138,14 +138,31 @@ export class FramePump {
     /** Called once per record shed from a full queue. */
     private readonly onShed: () => void,
     capacity = PUMP_CAPACITY,
+    /** Records spad takes before it returns credit; Infinity: limited by the pipe only. */
+    private credits = Number.POSITIVE_INFINITY,
   ) {
     this.queue = new FairQueue({ capacity });
   }
 
+  /** spad read `n` more records. */
+  credit(n: number): void {
+    this.credits += n;
+    this.pump();
+  }
+
+  private free(): boolean {
+    return this.credits > 0 && this.sink.writableLength === 0;
+  }
+
+  private send(record: Buffer): void {
+    this.credits--;
+    this.sink.write(record, this.pump);
+  }
+
   /** A record that may be a knock from `source`. */
   knock(record: Buffer, source: string, nowMs: number): void {
-    if (this.queue.size === 0 && this.sink.writableLength === 0) {
-      this.sink.write(record, this.pump);
+    if (this.queue.size === 0 && this.free()) {
+      this.send(record);
       return;
     }
     if (this.queue.push(record, source, nowMs) !== undefined) this.onShed();
@@ -154,8 +171,8 @@ export class FramePump {
 
   /** A junk record (to be audited by spad): sent only when the pipe is free, else false (shed). */
   junk(record: Buffer): boolean {
-    if (this.sink.writableLength !== 0) return false;
-    this.sink.write(record, this.pump);
+    if (!this.free()) return false;
+    this.send(record);
     return true;
   }
 

@@ -61,7 +61,7 @@ describe('capture prefilter', async () => {
   test('a knock-shaped flood from one source is never shed by the prefilter itself', () => {
     const p = new Prefilter(ids, 0);
     const passed = Array.from({ length: 200 }, () => p.judge(ETHERNET, frameOf(knock), false, 1000));
-    assert.ok(passed.every((v) => v !== null && v !== 'junk' && v.source === '198.51.100.2'));
+    assert.ok(passed.every((v) => v !== null && 'source' in v && v.source === '198.51.100.2'));
     assert.equal(p.takeCounts(), null);
   });
 });

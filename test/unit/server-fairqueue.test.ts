@@ -14,12 +14,13 @@ function drain<T>(q: FairQueue<T>): T[] {
 }
 
 describe('fair queue', () => {
-  test('source keys: IPv4 by /24 and address, IPv6 by /48 and /64, IPv4-mapped as IPv4', () => {
-    assert.deepEqual(sourceKeys('198.51.100.2'), ['198.51.100', '198.51.100.2']);
-    assert.deepEqual(sourceKeys('::ffff:198.51.100.2'), ['198.51.100', '198.51.100.2']);
-    const [p48, p64] = sourceKeys('2001:db8:1:2:3::4');
-    assert.deepEqual([p48, p64], ['20010db80001::/48', '20010db800010002::/64']);
-    assert.deepEqual(sourceKeys('2001:db8:1:2:ffff::9'), [p48, p64]);
+  test('source keys: IPv4 by /16, /24 and address, IPv6 by /32, /48 and /64, IPv4-mapped as IPv4', () => {
+    const v4 = ['198.51', '198.51.100', '198.51.100.2'];
+    assert.deepEqual(sourceKeys('198.51.100.2'), v4);
+    assert.deepEqual(sourceKeys('::ffff:198.51.100.2'), v4);
+    const v6 = sourceKeys('2001:db8:1:2:3::4');
+    assert.deepEqual(v6, ['20010db8::/32', '20010db80001::/48', '20010db800010002::/64']);
+    assert.deepEqual(sourceKeys('2001:db8:1:2:ffff::9'), v6);
   });
 
   test('with room, every item comes out, one turn per prefix and per source in turn', () => {
@@ -27,7 +28,8 @@ describe('fair queue', () => {
     for (let i = 0; i < 4; i++) q.push(`a${i}`, '203.0.113.1', 0);
     q.push('b0', '203.0.113.2', 0);
     q.push('c0', '198.51.100.2', 0);
-    assert.deepEqual(drain(q), ['a0', 'c0', 'b0', 'a1', 'a2', 'a3']);
+    q.push('d0', '198.51.7.2', 0);
+    assert.deepEqual(drain(q), ['a0', 'c0', 'b0', 'd0', 'a1', 'a2', 'a3']);
     assert.equal(q.size, 0);
   });
 
@@ -40,6 +42,15 @@ describe('fair queue', () => {
     // now every prefix holds one or two: 192.0.2 (two) is the busiest
     assert.equal(q.push('b1', '198.51.100.7', 0), 'new');
     assert.deepEqual(drain(q).sort(), ['a2', 'b0', 'b1', 'new2']);
+  });
+
+  test('a flood spoofed across a /15 gets the turns of two /16 prefixes: a knock from elsewhere is served within three', () => {
+    const q = new FairQueue<string>({ capacity: 4096 });
+    for (let i = 0; i < 20_000; i++) q.push(`j${i}`, `198.${18 + (i & 1)}.${(i >> 1) & 255}.${i >> 9}`, 0);
+    q.push('knock', '198.51.100.2', 0);
+    assert.equal(q.size, 4096);
+    const order = drain(q);
+    assert.ok(order.indexOf('knock') < 3, `served ${order.indexOf('knock')}th`);
   });
 
   test('a flood from 10,000 sources keeps the queue at its bound and a late single item in it', () => {
