@@ -213,7 +213,9 @@ export function keyIdGarbageKeep(knock: Uint8Array): Array<[number, number]> {
  * Without a template: random datagrams of 64..1400 bytes; with one: datagrams shaped like it,
  * keeping those byte ranges (see `keyIdGarbageKeep`). spoof: `-` (none: a UDP socket),
  * `random` (a raw socket, each datagram from a random address in 198.18.0.0/15) or an IPv4
- * address (a raw socket, every datagram from that address). pps: 0 = as fast as it can, else
+ * address (a raw socket, every datagram from that address); spoofed datagrams come from 256
+ * random source ports (32768-65535), so the fair queue's per-port level cannot tell them apart
+ * from a knock by port alone. pps: 0 = as fast as it can, else
  * paced to that rate. Bounded by both count and time; prints {"sent":N,"ms":T}.
  */
 export const FLOOD_C = `
@@ -254,13 +256,13 @@ int main(int argc, char **argv) {
         int a, b; if (sscanf(tok, "%d-%d", &a, &b) == 2 && a >= 0 && b <= (int)tlen) memcpy(buf[i] + off + a, tpl + a, b - a); }
       free(s); }
     if (spoof) { /* IPv4 + UDP headers (the kernel fills in the IP checksum; no UDP checksum) */
-      unsigned char *h = buf[i]; unsigned char rnd[3]; if (fread(rnd, 1, 3, r) != 3) return 3;
+      unsigned char *h = buf[i]; unsigned char rnd[5]; if (fread(rnd, 1, 5, r) != 5) return 3;
       size_t tot = 28 + n; memset(h, 0, 28);
       h[0] = 0x45; h[2] = tot >> 8; h[3] = tot & 0xff; h[8] = 64; h[9] = 17;
       if (randomSource) { h[12] = 198; h[13] = 18 | (rnd[0] & 1); h[14] = rnd[1]; h[15] = rnd[2]; }
       else memcpy(h + 12, &fixed, 4);
       memcpy(h + 16, &to.sin_addr, 4);
-      h[20] = 0x9c; h[21] = 0x40; memcpy(h + 22, &to.sin_port, 2); h[24] = (8 + n) >> 8; h[25] = (8 + n) & 0xff;
+      h[20] = rnd[3] | 0x80; h[21] = rnd[4]; memcpy(h + 22, &to.sin_port, 2); h[24] = (8 + n) >> 8; h[25] = (8 + n) & 0xff;
     }
     len[i] = n + off;
   }

@@ -92,7 +92,7 @@ export class Pipeline {
     try {
       const s = this.screen(d);
       if (!('framing' in s)) return;
-      const shed = this.queue.push({ d, framing: s.framing }, d.source, this.deps.now());
+      const shed = this.queue.push({ d, framing: s.framing }, d.source, this.deps.now(), d.sourcePort);
       if (shed) this.drop(shed.d, 'RATE_LIMITED', 'queue_full: shed from the busiest source');
       if (!this.backlogged && this.queue.size >= BACKLOG_HIGH) {
         this.backlogged = true;

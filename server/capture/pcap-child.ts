@@ -88,9 +88,9 @@ function main(): void {
       const now = Date.now();
       const v = prefilter.judge(linkType, f, truncated, now);
       if (v === null) return;
-      const record = encodeFrame(f, truncated, dropped, receivedAt);
-      if ('source' in v) pump.knock(record, v.source, now);
-      else if (!pump.junk(record)) prefilter.shed(v.junk);
+      const record = (): Buffer => encodeFrame(f, truncated, dropped, receivedAt);
+      if ('source' in v) pump.knock(record, v.source, now, v.port);
+      else if (!pump.junk(record())) prefilter.shed(v.junk);
       return;
     }
     if (out.writableLength > MAX_QUEUED) {

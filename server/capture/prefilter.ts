@@ -39,7 +39,7 @@ function classify(
   frame: Uint8Array,
   truncated: boolean,
   ourKeyIds: ReadonlySet<string>,
-): { reason: string | null; source?: string } {
+): { reason: string | null; source?: string; port?: number } {
   const r = decodeFrame(linkType, frame, { truncated });
   if (!r.ok) return { reason: 'DECODE' };
   const { length, payload } = r.udp;
@@ -48,7 +48,7 @@ function classify(
   if (payload.length < length) return { reason: 'DECODE' };
   try {
     return isForUs(parseFraming(payload), ourKeyIds)
-      ? { reason: null, source: r.udp.source }
+      ? { reason: null, source: r.udp.source, port: r.udp.sourcePort }
       : { reason: 'PKT_NOT_FOR_US' };
   } catch (err) {
     return { reason: isSpaError(err) ? err.code : 'PKT_FRAMING' };
@@ -67,7 +67,7 @@ export class Prefilter {
   ) {}
 
   /**
-   * What to do with a frame: `{ source }` when it may be a knock (always passed on), `{ junk }`
+   * What to do with a frame: `{ source, port }` when it may be a knock (always passed on), `{ junk }`
    * (its drop reason) for junk within this second's allowance (passed on to be audited), null
    * when it is shed (and counted). `nowMs` is the wall clock.
    */
@@ -76,9 +76,9 @@ export class Prefilter {
     frame: Uint8Array,
     truncated: boolean,
     nowMs: number,
-  ): { source: string } | { junk: string } | null {
+  ): { source: string; port: number } | { junk: string } | null {
     const c = classify(linkType, frame, truncated, this.ourKeyIds);
-    if (c.reason === null) return { source: c.source ?? '' };
+    if (c.reason === null) return { source: c.source ?? '', port: c.port ?? 0 };
     const s = Math.floor(nowMs / 1000);
     if (s !== this.second) {
       this.second = s;
@@ -159,13 +159,20 @@ export class FramePump {
     this.sink.write(record, this.pump);
   }
 
-  /** A record that may be a knock from `source`. */
-  knock(record: Buffer, source: string, nowMs: number): void {
+  /**
+   * A frame that may be a knock from `source`, `port`; `record()` encodes it, called only when it
+   * is sent or queued (a flood the queue would shed at once costs no copy).
+   */
+  knock(record: () => Buffer, source: string, nowMs: number, port = 0): void {
     if (this.queue.size === 0 && this.free()) {
-      this.send(record);
+      this.send(record());
       return;
     }
-    if (this.queue.push(record, source, nowMs) !== undefined) this.onShed();
+    if (!this.queue.admits(source, nowMs, port)) {
+      this.onShed();
+      return;
+    }
+    if (this.queue.push(record(), source, nowMs, port) !== undefined) this.onShed();
     this.pump();
   }
 

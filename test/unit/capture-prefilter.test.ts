@@ -100,7 +100,7 @@ describe('capture frame pump', () => {
   test('while the pipe takes records, every record goes through in order', () => {
     const pipe = fakePipe(100);
     const pump = new FramePump(pipe, () => assert.fail('shed'), 8);
-    for (let i = 0; i < 50; i++) pump.knock(Buffer.from(`a${i}`), '203.0.113.66', 0);
+    for (let i = 0; i < 50; i++) pump.knock(() => Buffer.from(`a${i}`), '203.0.113.66', 0);
     assert.equal(pipe.sent.length, 50);
     assert.equal(pump.queued, 0);
   });
@@ -109,8 +109,8 @@ describe('capture frame pump', () => {
     const pipe = fakePipe(1);
     let shed = 0;
     const pump = new FramePump(pipe, () => shed++, 8);
-    for (let i = 0; i < 100; i++) pump.knock(Buffer.from(`junk${i}`), '203.0.113.66', 0);
-    pump.knock(Buffer.from('knock'), '198.51.100.2', 0);
+    for (let i = 0; i < 100; i++) pump.knock(() => Buffer.from(`junk${i}`), '203.0.113.66', 0);
+    pump.knock(() => Buffer.from('knock'), '198.51.100.2', 0);
     assert.equal(shed, 100 - 1 - 1 - 8 + 1); // one sent, one buffered in the stream, 8 queued; the knock takes a place
     pipe.drain(1); // the buffered one
     pipe.drain(1);
@@ -122,7 +122,7 @@ describe('capture frame pump', () => {
     const pipe = fakePipe(1);
     const pump = new FramePump(pipe, () => {}, 8);
     assert.equal(pump.junk(Buffer.from('j1')), true);
-    pump.knock(Buffer.from('k'), '198.51.100.2', 0); // buffered in the stream
+    pump.knock(() => Buffer.from('k'), '198.51.100.2', 0); // buffered in the stream
     assert.equal(pump.junk(Buffer.from('j2')), false);
   });
 });

@@ -14,13 +14,25 @@ function drain<T>(q: FairQueue<T>): T[] {
 }
 
 describe('fair queue', () => {
-  test('source keys: IPv4 by /16, /24 and address, IPv6 by /32, /48 and /64, IPv4-mapped as IPv4', () => {
-    const v4 = ['198.51', '198.51.100', '198.51.100.2'];
-    assert.deepEqual(sourceKeys('198.51.100.2'), v4);
-    assert.deepEqual(sourceKeys('::ffff:198.51.100.2'), v4);
-    const v6 = sourceKeys('2001:db8:1:2:3::4');
-    assert.deepEqual(v6, ['20010db8::/32', '20010db80001::/48', '20010db800010002::/64']);
-    assert.deepEqual(sourceKeys('2001:db8:1:2:ffff::9'), v6);
+  test('source keys: IPv4 by /16, /24, address and port, IPv6 by /32, /48, /64 and port, IPv4-mapped as IPv4', () => {
+    const v4 = ['198.51', '198.51.100', '198.51.100.2', '198.51.100.2:4000'];
+    assert.deepEqual(sourceKeys('198.51.100.2', 4000), v4);
+    assert.deepEqual(sourceKeys('::ffff:198.51.100.2', 4000), v4);
+    const v6 = sourceKeys('2001:db8:1:2:3::4', 53);
+    assert.deepEqual(v6, [
+      '20010db8::/32',
+      '20010db80001::/48',
+      '20010db800010002::/64',
+      '20010db800010002::/64:53',
+    ]);
+    assert.deepEqual(sourceKeys('2001:db8:1:2:ffff::9', 53), v6);
+  });
+
+  test('junk spoofed from the victim’s address on another port does not queue ahead of the victim’s knock', () => {
+    const q = new FairQueue<string>({ capacity: 4096 });
+    for (let i = 0; i < 3000; i++) q.push(`j${i}`, '198.51.100.2', 0, 40000);
+    q.push('knock', '198.51.100.2', 0, 51234);
+    assert.ok(drain(q).indexOf('knock') < 2);
   });
 
   test('with room, every item comes out, one turn per prefix and per source in turn', () => {
@@ -31,6 +43,15 @@ describe('fair queue', () => {
     q.push('d0', '198.51.7.2', 0);
     assert.deepEqual(drain(q), ['a0', 'c0', 'b0', 'd0', 'a1', 'a2', 'a3']);
     assert.equal(q.size, 0);
+  });
+
+  test('when full, an item of the busiest flow itself is shed on arrival, and nothing else moves', () => {
+    const q = new FairQueue<string>({ capacity: 3 });
+    for (let i = 0; i < 3; i++) q.push(`a${i}`, '203.0.113.1', 0);
+    assert.equal(q.admits('203.0.113.1', 0), false);
+    assert.equal(q.admits('203.0.113.1', 0, 9), true, 'another port is another flow');
+    assert.equal(q.push('a3', '203.0.113.1', 0), 'a3');
+    assert.deepEqual(drain(q), ['a0', 'a1', 'a2']);
   });
 
   test('when full, the oldest item of the busiest source in the busiest prefix is shed, never the arriving one', () => {
