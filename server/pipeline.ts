@@ -46,7 +46,7 @@ export interface PipelineDeps {
   maxSkewSeconds: number;
   commands?: CommandRunner;
   /**
-   * Datagrams that may wait; beyond this the busiest source's oldest is shed (RATE_LIMITED,
+   * Datagrams that may wait; beyond this the busiest flow (source and port) sheds one (RATE_LIMITED,
    * detail queue_full). Default 1024.
    */
   maxQueue?: number;
@@ -86,14 +86,14 @@ export class Pipeline {
 
   /**
    * Steps 1-3, then queues the datagram fairly (step 4). Called from the capture callback; never
-   * throws. A full queue sheds the oldest datagram of its busiest source, never this one.
+   * throws. A full queue sheds from its busiest flow (source and port): never a new source's first.
    */
   submit(d: Datagram): void {
     try {
       const s = this.screen(d);
       if (!('framing' in s)) return;
       const shed = this.queue.push({ d, framing: s.framing }, d.source, this.deps.now(), d.sourcePort);
-      if (shed) this.drop(shed.d, 'RATE_LIMITED', 'queue_full: shed from the busiest source');
+      if (shed) this.drop(shed.d, 'RATE_LIMITED', 'queue_full: shed from the busiest flow');
       if (!this.backlogged && this.queue.size >= BACKLOG_HIGH) {
         this.backlogged = true;
         this.deps.onBacklog?.(true);
