@@ -51,8 +51,9 @@ export interface Capture {
   stop(): Promise<void>;
   readonly stats: Readonly<CaptureStats>;
   /**
-   * Stop and resume reading while the pipeline has a backlog (isolated pcap: the capture process
-   * then holds frames in its own fair queue and sheds what spad could not process, fairly).
+   * Stop and resume reading while the pipeline has a backlog (isolated pcap: spad withholds the
+   * capture process's credit, and it holds frames in its own fair queue and sheds what spad could
+   * not process, fairly; pcap.ts CREDIT_WINDOW).
    * Absent where the mechanism cannot pause (the UDP socket: the pipeline's queue sheds instead).
    */
   pause?(): void;
