@@ -5,7 +5,8 @@
  * (`-z 0`) because it only adds bytes to an 80-byte payload, though the server accepts both.
  *
  * Keys are named as for the keystore: fingerprint, long key id, or user id text (gpg's own
- * matching); `--gpg-recv` may also be an armored file (gpg `--recipient-file`). The payload's
+ * matching); `--gpg-recv` may also be an armored file (gpg `--recipient-file`) written as a path
+ * (with a `/` or `file:`, keyring/lookup.ts `keyFilePath`): a bare word is never a file. The payload's
  * server_fpr is the server key's PRIMARY fingerprint, read from `--with-colons` output.
  *
  * gpg is run without a shell, with a time limit, its output bounded. `--trust-model always`
@@ -13,6 +14,7 @@
  * add recipients to the knock.
  */
 import { spawn } from 'node:child_process';
+import { fileNameHint, keyFilePath } from '../keyring/lookup.js';
 import { ConfigError } from '../protocol/errors.js';
 
 export interface GpgOptions {
@@ -197,7 +199,7 @@ function one(
       query === undefined
         ? `no ${what} in the gpg home ${home}`
         : `no ${what} in the gpg home ${home} matches '${query.slice(0, 80)}'`,
-      { hint: emptyHint },
+      { hint: [query === undefined ? undefined : fileNameHint(query), emptyHint].filter(Boolean).join('\n') },
     );
   }
   const list = matches
@@ -213,11 +215,6 @@ function one(
   );
 }
 
-/** True when `q` names a file rather than a key (for --gpg-recv). */
-export function looksLikeFile(q: string): boolean {
-  return q.includes('/') || q.startsWith('.') || q.startsWith('~') || /\.(asc|gpg|pgp|key)$/i.test(q);
-}
-
 export interface GpgRecipient {
   readonly fingerprint: string;
   readonly userIds: readonly string[];
@@ -227,25 +224,26 @@ export interface GpgRecipient {
 
 /** The server key: in the gpg home, or an armored file. */
 export async function gpgServerKey(opts: GpgOptions, query: string | undefined): Promise<GpgRecipient> {
-  if (query !== undefined && looksLikeFile(query)) {
-    const r = await runGpg(opts, ['--with-colons', '--fixed-list-mode', '--show-keys', '--', query]);
+  const file = query === undefined ? null : keyFilePath(query);
+  if (file !== null) {
+    const r = await runGpg(opts, ['--with-colons', '--fixed-list-mode', '--show-keys', '--', file]);
     const keys = r.code === 0 ? parseColons(r.stdout.toString('utf8')) : [];
     if (keys.length !== 1 || !keys[0]) {
       throw new ConfigError(
         'KEY_INVALID',
         keys.length > 1
-          ? `${query} holds ${keys.length} keys; expected one`
-          : `${query}: no OpenPGP key found (${lastGpgLine(r.stderr)})`,
+          ? `${file} holds ${keys.length} keys; expected one`
+          : `${file}: no OpenPGP key found (${lastGpgLine(r.stderr)})`,
       );
     }
     const k = keys[0];
     if (!k.capabilities.includes('E')) {
       throw new ConfigError(
         'KEY_INVALID',
-        `server key ${k.fingerprint} in ${query} has no usable encryption key`,
+        `server key ${k.fingerprint} in ${file} has no usable encryption key`,
       );
     }
-    return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient-file', query] };
+    return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient-file', file] };
   }
   const all = await listGpgKeys(opts, query, false);
   let candidates = all;
@@ -273,7 +271,7 @@ export async function gpgServerKey(opts: GpgOptions, query: string | undefined):
 
 /** The signing key: a secret key (or card stub) in the gpg home. */
 export async function gpgSignerKey(opts: GpgOptions, query: string | undefined): Promise<GpgKey> {
-  if (query !== undefined && looksLikeFile(query)) {
+  if (query !== undefined && keyFilePath(query) !== null) {
     throw new ConfigError(
       'USAGE',
       `--gpg-sign: with --gpg-home-dir, the signing key must be in the gpg home, not a file`,

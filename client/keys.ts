@@ -1,20 +1,21 @@
 /**
  * The client's keys for one knock: its own signing key and the server's public key, found in the
  * keystore (`<home>/keys.json`, written by `spa-keys`) with the same lookup rules and messages as
- * keyring/keystore.ts (full fingerprint, long key id, name, user id substring, armored file).
+ * keyring/keystore.ts (full fingerprint, long key id, name, user id substring, or an armored file
+ * when the argument is written as a path: keyring/lookup.ts `keyFilePath`).
  *
  * Why not just call keyring/keystore.ts: that module validates the whole file with zod, whose
  * import alone costs about 110 ms, a third of the client's time budget for a knock. Here the file
- * is read with a few structural checks; anything odd (and any query that may be a file path) is
+ * is read with a few structural checks; anything odd (and any query written as a file path) is
  * handed to keyring/keystore.ts, which gives the precise error or does the file reading. The
  * matching itself is keyring/lookup.ts's, shared.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { pgp, pgpConfig } from '../keyring/inspect.js';
-import { classifyQuery, resolveAmong } from '../keyring/lookup.js';
+import { keyFilePath, resolveAmong } from '../keyring/lookup.js';
 import { ConfigError } from '../protocol/errors.js';
 import { USERNAME_RE } from '../protocol/limits.js';
 
@@ -124,25 +125,13 @@ async function readStoreFast(home: string): Promise<Store> {
   };
 }
 
-/** As keystore.ts: a query that may name a file is a file question, answered there. */
-async function mayBeFile(q: string): Promise<boolean> {
-  if (q.includes('/') || q.startsWith('.') || q.startsWith('~') || /\.(asc|gpg|pgp|key)$/i.test(q))
-    return true;
-  if (classifyQuery(q).kind !== 'text') return false;
-  try {
-    return (await stat(q)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 function listing(lines: string[]): string {
   return lines.map((l) => `  ${l}`.trimEnd()).join('\n');
 }
 
 /** One's own key: the only one when `query` is absent, else the one `query` names. */
 export async function findOwnKey(home: string, query?: string): Promise<OwnKey> {
-  if (query !== undefined && (await mayBeFile(query))) {
+  if (query !== undefined && keyFilePath(query) !== null) {
     const r = await (await import('../keyring/keystore.js')).resolveOwnKey(home, query);
     return {
       fingerprint: r.record.fingerprint,
@@ -179,7 +168,7 @@ export async function findOwnKey(home: string, query?: string): Promise<OwnKey> 
 
 /** The server's public key: the only one when `query` is absent, else the one `query` names. */
 export async function findServerKey(home: string, query?: string): Promise<ServerKey> {
-  if (query !== undefined && (await mayBeFile(query))) {
+  if (query !== undefined && keyFilePath(query) !== null) {
     const r = await (await import('../keyring/keystore.js')).resolveServerKey(home, query);
     return { fingerprint: r.record.fingerprint, userIds: r.record.userIds, key: r.key };
   }

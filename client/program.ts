@@ -124,10 +124,10 @@ function addKnockOptions(cmd: Command): Command {
     .option('-p, --server-port <port>', 'UDP port of the server (default 62201)')
     .option('-4, --ipv4', 'use IPv4 only to reach the server')
     .option('-6, --ipv6', 'use IPv6 only to reach the server')
-    .option('--gpg-recv <key>', 'server key: fingerprint, long key id, name, user id text, or armored file')
+    .option('--gpg-recv <key>', 'server key: fingerprint, long key id, name, user id text, or ./file.asc')
     .option(
       '--gpg-sign <key>',
-      'your signing key: fingerprint, long key id, username, user id text, or armored file',
+      'your signing key: fingerprint, long key id, username, user id text, or ./file.asc',
     )
     .option(
       '--gpg-home-dir <dir>',
@@ -163,6 +163,7 @@ function wrap(words: readonly string[], width: number, indent: string): string {
 
 const EPILOG = `
 Keys: --gpg-sign defaults to your only key in the keystore, --gpg-recv to the only server key.
+A key file is read only when written as a path (./server.asc, file:server.asc).
 
 Settings: HOME/spa.rc holds [NAME] stanzas of "key = value" lines; -n NAME loads one, a
 [default] stanza applies to every run, and flags override both. Keys are the long flags:

@@ -7,16 +7,17 @@
  * Own secret keys are stored as armored; a passphrase-protected one stays encrypted (the client
  * asks for the passphrase at knock time). Lookups accept a full fingerprint, a long key id
  * (primary or subkey), a name, a user id substring, or the path of an armored key file (read and
- * parsed, not stored).
+ * parsed, not stored) when written as a path: with a `/` or a `file:` prefix (lookup.ts
+ * `keyFilePath`); a bare word is never read from the current directory.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
 import { generateKeyPair, type KeyType } from './generate.js';
 import { checkUsable, describeKey, type KeyInfo, parseKey, pgp, pgpConfig } from './inspect.js';
-import { classifyQuery, resolveAmong } from './lookup.js';
+import { keyFilePath, resolveAmong } from './lookup.js';
 import { usernameFromUserId } from './policy.js';
 import {
   FILE_VERSION,
@@ -170,27 +171,10 @@ export async function importKey(
   return { kind: 'server', record, info };
 }
 
-/** True when `q` should be read as a file path rather than a name. */
-function looksLikePath(q: string): boolean {
-  return q.includes('/') || q.startsWith('.') || q.startsWith('~') || /\.(asc|gpg|pgp|key)$/i.test(q);
-}
-
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p;
-}
-
 async function readKeyFile(p: string): Promise<openpgp.Key> {
   let data: Buffer;
   try {
-    data = await readFile(expandHome(p));
+    data = await readFile(p);
   } catch (e) {
     throw new ConfigError('KEY_NOT_FOUND', `cannot read key file ${p}: ${(e as Error).message}`, {
       cause: e,
@@ -211,14 +195,8 @@ export async function resolveOwnKey(
   const pg = await pgp();
   const ks = await openKeystore(home);
   const items = [...ks.own.values()];
-  if (query !== undefined) {
-    const fileFirst =
-      looksLikePath(query) ||
-      (classifyQuery(query).kind === 'text' &&
-        !items.some((r) => r.username === query) &&
-        (await isFile(query)));
-    if (fileFirst) return ownFromFile(query);
-  }
+  const file = query === undefined ? null : keyFilePath(query);
+  if (file !== null) return ownFromFile(file);
   const emptyHint = `no own key in ${ks.path}; make one with: spa-keys gen --user NAME, or import one with: spa-keys import FILE`;
   let record: OwnKeyRecord;
   if (query === undefined) {
@@ -268,14 +246,9 @@ export async function resolveServerKey(
   query: string,
 ): Promise<{ record: ServerKeyRecord; key: openpgp.PublicKey }> {
   const pg = await pgp();
-  let fileFirst = looksLikePath(query);
-  const ks = await openKeystore(home);
-  const items = [...ks.servers.values()];
-  if (!fileFirst && classifyQuery(query).kind === 'text' && (await isFile(query))) {
-    fileFirst = !items.some((r) => r.name === query);
-  }
-  if (fileFirst) {
-    const key = await readKeyFile(query);
+  const file = keyFilePath(query);
+  if (file !== null) {
+    const key = await readKeyFile(file);
     const info = await describeKey(key);
     checkUsable(info, 'server');
     const pub = key.isPrivate() ? key.toPublic() : (key as openpgp.PublicKey);
@@ -287,6 +260,8 @@ export async function resolveServerKey(
     };
     return { record, key: pub };
   }
+  const ks = await openKeystore(home);
+  const items = [...ks.servers.values()];
   const record = await resolveAmong(
     items,
     query,

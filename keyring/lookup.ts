@@ -4,7 +4,14 @@
  * a case-insensitive substring of a user id. Short key ids (8 hex) are refused: collisions are
  * cheap to make. Zero matches and several matches are errors that list what exists or what
  * matched, so the user can retype the fingerprint.
+ *
+ * A key argument names a file only when it is written as a path (`keyFilePath`): it contains a
+ * `/` or starts with `file:`. A bare word is always a key name, never a file in the current
+ * directory, where whoever controls a checkout could have planted one.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../protocol/errors.js';
 import { keyIdOfFingerprint, normalizeFingerprint, parseKey } from './inspect.js';
 
@@ -32,6 +39,42 @@ export function classifyQuery(q: string): Query {
     if (hex.length === 8) return { kind: 'shortid', text };
   }
   return { kind: 'text', text };
+}
+
+/**
+ * The file a key argument names, or null when it names a stored key (fingerprint, key id, name,
+ * user id). `file:PATH` is PATH (`file:///abs` as a file URL); anything else containing a `/` is a
+ * path (`./server`, `/etc/spa/server.asc`, `~/keys/gw.asc` with `~` expanded). `server` and
+ * `server.asc` are names, never read from the current directory.
+ */
+export function keyFilePath(q: string): string | null {
+  let p: string;
+  if (q.startsWith('file:')) {
+    p = q.startsWith('file://') ? fileURLToPathOrNull(q) : q.slice('file:'.length);
+    if (p === '') {
+      throw new ConfigError('USAGE', `'${q.slice(0, 80)}': file: needs a path after it`, {
+        hint: 'e.g. file:server.asc or ./server.asc',
+      });
+    }
+  } else if (q.includes('/')) p = q;
+  else return null;
+  return p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p;
+}
+
+function fileURLToPathOrNull(u: string): string {
+  try {
+    return fileURLToPath(u);
+  } catch {
+    return '';
+  }
+}
+
+/** A hint for a name that looks like a file name: files are read only when written as paths. */
+export function fileNameHint(q: string): string | undefined {
+  const t = q.trim();
+  return /\.(asc|gpg|pgp|key|pub)$/i.test(t) && !t.includes('/')
+    ? `a key file is read only when written as a path: ./${t} (or file:${t})`
+    : undefined;
 }
 
 function allFingerprints(c: Candidate): string[] {
@@ -90,8 +133,11 @@ function listing(items: readonly Candidate[]): string {
 }
 
 export function notFound(q: string, what: string, all: readonly Candidate[], emptyHint: string): ConfigError {
+  const hints = [all.length === 0 ? emptyHint : `known ${what}s:\n${listing(all)}`];
+  const f = fileNameHint(q);
+  if (f !== undefined) hints.unshift(f);
   return new ConfigError('KEY_NOT_FOUND', `no ${what} matches '${q.trim().slice(0, 80)}'`, {
-    hint: all.length === 0 ? emptyHint : `known ${what}s:\n${listing(all)}`,
+    hint: hints.join('\n'),
   });
 }
 
