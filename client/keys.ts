@@ -10,10 +10,10 @@
  * handed to keyring/keystore.ts, which gives the precise error or does the file reading. The
  * matching itself is keyring/lookup.ts's, shared.
  */
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
+import { KEYSTORE_RULES, readCheckedFile, refuseReadableSecretKeys } from '../keyring/file-safety.js';
 import { pgp, pgpConfig } from '../keyring/inspect.js';
 import { keyFilePath, resolveAmong } from '../keyring/lookup.js';
 import { ConfigError } from '../protocol/errors.js';
@@ -101,21 +101,23 @@ function quickShape(json: unknown): { own: OwnRec[]; servers: ServerRec[] } | nu
 
 async function readStoreFast(home: string): Promise<Store> {
   const path = join(home, KEYSTORE_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path, own: [], servers: [] };
-    throw new ConfigError('IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const checked = await readCheckedFile(path, KEYSTORE_RULES);
+  if (checked === null) return { path, own: [], servers: [] };
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(checked.data.toString('utf8'));
   } catch {
     json = undefined;
   }
   const quick = quickShape(json);
-  if (quick) return { path, ...quick };
+  if (quick) {
+    await refuseReadableSecretKeys(
+      path,
+      checked.stats,
+      quick.own.map((r) => r.secretKey),
+    );
+    return { path, ...quick };
+  }
   // Not what spa-keys writes: let the full validator name the problem (it throws KEYRING_CORRUPT).
   const ks = await (await import('../keyring/keystore.js')).openKeystore(home);
   return {

@@ -101,6 +101,11 @@ async function gpgKeys(req: KnockRequest, home: string): Promise<KeyPlan> {
   const s = req.settings;
   const { gpgSeal, gpgServerKey, gpgSignerKey } = await import('./gpg.js');
   const opts: GpgOptions = { exe: s.gpgExe, home, passphraseFile: s.keyPassphraseFile };
+  if (s.keyPassphraseFile !== undefined) {
+    // gpg reads the file itself: check it first as any passphrase file (and that it is not empty)
+    const { readPassphraseFile } = await import('../keyring/file-safety.js');
+    await readPassphraseFile(s.keyPassphraseFile);
+  }
   const [signerR, recipientR] = await Promise.allSettled([
     gpgSignerKey(opts, s.gpgSign),
     gpgServerKey(opts, s.gpgRecv),

@@ -1,5 +1,6 @@
 /**
- * Unlocking a passphrase-protected own key: from `--key-passphrase-file FILE`, else by asking on
+ * Unlocking a passphrase-protected own key: from `--key-passphrase-file FILE` (refused when group
+ * or others can read it: keyring/file-safety.ts), else by asking on
  * the terminal (inquirer's password prompt, which echoes nothing). Under `spa connect` stdin and
  * stdout carry the ssh session, so the question goes to /dev/tty, as ssh does for its own
  * prompts. The passphrase is never printed, logged, or put in an error message.
@@ -60,7 +61,7 @@ export async function unlockKey(
     }
   };
   if (opts.passphraseFile !== undefined) {
-    const { readPassphraseFile } = await import('../keyring/generate.js');
+    const { readPassphraseFile } = await import('../keyring/file-safety.js');
     const unlocked = await tryWith(await readPassphraseFile(opts.passphraseFile));
     if (unlocked) return unlocked;
     throw new ConfigError(

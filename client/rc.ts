@@ -19,8 +19,9 @@
  * - Values are checked with the same parsers as the flags, when used, and errors name the file,
  *   the stanza and the key.
  *
- * - The file must be the user's own (or root's) and not writable by group or others, else it is
- *   refused, as ssh refuses such a config: a stanza even names the gpg binary to run.
+ * - The file must be the user's own (or root's) and not writable by group or others, nor may its
+ *   directory be, else it is refused, as ssh refuses such a config: a stanza even names the gpg
+ *   binary to run (keyring/file-safety.ts, shared with keys.json and passphrase files).
  *
  * `--save-rc-stanza` replaces one stanza (keeps every other line of the file as it was), writing a
  * temporary file with mode 0600 and renaming it over the old one.
@@ -28,6 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { checkDirectoryOf, checkFileStats } from '../keyring/file-safety.js';
 import { ConfigError } from '../protocol/errors.js';
 
 export const RC_FILE = 'spa.rc';
@@ -157,22 +159,12 @@ export async function readRc(path: string): Promise<RcFile> {
   try {
     fh = await open(path, 'r');
     const st = await fh.stat();
-    if (!st.isFile()) throw new ConfigError('CONFIG_INVALID', `${path} is not a regular file`);
-    const me = process.getuid?.();
-    if (me !== undefined && st.uid !== me && st.uid !== 0) {
-      throw new ConfigError('CONFIG_INVALID', `${path} belongs to another user (uid ${st.uid})`, {
-        hint: 'an rc file must be yours: copy it, or use --rc-file with your own',
-      });
-    }
-    if ((st.mode & 0o022) !== 0) {
-      throw new ConfigError(
-        'CONFIG_INVALID',
-        `${path} is writable by others (mode ${(st.mode & 0o777).toString(8)})`,
-        {
-          hint: `fix it with: chmod 600 ${path}`,
-        },
-      );
-    }
+    checkFileStats(path, st, {
+      what: 'rc file',
+      secret: false,
+      ownerHint: 'an rc file must be yours: copy it, or use --rc-file with your own',
+    });
+    await checkDirectoryOf(path);
     if (st.size > RC_MAX_BYTES) {
       throw new ConfigError('CONFIG_INVALID', `${path}: ${st.size} bytes, at most ${RC_MAX_BYTES}`);
     }

@@ -68,17 +68,3 @@ export async function generateKeyPair(opts: GenerateOptions): Promise<GeneratedK
     publicKeyArmored: res.publicKey,
   };
 }
-
-/** Reads a passphrase file: its content minus one trailing newline; refuses an empty one. */
-export async function readPassphraseFile(path: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError('IO', `cannot read passphrase file ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  const pass = text.replace(/\r?\n$/, '');
-  if (pass.length === 0) throw new ConfigError('USAGE', `passphrase file ${path} is empty`);
-  return pass;
-}

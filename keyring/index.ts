@@ -44,7 +44,8 @@ export {
   runCli,
   type Write,
 } from './cli-util.js';
-export { generateKeyPair, KEY_TYPES, type KeyType, readPassphraseFile } from './generate.js';
+export { generateKeyPair, KEY_TYPES, type KeyType } from './generate.js';
+export { readPassphraseFile } from './file-safety.js';
 // key inspection
 export {
   algorithmSummary,

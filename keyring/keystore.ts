@@ -1,6 +1,8 @@
 /**
  * The client side: `<home>/keys.json` (home default ~/.spa, 0700; file 0600) holding one's own
- * key pairs and the public keys of the servers one knocks on.
+ * key pairs and the public keys of the servers one knocks on. It is refused when another user
+ * owns it, when others can write it or its directory, and when others can read it while it holds
+ * an unencrypted secret key (file-safety.ts).
  *
  *   { version: 1, own: { <FPR>: OwnKeyRecord }, servers: { <FPR>: ServerKeyRecord } }
  *
@@ -15,6 +17,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
+import { KEYSTORE_RULES, readCheckedFile, refuseReadableSecretKeys } from './file-safety.js';
 import { generateKeyPair, type KeyType } from './generate.js';
 import { checkUsable, describeKey, type KeyInfo, parseKey, pgp, pgpConfig } from './inspect.js';
 import { keyFilePath, resolveAmong } from './lookup.js';
@@ -26,7 +29,7 @@ import {
   type OwnKeyRecord,
   type ServerKeyRecord,
 } from './schema.js';
-import { readStore, updateStore } from './store.js';
+import { parseStoreText, updateStore } from './store.js';
 
 export const KEYSTORE_FILE = 'keys.json';
 
@@ -46,7 +49,17 @@ const emptyKeystore = (): KeystoreFile => ({ version: FILE_VERSION, own: {}, ser
 /** Reads and validates the keystore; an absent file is an empty keystore. */
 export async function openKeystore(home: string): Promise<Keystore> {
   const path = keystorePath(home);
-  const f = (await readStore(path, keystoreFileSchema)) ?? emptyKeystore();
+  const checked = await readCheckedFile(path, KEYSTORE_RULES);
+  const f = checked
+    ? parseStoreText(checked.data.toString('utf8'), keystoreFileSchema, path)
+    : emptyKeystore();
+  if (checked) {
+    await refuseReadableSecretKeys(
+      path,
+      checked.stats,
+      Object.values(f.own).map((r) => r.secretKey),
+    );
+  }
   return {
     path,
     own: new Map(Object.entries(f.own)),
@@ -56,6 +69,8 @@ export async function openKeystore(home: string): Promise<Keystore> {
 
 async function updateKeystore<R>(home: string, fn: (f: KeystoreFile) => R | Promise<R>): Promise<R> {
   await mkdir(home, { recursive: true, mode: 0o700 });
+  // what someone else could have written is not built upon (the write itself makes the file 0600)
+  await readCheckedFile(keystorePath(home), KEYSTORE_RULES);
   return updateStore(keystorePath(home), keystoreFileSchema, 0o600, fn, { empty: emptyKeystore });
 }
 

@@ -471,7 +471,7 @@ secret refused, 4 keyring corrupt or locked, 5 refused (exists, not confirmed, n
     .action(async (opts: { type: KeyType; passphraseFile?: string }, cmd: Command) => {
       const lib = await import('./allowlist.js');
       const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
-      const { readPassphraseFile } = await import('./generate.js');
+      const { readPassphraseFile } = await import('./file-safety.js');
       const passphrase = opts.passphraseFile ? await readPassphraseFile(opts.passphraseFile) : undefined;
       const r = await lib.initServer(stateDir, { type: opts.type, passphrase });
       io.stdout(`fingerprint: ${r.fingerprint}\npublic key: ${r.publicKeyPath}\n`);
@@ -652,13 +652,20 @@ keystore (SPA_HOME, default ~/.spa).`,
       const pol = await import('./policy.js');
       const username = pol.parseUsername(opts.user);
       const home = ks.resolveHome(cmd.optsWithGlobals<GlobalOpts>().home, io.env);
-      const { readPassphraseFile } = await import('./generate.js');
+      const { readPassphraseFile } = await import('./file-safety.js');
       const passphrase = opts.passphraseFile ? await readPassphraseFile(opts.passphraseFile) : undefined;
       const r = await ks.generateOwnKey(home, { username, type: opts.type, passphrase, now: io.now() });
       io.stderr(
         `spa-keys: made ${opts.type} key ${r.record.fingerprint} for ${username}, stored in ${ks.keystorePath(home)}\n` +
           'spa-keys: send the public key below to your admin (spa-keys add --key FILE)\n',
       );
+      if (passphrase === undefined) {
+        printWarning(
+          `the secret key is stored unencrypted in ${ks.keystorePath(home)} (mode 0600); anyone who can read that file can knock as ${username}`,
+          io.stderr,
+        );
+        io.stderr('spa: hint: to protect it, make it again with --passphrase-file FILE\n');
+      }
       io.stdout(r.publicKeyArmored.endsWith('\n') ? r.publicKeyArmored : `${r.publicKeyArmored}\n`);
     });
 

@@ -6,9 +6,8 @@
  * A timer checks that our firewall table is still there and restores it if an admin removed it.
  */
 import { existsSync, watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { loadServerKey } from '../keyring/index.js';
+import { loadServerKey, readPassphraseFile } from '../keyring/index.js';
 import { formatAccessList } from '../protocol/access.js';
 import { serverIdentity } from '../protocol/envelope.js';
 import { ConfigError } from '../protocol/errors.js';
@@ -32,9 +31,10 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The server key's passphrase, from a file checked as a secret (keyring/file-safety.ts). */
 async function passphraseOf(cfg: ServerConfig): Promise<string | undefined> {
   if (!cfg.passphraseFile) return undefined;
-  return (await readFile(cfg.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
+  return readPassphraseFile(cfg.passphraseFile);
 }
 
 /** Everything that can be checked without touching the network or firewall (`spad --check`). */

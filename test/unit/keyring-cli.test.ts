@@ -103,7 +103,7 @@ describe('spa-keys init', () => {
 
   it('protects server.key with the passphrase file, and loading it needs that passphrase', async () => {
     await withTmp(async (dir) => {
-      await writeFile(join(dir, 'pw'), 'correct horse\n');
+      await writeFile(join(dir, 'pw'), 'correct horse\n', { mode: 0o600 });
       const s = join(dir, 'state');
       const r = await runKeys(['init', '--state-dir', s, '--passphrase-file', join(dir, 'pw')]);
       assert.equal(r.code, 0, r.stderr);

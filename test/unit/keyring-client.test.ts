@@ -44,7 +44,7 @@ describe('spa-keys gen', () => {
 
   it('protects the stored secret key with --passphrase-file and keeps it encrypted', async () => {
     await withTmp(async (dir) => {
-      await writeFile(join(dir, 'pw'), 's3cret\n');
+      await writeFile(join(dir, 'pw'), 's3cret\n', { mode: 0o600 });
       const r = await runKeys(['gen', '--user', 'bob', '--home', dir, '--passphrase-file', join(dir, 'pw')]);
       assert.equal(r.code, 0, r.stderr);
       const own = await resolveOwnKey(dir, 'bob');

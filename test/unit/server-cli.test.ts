@@ -31,7 +31,7 @@ test('spad --check accepts a fresh state dir and names the server key', async ()
 test('a passphrase-protected server key needs --passphrase-file, and a wrong one is a key error', async () => {
   const state = join(dir, 'protected');
   const pass = join(dir, 'pass');
-  writeFileSync(pass, 'correct horse\n');
+  writeFileSync(pass, 'correct horse\n', { mode: 0o600 });
   assert.equal(
     (await run('keyring/cli.js', ['init', '--state-dir', state, '--passphrase-file', pass])).code,
     0,
@@ -44,7 +44,7 @@ test('a passphrase-protected server key needs --passphrase-file, and a wrong one
       .code,
     0,
   );
-  writeFileSync(join(dir, 'wrong'), 'wrong\n');
+  writeFileSync(join(dir, 'wrong'), 'wrong\n', { mode: 0o600 });
   const wrong = await run('server/cli.js', [
     '--check',
     '--udp-server',
