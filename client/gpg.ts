@@ -1,11 +1,14 @@
 /**
  * `--gpg-home-dir DIR`: sign and encrypt with the real `gpg` from that home instead of openpgp.js,
  * so keys that live in gpg-agent or on a smartcard work. The message gpg makes has the shape
- * SPEC.md §3 asks for (PKESK, SEIPD{OPS, Literal, Signature}); compression is turned off
- * (`-z 0`) because it only adds bytes to an 80-byte payload, though the server accepts both.
+ * SPEC.md §3 asks for (PKESK, SEIPD{OPS, Literal, Signature}) whatever gpg.conf says: binary
+ * (`--no-armor`), the recipient key id kept (`--no-throw-keyids`), the payload bytes untouched
+ * (`--no-textmode`), uncompressed (`--compress-algo none -z 0`: compression only adds bytes to
+ * an 80-byte payload), and gpg-shape.ts checks the result before it is sent.
  *
  * Keys are named as for the keystore: fingerprint, long key id, or user id text (gpg's own
- * matching); `--gpg-recv` may also be an armored file (gpg `--recipient-file`) written as a path
+ * matching); short key ids are refused before gpg sees them. The server key is never guessed:
+ * `--gpg-recv` (or a stanza's `gpg-recv`) is required; `--gpg-recv` may also be an armored file (gpg `--recipient-file`) written as a path
  * (with a `/` or `file:`, keyring/lookup.ts `keyFilePath`): a bare word is never a file. The payload's
  * server_fpr is the server key's PRIMARY fingerprint, read from `--with-colons` output.
  *
@@ -14,8 +17,9 @@
  * add recipients to the knock.
  */
 import { spawn } from 'node:child_process';
-import { fileNameHint, keyFilePath } from '../keyring/lookup.js';
+import { classifyQuery, fileNameHint, keyFilePath } from '../keyring/lookup.js';
 import { ConfigError } from '../protocol/errors.js';
+import { checkGpgKnock, encryptionKeyIds } from './gpg-shape.js';
 
 export interface GpgOptions {
   /** The gpg binary (default 'gpg', found on PATH). */
@@ -157,16 +161,46 @@ export async function listGpgKeys(
   query: string | undefined,
   secret: boolean,
 ): Promise<GpgKey[]> {
+  return parseColons(await listGpgColons(opts, query, secret));
+}
+
+/** The `--with-colons --fixed-list-mode` listing itself ('' when nothing matches `query`). */
+async function listGpgColons(opts: GpgOptions, query: string | undefined, secret: boolean): Promise<string> {
   const args = ['--with-colons', '--fixed-list-mode', secret ? '--list-secret-keys' : '--list-keys'];
   if (query !== undefined) args.push('--', query);
   const r = await runGpg(opts, args);
   if (r.code !== 0) {
-    if (/No (public|secret) key|not found/i.test(r.stderr) && query !== undefined) return [];
+    if (/No (public|secret) key|not found/i.test(r.stderr) && query !== undefined) return '';
     throw new ConfigError('IO', `gpg --list-keys in ${opts.home} failed: ${lastGpgLine(r.stderr)}`, {
       hint: `check the gpg home: gpg --homedir ${opts.home} --list-keys`,
     });
   }
-  return parseColons(r.stdout.toString('utf8'));
+  return r.stdout.toString('utf8');
+}
+
+/**
+ * What gpg is asked for: a fingerprint or long key id as normalised hex, user id text as typed.
+ * Short key ids (8 hex) and v3 fingerprints (32 hex), which collide cheaply, are refused here,
+ * before gpg (which accepts both) sees them.
+ */
+export function gpgQuery(query: string): string {
+  const q = classifyQuery(query);
+  if (q.kind === 'fingerprint') return q.fingerprint;
+  if (q.kind === 'keyid') return q.keyId;
+  const hex = query.trim().replace(/^0x/i, '').replace(/\s+/g, '');
+  if (
+    q.kind === 'shortid' ||
+    (/^[0-9A-Fa-f]+$/.test(hex) && (hex.length === 32 || /^0x/i.test(query.trim())))
+  ) {
+    throw new ConfigError(
+      'KEY_NOT_FOUND',
+      `'${query.trim().slice(0, 80)}' looks like a short key id, which is not accepted`,
+      {
+        hint: 'use the full fingerprint or the 16-digit long key id (gpg --list-keys --keyid-format long)',
+      },
+    );
+  }
+  return query;
 }
 
 function describe(k: GpgKey): string {
@@ -218,6 +252,8 @@ function one(
 export interface GpgRecipient {
   readonly fingerprint: string;
   readonly userIds: readonly string[];
+  /** Key ids that may decrypt (gpg-shape.ts checks the knock names these and no other). */
+  readonly keyIds: ReadonlySet<string>;
   /** How gpg is told to encrypt to it. */
   readonly args: readonly string[];
 }
@@ -227,7 +263,8 @@ export async function gpgServerKey(opts: GpgOptions, query: string | undefined):
   const file = query === undefined ? null : keyFilePath(query);
   if (file !== null) {
     const r = await runGpg(opts, ['--with-colons', '--fixed-list-mode', '--show-keys', '--', file]);
-    const keys = r.code === 0 ? parseColons(r.stdout.toString('utf8')) : [];
+    const colons = r.code === 0 ? r.stdout.toString('utf8') : '';
+    const keys = parseColons(colons);
     if (keys.length !== 1 || !keys[0]) {
       throw new ConfigError(
         'KEY_INVALID',
@@ -243,19 +280,17 @@ export async function gpgServerKey(opts: GpgOptions, query: string | undefined):
         `server key ${k.fingerprint} in ${file} has no usable encryption key`,
       );
     }
-    return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient-file', file] };
+    return {
+      fingerprint: k.fingerprint,
+      userIds: k.userIds,
+      keyIds: encryptionKeyIds(colons, k.fingerprint),
+      args: ['--recipient-file', file],
+    };
   }
-  const all = await listGpgKeys(opts, query, false);
-  let candidates = all;
-  if (query === undefined) {
-    // the server key is the one that can encrypt and whose secret we do not hold
-    const own = new Set((await listGpgKeys(opts, undefined, true)).map((k) => k.fingerprint));
-    candidates = all.filter(
-      (k) => !own.has(k.fingerprint) && k.capabilities.includes('E') && !/[rei]/.test(k.validity),
-    );
-  }
+  if (query === undefined) throw await noServerKeyNamed(opts);
+  const colons = await listGpgColons(opts, gpgQuery(query), false);
   const k = one(
-    candidates,
+    parseColons(colons),
     query,
     'server key',
     opts.home,
@@ -266,7 +301,38 @@ export async function gpgServerKey(opts: GpgOptions, query: string | undefined):
   if (!k.capabilities.includes('E')) {
     throw new ConfigError('KEY_INVALID', `server key ${k.fingerprint} has no usable encryption key`);
   }
-  return { fingerprint: k.fingerprint, userIds: k.userIds, args: ['--recipient', k.fingerprint] };
+  return {
+    fingerprint: k.fingerprint,
+    userIds: k.userIds,
+    keyIds: encryptionKeyIds(colons, k.fingerprint),
+    args: ['--recipient', k.fingerprint],
+  };
+}
+
+/**
+ * The server key is never guessed (say, as the only public key without a secret: in a personal
+ * keyring that is a friend's key). The error lists the keys that could be meant.
+ */
+async function noServerKeyNamed(opts: GpgOptions): Promise<ConfigError> {
+  let list = '';
+  try {
+    const own = new Set((await listGpgKeys(opts, undefined, true)).map((k) => k.fingerprint));
+    const cands = (await listGpgKeys(opts, undefined, false)).filter(
+      (k) => !own.has(k.fingerprint) && k.capabilities.includes('E') && !/[reid]/.test(k.validity),
+    );
+    list = cands
+      .slice(0, 10)
+      .map((k) => `\n  ${describe(k)}`)
+      .join('');
+  } catch {
+    list = '';
+  }
+  return new ConfigError('USAGE', '--gpg-home-dir needs --gpg-recv: say which server key to encrypt to', {
+    field: '--gpg-recv',
+    hint:
+      `give its fingerprint: --gpg-recv FPR, or save it once: spa -n NAME --save-rc-stanza --gpg-recv FPR ...` +
+      (list === '' ? '' : `\nkeys in the gpg home without a secret:${list}`),
+  });
 }
 
 /** The signing key: a secret key (or card stub) in the gpg home. */
@@ -280,7 +346,7 @@ export async function gpgSignerKey(opts: GpgOptions, query: string | undefined):
       },
     );
   }
-  let keys = await listGpgKeys(opts, query, true);
+  let keys = await listGpgKeys(opts, query === undefined ? undefined : gpgQuery(query), true);
   if (query === undefined)
     keys = keys.filter((k) => k.capabilities.includes('S') && !/[rei]/.test(k.validity));
   const k = one(
@@ -305,13 +371,30 @@ export async function gpgSeal(
   recipient: GpgRecipient,
   signer: string,
 ): Promise<Uint8Array> {
-  const args = ['--yes', '--trust-model', 'always', '--no-encrypt-to', '-z', '0'];
+  // forced whatever gpg.conf says: binary, key ids kept, no text canonicalisation, no compression
+  const args = [
+    '--yes',
+    '--trust-model',
+    'always',
+    '--no-encrypt-to',
+    '--no-armor',
+    '--no-throw-keyids',
+    '--no-textmode',
+    '--compress-algo',
+    'none',
+    '-z',
+    '0',
+  ];
   if (opts.passphraseFile !== undefined) {
     args.push('--pinentry-mode', 'loopback', '--passphrase-file', opts.passphraseFile);
   }
   args.push('--local-user', signer, ...recipient.args, '--sign', '--encrypt', '--output', '-');
   const r = await runGpg(opts, args, { input: payload, timeoutMs: GPG_SEAL_TIMEOUT_MS });
-  if (r.code === 0 && r.stdout.length > 0) return new Uint8Array(r.stdout);
+  if (r.code === 0 && r.stdout.length > 0) {
+    const packet = new Uint8Array(r.stdout);
+    checkGpgKnock(packet, recipient.keyIds);
+    return packet;
+  }
   const why = lastGpgLine(r.stderr);
   if (/bad passphrase/i.test(r.stderr)) {
     throw new ConfigError('KEY_PASSPHRASE', `gpg: wrong passphrase for ${signer}`, {

@@ -162,7 +162,8 @@ function wrap(words: readonly string[], width: number, indent: string): string {
 }
 
 const EPILOG = `
-Keys: --gpg-sign defaults to your only key in the keystore, --gpg-recv to the only server key.
+Keys: --gpg-sign defaults to your only key in the keystore, --gpg-recv to the only server key
+(with --gpg-home-dir, --gpg-recv is required).
 A key file is read only when written as a path (./server.asc, file:server.asc).
 
 Settings: HOME/spa.rc holds [NAME] stanzas of "key = value" lines; -n NAME loads one, a

@@ -48,8 +48,8 @@ describe('spa --gpg-home-dir signs and encrypts with gpg', { skip }, () => {
 
   const base = () => ['--home', H.home, '--gpg-home-dir', G.dir, '-p', String(L.port)];
 
-  test('with no key named, the only secret key signs and the only other key is the server; open() accepts it', async () => {
-    const r = await spa([...base(), '-A', 'tcp/22,udp/53', '127.0.0.1']);
+  test('with --gpg-recv FPR and no --gpg-sign, the only secret key signs; open() accepts it', async () => {
+    const r = await spa([...base(), '--gpg-recv', server.fingerprint, '-A', 'tcp/22,udp/53', '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
     const d = await L.next();
     const opened = await openKnock(d.msg, await testServer(server), [bobPublic]);
@@ -105,7 +105,14 @@ describe('spa --gpg-home-dir signs and encrypts with gpg', { skip }, () => {
   });
 
   test('a command request made by gpg is accepted', async () => {
-    const r = await spa([...base(), '--server-cmd', 'backup-run home', '127.0.0.1']);
+    const r = await spa([
+      ...base(),
+      '--gpg-recv',
+      server.fingerprint,
+      '--server-cmd',
+      'backup-run home',
+      '127.0.0.1',
+    ]);
     assert.equal(r.code, 0, r.err);
     const opened = await openKnock((await L.next()).msg, await testServer(server), [bobPublic]);
     assert.equal(opened.payload.type, 'command');
@@ -114,7 +121,7 @@ describe('spa --gpg-home-dir signs and encrypts with gpg', { skip }, () => {
 
   test('--test in gpg mode prints the payload and size and sends nothing', async () => {
     const before = L.received.length;
-    const r = await spa([...base(), '-A', 'tcp/22', '--test', '127.0.0.1']);
+    const r = await spa([...base(), '--gpg-recv', server.fingerprint, '-A', 'tcp/22', '--test', '127.0.0.1']);
     assert.equal(r.code, 0, r.err);
     const { payload, bytes } = parseTestOutput(r.out);
     assert.equal(payload.server, server.fingerprint);
@@ -199,10 +206,14 @@ describe('spa --gpg-home-dir with several keys and with passphrases', { skip }, 
     assert.match(r.err, /Dan <dan@example\.test>/);
   });
 
-  test('two server candidates and no --gpg-recv is KEY_AMBIGUOUS (exit 3)', async () => {
+  test('no --gpg-recv is a usage error (exit 2) listing the keys that could be meant', async () => {
     const r = await spa([...base(), '--gpg-sign', 'dan@example.test', '-A', 'tcp/22', '--test', '127.0.0.1']);
-    assert.equal(r.code, 3);
-    assert.match(r.err, /^spa: error: 2 candidate server keys in the gpg home/m);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /^spa: error: --gpg-home-dir needs --gpg-recv/m);
+    assert.match(
+      r.err,
+      new RegExp(`^spa: hint: +${server.fingerprint}  server <server@example\\.test>$`, 'm'),
+    );
   });
 
   // wrong first: gpg-agent caches a passphrase once it has worked
