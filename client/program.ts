@@ -12,7 +12,7 @@
 import { basename } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Command, Option } from 'commander';
-import type { Write } from '../keyring/cli-util.js';
+import { printWarning, type Write } from '../keyring/cli-util.js';
 import { formatAddress } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
 import { describePayload, type Payload } from '../protocol/payload.js';
@@ -58,6 +58,7 @@ interface CliOpts {
   allowIp?: string;
   sourceAny?: boolean;
   resolveIpHttp?: string;
+  insecureResolve?: boolean;
   serverPort?: string;
   ipv4?: boolean;
   ipv6?: boolean;
@@ -86,6 +87,7 @@ const KEY_OF_OPT: Readonly<Partial<Record<keyof CliOpts, RcKey>>> = {
   allowIp: 'allow-ip',
   sourceAny: 'source-any',
   resolveIpHttp: 'resolve-ip-http',
+  insecureResolve: 'insecure-resolve',
   serverPort: 'server-port',
   ipv4: 'ipv4',
   ipv6: 'ipv6',
@@ -119,7 +121,11 @@ function addKnockOptions(cmd: Command): Command {
     )
     .option(
       '-R, --resolve-ip-http <url>',
-      "learn the address to open for from this URL (it answers with the caller's IP)",
+      "learn the address to open for from this https:// URL (it answers with the caller's IP)",
+    )
+    .option(
+      '--insecure-resolve',
+      'let -R use a plain http:// URL (anyone on the path can then choose the address opened)',
     )
     .option('-p, --server-port <port>', 'UDP port of the server (default 62201)')
     .option('-4, --ipv4', 'use IPv4 only to reach the server')
@@ -251,6 +257,13 @@ async function prepare(
     ...(ctx.log ? { log: ctx.log } : {}),
   };
   const p = await prepareKnock(req);
+  if (settings.source.kind === 'http' && settings.source.url.protocol === 'http:' && p.source !== 'any') {
+    printWarning(
+      `the address to open for (${formatAddress(p.source)}) came over plain http from ${settings.source.url.host}: ` +
+        'anyone on the path could have chosen it (--insecure-resolve)',
+      ctx.err,
+    );
+  }
   ctx.log?.(
     `server ${p.destination.host} = ${hostPort(p.destination.address, p.destination.port)} (udp${p.destination.family}); ` +
       `server key ${p.serverFingerprint}`,

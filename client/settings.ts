@@ -56,6 +56,7 @@ export const FLAG_OF: Readonly<Record<RcKey, string>> = {
   'allow-ip': '-a/--allow-ip',
   'source-any': '-s/--source-any',
   'resolve-ip-http': '-R/--resolve-ip-http',
+  'insecure-resolve': '--insecure-resolve',
   'server-port': '-p/--server-port',
   ipv4: '-4/--ipv4',
   ipv6: '-6/--ipv6',
@@ -212,8 +213,17 @@ export function resolveSettings(merged: ReadonlyMap<RcKey, Sourced>): Settings {
   if (allow !== undefined)
     source = { kind: 'ip', address: unmapV4(parseAddress(allow.trim(), field('allow-ip'))) };
   else if (sw('source-any')) source = { kind: 'any' };
-  else if (resolveUrl !== undefined)
-    source = { kind: 'http', url: parseHttpUrl(resolveUrl, field('resolve-ip-http')) };
+  else if (resolveUrl !== undefined) {
+    const url = parseHttpUrl(resolveUrl, field('resolve-ip-http'));
+    if (url.protocol === 'http:' && !sw('insecure-resolve')) {
+      throw usage(
+        field('resolve-ip-http'),
+        'plain http:// is refused: anyone on the path could answer with their own address, and the knock would open the port for them',
+        'use an https:// URL; or, accepting that risk, add --insecure-resolve (spa then warns every time)',
+      );
+    }
+    source = { kind: 'http', url };
+  }
 
   const v4 = sw('ipv4');
   const v6 = sw('ipv6');

@@ -2,14 +2,16 @@
  * The address a knock asks the server to open for (SPEC.md §6):
  * - `-a IP`: as given;
  * - `-s`: "any", the server opens the address the datagram comes from (if the user's policy allows);
- * - `-R URL`: whatever an HTTP(S) endpoint says our address is: one GET, 5 s, a small body that
- *   must be exactly an IPv4 or IPv6 address (surrounding whitespace allowed), status 200, no
- *   redirects followed;
+ * - `-R URL`: whatever an HTTPS endpoint says our address is: one GET, 5 s for all of it, a body
+ *   of at most 1 KiB that must be exactly one unicast IPv4 or IPv6 address (surrounding whitespace
+ *   allowed; not unspecified, multicast or broadcast), status 200, no redirects followed. Plain
+ *   http:// is refused by settings.ts unless `--insecure-resolve` (then program.ts warns): over
+ *   http anyone on the path picks the address the knock opens;
  * - default: the local address the kernel uses towards the server (transport.ts), which is right
  *   unless a NAT sits between client and server (then use -R or -s).
  */
 import type { IncomingMessage } from 'node:http';
-import { type Address, tryParseAddress, unmapV4 } from '../protocol/address.js';
+import { type Address, formatAddress, tryParseAddress, unmapV4 } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
 
 export const RESOLVE_TIMEOUT_MS = 5000;
@@ -86,5 +88,17 @@ export async function resolvePublicAddress(url: URL, opts: ResolveOptions = {}):
       `the answer is not an IPv4 or IPv6 address ('${text.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}')`,
     );
   }
-  return unmapV4(addr);
+  const a = unmapV4(addr);
+  if (!isUnicast(a)) {
+    throw fail(url, `the answer '${formatAddress(a)}' is not a unicast address`);
+  }
+  return a;
+}
+
+/** Not unspecified, multicast, broadcast or IPv4 class E: an address a port can be opened for. */
+function isUnicast(a: Address): boolean {
+  const b = a.bytes;
+  if (b.every((x) => x === 0)) return false;
+  if (a.family === 4) return (b[0] ?? 0) < 224;
+  return b[0] !== 0xff;
 }

@@ -107,7 +107,7 @@ describe('resolvePublicAddress', () => {
   });
 });
 
-describe('spa -R URL', () => {
+describe('spa -R URL (plain http here, so with --insecure-resolve)', () => {
   const rig = useKnockRig(null);
 
   test('the address the URL returns goes in the knock', async () => {
@@ -118,6 +118,7 @@ describe('spa -R URL', () => {
       'tcp/22',
       '-R',
       `${base}/v4`,
+      '--insecure-resolve',
       '-p',
       String(rig.L.port),
       '127.0.0.1',
@@ -132,7 +133,17 @@ describe('spa -R URL', () => {
   });
 
   test('--test shows the resolved address', async () => {
-    const r = await spa(['--home', rig.H.home, '-A', 'tcp/22', '-R', `${base}/v6`, '--test', '127.0.0.1']);
+    const r = await spa([
+      '--home',
+      rig.H.home,
+      '-A',
+      'tcp/22',
+      '-R',
+      `${base}/v6`,
+      '--insecure-resolve',
+      '--test',
+      '127.0.0.1',
+    ]);
     assert.equal(r.code, 0, r.err);
     assert.equal(parseTestOutput(r.out).payload.source, '2001:db8::9');
   });
@@ -146,6 +157,7 @@ describe('spa -R URL', () => {
       'tcp/22',
       '-R',
       `${base}/html`,
+      '--insecure-resolve',
       '-p',
       String(rig.L.port),
       '127.0.0.1',
