@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateOwnKey, importKey, keystorePath } from '../../keyring/keystore.js';
+import { gpgAvailable, makeGpgHome } from '../interop/client-gpg-fixtures.js';
 import { runKeys } from '../unit/keyring-helpers.js';
 import { keys, type Keys, spa } from '../unit/client-fixtures.js';
 
@@ -143,6 +144,27 @@ describe('passphrase files that others can read are refused', () => {
     const r = await dry(home, ['--key-passphrase-file', tidy]);
     assert.equal(r.code, 0, r.err);
   });
+
+  test(
+    'spa --gpg-home-dir --key-passphrase-file with mode 0644 is refused before gpg reads it',
+    { skip: gpgAvailable() ? false : 'gpg is not installed' },
+    async () => {
+      const G = await makeGpgHome();
+      try {
+        G.genKey('Bob <bob@example.test>', { passphrase: PASS });
+        G.importArmored(K.server.armoredPublic);
+        const home = join(root, 'pp-gpg');
+        const args = ['--gpg-home-dir', G.dir, '--gpg-recv', K.server.fingerprint, '--key-passphrase-file'];
+        const r = await dry(home, [...args, readable]);
+        assert.equal(r.code, 2, r.err);
+        refusedWithHint(r.err, readable, /passphrase file .* readable by others \(mode 644\)/);
+        const ok = await dry(home, [...args, tidy]);
+        assert.equal(ok.code, 0, ok.err);
+      } finally {
+        await G.cleanup();
+      }
+    },
+  );
 
   test('spa-keys init --passphrase-file with mode 0644 is refused and makes nothing', async () => {
     const state = join(root, 'state-refused');
