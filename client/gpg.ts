@@ -262,6 +262,11 @@ export interface GpgRecipient {
 export async function gpgServerKey(opts: GpgOptions, query: string | undefined): Promise<GpgRecipient> {
   const file = query === undefined ? null : keyFilePath(query);
   if (file !== null) {
+    // gpg reads the file itself: check it first, as the keystore checks key files
+    const { KEY_FILE_RULES, readCheckedFile } = await import('../keyring/file-safety.js');
+    if ((await readCheckedFile(file, KEY_FILE_RULES)) === null) {
+      throw new ConfigError('KEY_NOT_FOUND', `cannot read key file ${file}: no such file`);
+    }
     const r = await runGpg(opts, ['--with-colons', '--fixed-list-mode', '--show-keys', '--', file]);
     const colons = r.code === 0 ? r.stdout.toString('utf8') : '';
     const keys = parseColons(colons);

@@ -134,6 +134,9 @@ export const KEYSTORE_RULES: FileRules = {
   ownerHint: 'a keystore must be yours: use your own --home',
 };
 
+/** A key file named by path (`--gpg-recv ./server.asc`, `--gpg-sign ./me.asc`). */
+export const KEY_FILE_RULES: FileRules = { what: 'key file', secret: false, maxBytes: 1024 * 1024 };
+
 /** Longest passphrase file read. */
 export const PASSPHRASE_FILE_MAX_BYTES = 64 * 1024;
 

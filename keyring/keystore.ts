@@ -12,12 +12,19 @@
  * parsed, not stored) when written as a path: with a `/` or a `file:` prefix (lookup.ts
  * `keyFilePath`); a bare word is never read from the current directory.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
-import { KEYSTORE_RULES, readCheckedFile, refuseReadableSecretKeys } from './file-safety.js';
+import {
+  KEY_FILE_RULES,
+  KEYSTORE_RULES,
+  othersCanRead,
+  readableSecretError,
+  readCheckedFile,
+  refuseReadableSecretKeys,
+} from './file-safety.js';
 import { generateKeyPair, type KeyType } from './generate.js';
 import { checkUsable, describeKey, type KeyInfo, parseKey, pgp, pgpConfig } from './inspect.js';
 import { keyFilePath, resolveAmong } from './lookup.js';
@@ -186,16 +193,18 @@ export async function importKey(
   return { kind: 'server', record, info };
 }
 
+/**
+ * A key file named by path: checked as keys.json is (ours, not writable by others, nor its
+ * directory), and refused when others can read it while it holds an unencrypted secret key.
+ */
 async function readKeyFile(p: string): Promise<openpgp.Key> {
-  let data: Buffer;
-  try {
-    data = await readFile(p);
-  } catch (e) {
-    throw new ConfigError('KEY_NOT_FOUND', `cannot read key file ${p}: ${(e as Error).message}`, {
-      cause: e,
-    });
+  const f = await readCheckedFile(p, KEY_FILE_RULES);
+  if (f === null) throw new ConfigError('KEY_NOT_FOUND', `cannot read key file ${p}: no such file`);
+  const key = await parseKey(new Uint8Array(f.data));
+  if (othersCanRead(f.stats) && key.isPrivate() && key.isDecrypted()) {
+    throw readableSecretError(p, f.stats, 'key file', 'holds an unencrypted secret key');
   }
-  return parseKey(new Uint8Array(data));
+  return key;
 }
 
 /**

@@ -119,6 +119,38 @@ describe('keys.json that others can read or write is refused', () => {
   });
 });
 
+describe('key files named by path are checked too', () => {
+  test('--gpg-sign ./FILE with an unencrypted secret key and mode 0644 is refused; 0600 works', async () => {
+    const home = await freshHome('keyfile-own', 'plain');
+    const f = join(root, 'alice-secret.asc');
+    await writeFile(f, K.alice.armoredPrivate);
+    await chmod(f, 0o644);
+    const r = await dry(home, ['--gpg-sign', f]);
+    assert.equal(r.code, 2, r.err);
+    refusedWithHint(
+      r.err,
+      f,
+      /key file .* readable by others \(mode 644\) and holds an unencrypted secret key/,
+    );
+    await chmod(f, 0o600);
+    const ok = await dry(home, ['--gpg-sign', f]);
+    assert.equal(ok.code, 0, ok.err);
+  });
+
+  test('--gpg-recv ./FILE that others can write is refused; a 0644 public key file works', async () => {
+    const home = await freshHome('keyfile-server', 'plain');
+    const f = join(root, 'server-public.asc');
+    await writeFile(f, K.server.armoredPublic);
+    await chmod(f, 0o666);
+    const r = await dry(home, ['--gpg-recv', f]);
+    assert.equal(r.code, 2, r.err);
+    refusedWithHint(r.err, f, /writable by others \(mode 666\)/);
+    await chmod(f, 0o644);
+    const ok = await dry(home, ['--gpg-recv', f]);
+    assert.equal(ok.code, 0, ok.err);
+  });
+});
+
 describe('passphrase files that others can read are refused', () => {
   let readable: string;
   let tidy: string;

@@ -177,7 +177,7 @@ describe('client lookups', () => {
       await assert.rejects(resolveOwnKey(dir), code('KEY_AMBIGUOUS'));
       assert.equal((await resolveOwnKey(dir, 'gus')).record.username, 'gus');
       const k = await makeKey({ name: 'File Key', email: 'filekey@example.test' });
-      await writeFile(join(dir, 'mine.asc'), k.privateKey);
+      await writeFile(join(dir, 'mine.asc'), k.privateKey, { mode: 0o600 });
       const f = await resolveOwnKey(dir, join(dir, 'mine.asc'));
       assert.equal(f.record.fingerprint, k.fingerprint);
       assert.equal(f.record.username, 'filekey');
