@@ -11,7 +11,8 @@
  * Load trust once, verify many: `loadAllowlist` validates the whole file and builds immutable maps
  * (record by fingerprint, record by every signing fingerprint) without parsing any key, so start
  * is fast with 10,000 keys and a signer lookup is one map access. Keys are parsed on first use by
- * `publicKeyOf`, cached by fingerprint and armored text. Writers replace the file by rename, so a
+ * `publicKeyOf`, reduced to their minimal form (minimize.ts) and cached by fingerprint and
+ * armored text. Writers replace the file by rename, so a
  * daemon watching the directory sees each change whole (watch the directory, not the file: the
  * inode changes on every write).
  */
@@ -88,33 +89,45 @@ export async function loadAllowlist(stateDir: string): Promise<Allowlist> {
   return { records, bySigner };
 }
 
-const keyCache = new Map<string, Promise<openpgp.PublicKey>>();
+const keyCache = new Map<string, { key: Promise<openpgp.PublicKey>; failedAt?: number }>();
 const KEY_CACHE_MAX = 20_000;
+/** A record whose key was refused is tried again after this long (its text does not change). */
+const KEY_RETRY_MS = 60_000;
 
-/** The record's public key, parsed once per fingerprint + armored text. */
-export function publicKeyOf(record: KeyRecord): Promise<openpgp.PublicKey> {
+/**
+ * The record's public key in minimal form (minimize.ts), parsed once per fingerprint + armored
+ * text. The daemon never holds more than that: a stored key over KEY_LIMITS (hand-edited, or
+ * written before enrollment checked) is refused with KEY_INVALID, and the refusal is
+ * remembered for KEY_RETRY_MS, so datagrams naming it cost a map lookup, not a parse.
+ */
+export function publicKeyOf(record: KeyRecord, now: () => number = Date.now): Promise<openpgp.PublicKey> {
   const id = `${record.fingerprint}:${createHash('sha256').update(record.publicKey).digest('hex')}`;
-  let p = keyCache.get(id);
-  if (!p) {
-    p = (async () => {
+  const hit = keyCache.get(id);
+  if (hit && (hit.failedAt === undefined || now() - hit.failedAt < KEY_RETRY_MS)) return hit.key;
+  const entry: { key: Promise<openpgp.PublicKey>; failedAt?: number } = {
+    key: (async () => {
       const pg = await pgp();
+      const where = `keys.${record.fingerprint}.publicKey`;
       const key = await pg.readKey({ armoredKey: record.publicKey, config: await pgpConfig() });
       if (key.isPrivate()) {
-        throw new ConfigError('KEYRING_CORRUPT', `keys.${record.fingerprint}.publicKey holds a secret key`);
+        throw new ConfigError('KEYRING_CORRUPT', `${where} holds a secret key`);
       }
       if (key.getFingerprint().toUpperCase() !== record.fingerprint) {
         throw new ConfigError(
           'KEYRING_CORRUPT',
-          `keys.${record.fingerprint}.publicKey: the armored key has fingerprint ${key.getFingerprint().toUpperCase()}`,
+          `${where}: the armored key has fingerprint ${key.getFingerprint().toUpperCase()}`,
         );
       }
-      return key as openpgp.PublicKey;
-    })();
-    p.catch(() => keyCache.delete(id));
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
-    keyCache.set(id, p);
-  }
-  return p;
+      const { minimalKey } = await import('./minimize.js');
+      return minimalKey(key as openpgp.PublicKey, new Date(now()), where);
+    })(),
+  };
+  entry.key.catch(() => {
+    entry.failedAt = now();
+  });
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+  keyCache.set(id, entry);
+  return entry.key;
 }
 
 export interface InitOptions {

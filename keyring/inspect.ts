@@ -41,6 +41,7 @@ export interface KeyInfo {
   readonly algorithm: string;
   readonly bits: number | null;
   readonly subkeys: readonly SubkeyInfo[];
+  /** Only the user ids with a valid self-certification and no revocation (certifiedUserIds). */
   readonly userIds: readonly string[];
   readonly canSign: boolean;
   readonly canEncrypt: boolean;
@@ -121,7 +122,30 @@ export async function parseKey(input: string | Uint8Array): Promise<openpgp.Key>
       hint: 'export a single key: gpg --armor --export FINGERPRINT',
     });
   }
+  // before any signature is verified: a key bloated with signatures is refused cheaply
+  const { checkKeyLimits } = await import('./minimize.js');
+  checkKeyLimits(keys[0]);
   return keys[0];
+}
+
+/**
+ * The user ids the key's owner certified: a valid self-certification at `now` and no valid
+ * revocation by the owner. Anyone can attach an unsigned user id to a key in transit (such as
+ * "Root <root@...>" placed first); it is never shown, stored or used for a default username.
+ */
+export async function certifiedUserIds(key: openpgp.Key, now: Date = new Date()): Promise<string[]> {
+  const config = await pgpConfig();
+  const out: string[] = [];
+  for (const user of key.users) {
+    if (!user.userID) continue;
+    try {
+      await user.verify(now, config);
+      out.push(user.userID.userID);
+    } catch {
+      // unsigned, revoked, or only invalid self-signatures
+    }
+  }
+  return out;
 }
 
 function algorithmText(info: openpgp.AlgorithmInfo): string {
@@ -214,6 +238,7 @@ export async function describeKey(key: openpgp.Key, now: Date = new Date()): Pro
   }
   const fingerprint = normalizeFingerprint(primaryFpr);
   const priv = key.isPrivate();
+  const userIds = await certifiedUserIds(key, now);
   return {
     fingerprint,
     keyId: keyIdOfFingerprint(fingerprint),
@@ -223,7 +248,7 @@ export async function describeKey(key: openpgp.Key, now: Date = new Date()): Pro
     algorithm: algorithmText(info),
     bits: info.bits ?? null,
     subkeys,
-    userIds: key.getUserIDs(),
+    userIds,
     canSign: signing.length > 0,
     canEncrypt: encryption.length > 0,
     signingFingerprints: signing.map(normalizeFingerprint),

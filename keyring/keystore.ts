@@ -28,6 +28,7 @@ import {
 import { generateKeyPair, type KeyType } from './generate.js';
 import { checkUsable, describeKey, type KeyInfo, parseKey, pgp, pgpConfig } from './inspect.js';
 import { keyFilePath, resolveAmong } from './lookup.js';
+import { minimalKey } from './minimize.js';
 import { usernameFromUserId } from './policy.js';
 import {
   FILE_VERSION,
@@ -136,7 +137,7 @@ export async function importKey(
   opts: ImportOptions = {},
 ): Promise<ImportResult> {
   const now = opts.now ?? new Date();
-  const key = await parseKey(input);
+  const key = await minimalKey(await parseKey(input), now);
   const info = await describeKey(key, now);
   if (info.isPrivate) {
     checkUsable(info, 'client');
@@ -204,7 +205,7 @@ async function readKeyFile(p: string): Promise<openpgp.Key> {
   if (othersCanRead(f.stats) && key.isPrivate() && key.isDecrypted()) {
     throw readableSecretError(p, f.stats, 'key file', 'holds an unencrypted secret key');
   }
-  return key;
+  return minimalKey(key, new Date(), p);
 }
 
 /**

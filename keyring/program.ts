@@ -231,8 +231,10 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
   // an uninitialised or corrupt state dir is reported before any question
   const before = await lib.readAllowlistFile(stateDir);
 
+  const { minimalKey } = await import('./minimize.js');
   const load = async (text: string | Uint8Array, what: string) => {
-    const key = await insp.parseKey(text);
+    // what is stored is the minimal key: a key bloated in transit must not reach the daemon
+    const key = await minimalKey(await insp.parseKey(text), now, what);
     const info = await insp.describeKey(key, now);
     insp.assertPublic(info, what);
     insp.checkUsable(info, 'client');

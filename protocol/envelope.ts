@@ -465,11 +465,18 @@ async function decryptSessionKey(
  * for signing (bindings, flags, not expired or revoked) at `at`; else it throws. The full check
  * (several signature verifications) runs once per key object and fingerprint, then is reused
  * until the key or subkey would expire: the certifications inside a parsed key never change, and
- * a new keyring record means a new key object.
+ * a new keyring record means a new key object. A failed check is remembered too, for a minute:
+ * anyone can send datagrams naming an enrolled key's fingerprint, and each would otherwise pay
+ * the full check again.
  */
+const NEGATIVE_TTL_MS = 60_000;
 const validity = new WeakMap<
   openpgp.PublicKey,
-  Map<string, { packet: openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket; until: number }>
+  Map<
+    string,
+    | { packet: openpgp.PublicKeyPacket | openpgp.PublicSubkeyPacket; until: number }
+    | { error: unknown; until: number }
+  >
 >();
 async function validSigningKey(
   key: openpgp.PublicKey,
@@ -482,14 +489,23 @@ async function validSigningKey(
     validity.set(key, perKey);
   }
   const hit = perKey.get(fingerprint);
-  if (hit && at.getTime() < hit.until) return hit.packet;
-  const named = [key, ...key.getSubkeys()].find((k) => k.getFingerprint().toUpperCase() === fingerprint);
-  if (!named) throw new Error('the enrolled key has no key packet with the issuer fingerprint');
+  if (hit && at.getTime() < hit.until) {
+    if ('error' in hit) throw hit.error;
+    return hit.packet;
+  }
   const config = cfg();
-  const signing = await key.getSigningKey(named.getKeyID(), at, undefined, config);
-  // key ids may collide inside one key: openpgp.js picks by key id, we insist on the fingerprint
-  if (signing.getFingerprint().toUpperCase() !== fingerprint) {
-    throw new Error('the key valid for signing under that key id is another key');
+  let signing: Awaited<ReturnType<openpgp.PublicKey['getSigningKey']>>;
+  try {
+    const named = [key, ...key.getSubkeys()].find((k) => k.getFingerprint().toUpperCase() === fingerprint);
+    if (!named) throw new Error('the enrolled key has no key packet with the issuer fingerprint');
+    signing = await key.getSigningKey(named.getKeyID(), at, undefined, config);
+    // key ids may collide inside one key: openpgp.js picks by key id, we insist on the fingerprint
+    if (signing.getFingerprint().toUpperCase() !== fingerprint) {
+      throw new Error('the key valid for signing under that key id is another key');
+    }
+  } catch (error) {
+    perKey.set(fingerprint, { error, until: at.getTime() + NEGATIVE_TTL_MS });
+    throw error;
   }
   const own =
     signing === key
