@@ -111,7 +111,16 @@ function unescapeColons(s: string): string {
   return s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
 }
 
-/** Primary keys in `--with-colons --fixed-list-mode` output, with their first fpr and user ids. */
+/**
+ * A `uid` record the key's owner certified: not revoked, expired or invalid (field 2), and with a
+ * self-signature date (field 6, empty when gpg found no valid self-signature, e.g. a user id
+ * imported with --allow-non-selfsigned-uid). Others are never shown or used for a username.
+ */
+function certifiedUid(f: readonly string[]): boolean {
+  return !['r', 'e', 'i'].includes(f[1] ?? '') && (f[5] ?? '') !== '';
+}
+
+/** Primary keys in `--with-colons --fixed-list-mode` output, with their first fpr and certified user ids. */
 export function parseColons(text: string): GpgKey[] {
   const keys: {
     fingerprint: string;
@@ -140,7 +149,7 @@ export function parseColons(text: string): GpgKey[] {
     } else if (type === 'fpr' && cur && expectPrimaryFpr) {
       cur.fingerprint = (f[9] ?? '').toUpperCase();
       expectPrimaryFpr = false;
-    } else if (type === 'uid' && cur) {
+    } else if (type === 'uid' && cur && certifiedUid(f)) {
       cur.userIds.push(unescapeColons(f[9] ?? ''));
     }
   }
