@@ -14,6 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { printWarning, type Write } from '../keyring/cli-util.js';
 import { formatAddress } from '../protocol/address.js';
+import { displaySafe } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
 import { describePayload, type Payload } from '../protocol/payload.js';
 import { resolveHome } from './keys.js';
@@ -239,7 +240,9 @@ interface RunContext {
 function context(opts: CliOpts, io: ClientIo): RunContext {
   const out = io.out ?? ((s: string) => void process.stdout.write(s));
   const err = io.err ?? ((s: string) => void process.stderr.write(s));
-  return { opts, io, out, err, log: opts.verbose ? (line) => err(`spa: ${line}\n`) : undefined };
+  // -v lines quote user ids, usernames and commands: escaped so they cannot act on the terminal
+  const log = (line: string) => err(`spa: ${displaySafe(line, { backslash: false })}\n`);
+  return { opts, io, out, err, log: opts.verbose ? log : undefined };
 }
 
 async function prepare(

@@ -11,6 +11,7 @@
  * commander's usage errors print in the same format and exit with `EXIT.USAGE`.
  */
 import type { Command } from 'commander';
+import { displaySafe } from '../protocol/display.js';
 import { type ErrorCode, isSpaError } from '../protocol/errors.js';
 
 export const EXIT = {
@@ -72,7 +73,8 @@ export function formatMessage(message: string): string {
   let m = message.trim().replace(/\s*\r?\n\s*/g, '; ');
   if (/^[A-Z][a-z]/.test(m)) m = m.charAt(0).toLowerCase() + m.slice(1);
   m = m.replace(/[.\s]+$/, '');
-  return m === '' ? 'unknown error' : m;
+  // messages may quote user ids, usernames or commands: never let them act on the terminal
+  return m === '' ? 'unknown error' : displaySafe(m, { backslash: false });
 }
 
 function hintLines(hint: string | undefined): string[] {
@@ -80,7 +82,8 @@ function hintLines(hint: string | undefined): string[] {
   return hint
     .split(/\r?\n/)
     .map((l) => l.trimEnd())
-    .filter((l) => l.trim() !== '');
+    .filter((l) => l.trim() !== '')
+    .map((l) => displaySafe(l, { backslash: false }));
 }
 
 /** Writes `spa: error: ...` and any hint lines. */

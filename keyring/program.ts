@@ -11,6 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { displaySafe, displaySafeJson } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
 import { formatMessage, printWarning, type Write } from './cli-util.js';
 import { KEY_TYPES, type KeyType } from './generate.js';
@@ -111,32 +112,39 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** User ids as shown: escaped (protocol/display.ts), one per line after the first. */
+function userIdLines(label: string, userIds: readonly string[], indent: number): string[] {
+  const uids = userIds.length === 0 ? ['(none)'] : userIds.map((u) => displaySafe(u));
+  return [`${label}${uids[0]}`, ...uids.slice(1).map((u) => `${' '.repeat(indent)}${u}`)];
+}
+
+/**
+ * What the admin checks before confirming an enrollment. Every string from the key is escaped,
+ * and the fingerprint is the last line, right above the question: nothing from the key is
+ * printed between the fingerprint and "Does this fingerprint match".
+ */
 export function keySummary(info: KeyInfo, algorithmLine: string): string {
-  const uids = info.userIds.length === 0 ? ['(none)'] : info.userIds;
   const lines = [
-    `  fingerprint  ${info.fingerprint}`,
+    ...userIdLines('  user ids     ', info.userIds, 15),
     `  algorithm    ${algorithmLine}`,
-    `  user ids     ${uids[0]}`,
-    ...uids.slice(1).map((u) => `               ${u}`),
     `  created      ${info.createdAt.slice(0, 10)}`,
     `  expires      ${info.expiresAt ? info.expiresAt.slice(0, 10) : 'never'} (the key's own expiry)`,
   ];
   if (info.isEncrypted) lines.push('  protection   passphrase-protected');
+  lines.push(`  fingerprint  ${info.fingerprint}`);
   return `${lines.join('\n')}\n`;
 }
 
 export function showRecord(r: KeyRecord, now: Date): string {
   const cmd = r.command
-    ? `${JSON.stringify(r.command.regex)} as ${r.command.runAs}, ${r.command.timeoutSeconds} s` +
+    ? `${displaySafe(JSON.stringify(r.command.regex), { backslash: false })} as ${displaySafe(r.command.runAs)}, ${r.command.timeoutSeconds} s` +
       (r.command.openPorts.length ? `, opens ${r.command.openPorts.join(',')}` : '')
     : 'none';
-  const uids = r.userIds.length === 0 ? ['(none)'] : r.userIds;
   return `${[
-    `${r.username}  ${r.fingerprint}`,
+    `${displaySafe(r.username)}  ${r.fingerprint}`,
     `  enabled          ${r.enabled ? 'yes' : 'no'}`,
-    `  user ids         ${uids[0]}`,
-    ...uids.slice(1).map((u) => `                   ${u}`),
-    `  algorithm        ${r.algorithm}`,
+    ...userIdLines('  user ids         ', r.userIds, 19),
+    `  algorithm        ${displaySafe(r.algorithm)}`,
     `  signing keys     ${r.signingFingerprints.join(', ')}`,
     `  enrolled         ${r.createdAt}`,
     `  expires          ${expiryText(r, now)}`,
@@ -526,7 +534,7 @@ keystore (SPA_HOME, default ~/.spa).`,
       const file = await lib.readAllowlistFile(stateDir);
       const recs = sortRecords(Object.values(file.keys));
       if (opts.json) {
-        io.stdout(`${JSON.stringify(recs, null, 2)}\n`);
+        io.stdout(`${displaySafeJson(recs, 2)}\n`);
         return;
       }
       if (recs.length === 0) {
@@ -537,7 +545,7 @@ keystore (SPA_HOME, default ~/.spa).`,
       const rows = [['USER', 'FINGERPRINT', 'ENABLED', 'EXPIRES', 'PORTS', 'SOURCES']];
       for (const r of recs) {
         rows.push([
-          r.username,
+          displaySafe(r.username),
           r.fingerprint,
           r.enabled ? 'yes' : 'no',
           expiryText(r, now),
@@ -567,7 +575,7 @@ keystore (SPA_HOME, default ~/.spa).`,
           'no keys are enrolled yet',
         );
       }
-      if (opts.json) io.stdout(`${JSON.stringify(recs, null, 2)}\n`);
+      if (opts.json) io.stdout(`${displaySafeJson(recs, 2)}\n`);
       else io.stdout(recs.map((r) => showRecord(r, io.now())).join('\n'));
     });
 
@@ -722,7 +730,7 @@ async function listClient(io: SpaKeysIo, g: GlobalOpts, json: boolean): Promise<
   }));
   const servers = [...store.servers.values()];
   if (json) {
-    io.stdout(`${JSON.stringify({ own: ownOut, servers }, null, 2)}\n`);
+    io.stdout(`${displaySafeJson({ own: ownOut, servers }, 2)}\n`);
     return;
   }
   if (ownOut.length === 0 && servers.length === 0) {
@@ -730,7 +738,8 @@ async function listClient(io: SpaKeysIo, g: GlobalOpts, json: boolean): Promise<
     return;
   }
   const rows = [['KIND', 'FINGERPRINT', 'NAME', 'USER ID']];
-  for (const r of ownOut) rows.push(['own', r.fingerprint, r.username, r.userIds[0] ?? '']);
-  for (const r of servers) rows.push(['server', r.fingerprint, r.name ?? '-', r.userIds[0] ?? '']);
+  const uid = (u: readonly string[]) => displaySafe(u[0] ?? '');
+  for (const r of ownOut) rows.push(['own', r.fingerprint, displaySafe(r.username), uid(r.userIds)]);
+  for (const r of servers) rows.push(['server', r.fingerprint, displaySafe(r.name ?? '-'), uid(r.userIds)]);
   io.stdout(`${table(rows)}\n`);
 }

@@ -5,6 +5,7 @@
 export * from './access.js';
 export * from './address.js';
 export * from './command.js';
+export * from './display.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';

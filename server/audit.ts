@@ -2,8 +2,15 @@
  * Audit log: one JSON line per event (pino), to stdout or a file. Every drop has its stable
  * reason code; grants and commands say who, from where, what and for how long. Never key
  * material, packet bodies or command output beyond the capture limit.
+ *
+ * Strings in a line may come from a packet or a key (usernames, commands, command output, user
+ * ids, error details). JSON escapes C0 controls but not DEL, C1 or bidi controls, which a log
+ * viewer renders: every string field is passed through `displaySafe` (protocol/display.ts)
+ * first. The file is created 0600 (it names users and their addresses) and reopened on
+ * `reopen()`, which spad calls on SIGUSR1 so logrotate can move it away (README "Audit log").
  */
 import { pino } from 'pino';
+import { displaySafe } from '../protocol/display.js';
 
 export type AuditEvent =
   | 'start'
@@ -36,11 +43,31 @@ export interface Audit {
   log(event: AuditEvent, fields?: AuditFields): void;
   /** Flushes buffered lines (before exit). */
   flush(): void;
+  /** Opens the log file again by name (after logrotate moved it); nothing for stdout. */
+  reopen?(): void;
+}
+
+/** Mode of a newly created audit log file (an existing file keeps its own). */
+export const AUDIT_FILE_MODE = 0o600;
+
+/** `v` with every string in it escaped for display; other values as they are. */
+function safeValue(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return displaySafe(v);
+  if (depth > 4 || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
+  if (v instanceof Error) return displaySafe(v.message);
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[displaySafe(k)] = safeValue(x, depth + 1);
+  return out;
+}
+
+export function safeFields(fields: AuditFields): AuditFields {
+  return safeValue(fields) as AuditFields;
 }
 
 export function createAudit(opts: { file?: string | null; verbose?: boolean } = {}): Audit {
   const dest = opts.file
-    ? pino.destination({ dest: opts.file, mkdir: true, sync: false })
+    ? pino.destination({ dest: opts.file, mkdir: true, sync: false, mode: AUDIT_FILE_MODE })
     : pino.destination({ dest: 1, sync: false });
   const logger = pino(
     {
@@ -61,10 +88,13 @@ export function createAudit(opts: { file?: string | null; verbose?: boolean } = 
         event === 'persist_error'
           ? 'error'
           : 'info';
-      logger[level](fields, event);
+      logger[level](safeFields(fields), event);
     },
     flush() {
       dest.flushSync();
+    },
+    reopen() {
+      if (opts.file) dest.reopen();
     },
   };
 }
@@ -75,7 +105,7 @@ export function memoryAudit(): Audit & { lines: Array<{ event: AuditEvent } & Au
   return {
     lines,
     log(event, fields = {}) {
-      lines.push({ event, ...fields });
+      lines.push({ event, ...safeFields(fields) });
     },
     flush() {},
   };

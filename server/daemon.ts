@@ -149,6 +149,9 @@ export async function startDaemon(
     reload('SIGHUP').catch(() => {});
   };
   process.on('SIGHUP', onHup);
+  // logrotate: after the file was moved, SIGUSR1 makes the audit log open its name again
+  const onUsr1 = (): void => audit.reopen?.();
+  process.on('SIGUSR1', onUsr1);
 
   const shedSeen: Record<string, number> = {};
   let checking = false;
@@ -215,6 +218,7 @@ export async function startDaemon(
     clearInterval(maintenance);
     watcher.close();
     process.off('SIGHUP', onHup);
+    process.off('SIGUSR1', onUsr1);
     await capture.stop().catch(() => {});
     throw err;
   }
@@ -242,6 +246,7 @@ export async function startDaemon(
       if (debounce) clearTimeout(debounce);
       watcher.close();
       process.off('SIGHUP', onHup);
+      process.off('SIGUSR1', onUsr1);
       await new Promise<void>((r) => control.close(() => r()));
       await firewall.shutdown({ removeProtections: cfg.removeOnExit });
       audit.log('stop', { counters: Object.fromEntries(pipeline.counters) });

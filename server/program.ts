@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { printError } from '../keyring/cli-util.js';
+import { displaySafe, displaySafeJson } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
 import { resolveConfig, type ServerFlags } from './config.js';
 import { callControl } from './control.js';
@@ -21,8 +22,16 @@ function socketOf(opts: { stateDir?: string }): string {
   return resolveConfig({ stateDir: opts.stateDir, udpServer: true }).socketPath;
 }
 
+/** Text escaped line by line, JSON with unsafe characters as \u escapes (protocol/display.ts). */
 function print(x: unknown): void {
-  process.stdout.write(`${typeof x === 'string' ? x : JSON.stringify(x, null, 2)}\n`);
+  const text =
+    typeof x === 'string'
+      ? x
+          .split('\n')
+          .map((l) => displaySafe(l, { backslash: false }))
+          .join('\n')
+      : displaySafeJson(x, 2);
+  process.stdout.write(`${text}\n`);
 }
 
 export function buildProgram(): Command {
