@@ -13,7 +13,13 @@
  *  - the real daemon in a namespace: start-up time (spawn to the 'start' audit line, median of 3)
  *    and CPU per valid knock over a burst of --knocks knocks (utime + stime from /proc), with 1
  *    and with N keys enrolled.
- * Usage: node dist/scripts/bench-keys.js [--keys 10000] [--knocks 200]
+ *  - bloated keys (SECURITY.md "Bloated keys"): CPU per forged datagram (anyone's signature, an
+ *    enrolled key's fingerprint in its issuer subpacket) naming a clean key and keys with 200,
+ *    800 and 3,000 garbage self-signatures appended, with the key as given (what spad held
+ *    before keys were minimized) and as the keyring now holds it (minimal, or refused at load),
+ *    and what reading the key costs `spa-keys add` before and now. `--only bloated` runs this
+ *    part alone.
+ * Usage: node dist/scripts/bench-keys.js [--keys 10000] [--knocks 200] [--only bloated]
  * Needs root for the daemon part (skipped otherwise). Cleans up namespaces, processes and temp
  * files, also on SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
@@ -41,6 +47,7 @@ const { values } = parseArgs({
   options: {
     keys: { type: 'string', default: '10000' },
     knocks: { type: 'string', default: '200' },
+    only: { type: 'string' },
   },
 });
 const N = Math.max(2, Math.min(20_000, Number(values.keys)));
@@ -188,7 +195,85 @@ async function daemon(
   return rows;
 }
 
+/** CPU ms (user + system, this process) per call of `fn`, over `n` calls after one warm-up. */
+async function cpuPer(n: number, fn: () => Promise<unknown>): Promise<number> {
+  await fn();
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await fn();
+  const d = process.cpuUsage(t0);
+  return (d.user + d.system) / 1000 / n;
+}
+
+async function bloated(): Promise<Record<string, string>[]> {
+  const { bloatedKey } = await import('../test/helpers/keycraft.js');
+  const { forgedIssuerPackets, encryptPackets } = await import('../test/helpers/craft.js');
+  const { testKey, signerMap } = await import('../test/helpers/keys.js');
+  const { open } = await import('../protocol/envelope.js');
+  const { encodePayload } = await import('../protocol/payload.js');
+  const { directoryOf } = await import('../server/users.js');
+  const { parseKey, describeKey } = await import('../keyring/inspect.js');
+  const { minimalKey } = await import('../keyring/minimize.js');
+  const { serverIdentity } = await import('../protocol/envelope.js');
+  const server = await testKey('bench-bloat-server');
+  const mallory = await testKey('bench-bloat-mallory');
+  const identity = await serverIdentity(server.privateKey);
+  const rows: Record<string, string>[] = [];
+  let clean = { before: 0, now: 0 };
+  for (const garbage of [0, 200, 800, 3000]) {
+    const victim = await testKey(`bench-bloat-${garbage}`);
+    const key = garbage === 0 ? victim.publicKey : await bloatedKey(victim.publicKey, garbage);
+    const armored = key.armor();
+    const forged = async () => {
+      const now = new Date();
+      const payload = encodePayload(freshPayload({ server, now }));
+      const inner = await forgedIssuerPackets(payload, mallory.privateKey, victim.publicKey, now);
+      return encryptPackets(inner, server.publicKey, { now });
+    };
+    const packets = await Promise.all(Array.from({ length: 6 }, forged));
+    const perDatagram = async (lookupSigner: Parameters<typeof open>[1]['lookupSigner']) => {
+      let i = 0;
+      return cpuPer(5, () =>
+        open(packets[i++ % packets.length] as Uint8Array, {
+          server: identity,
+          lookupSigner,
+          now: new Date(),
+          maxSkewSeconds: 120,
+        }).catch((e: Error & { code?: string }) => e.code),
+      );
+    };
+    const reparsed = await openpgp.readKey({ armoredKey: armored });
+    const before = await perDatagram(signerMap([reparsed as openpgp.PublicKey]));
+    const users = directoryOf(new Map([[victim.fingerprint, recordFor(victim, { publicKey: armored })]]));
+    const now = await perDatagram(users.lookupSigner);
+    if (garbage === 0) clean = { before, now };
+    const t0 = performance.now();
+    await describeKey(await openpgp.readKey({ armoredKey: armored }), new Date());
+    const enrollBefore = performance.now() - t0;
+    const t1 = performance.now();
+    const outcome = await parseKey(armored)
+      .then((k) => minimalKey(k, new Date()))
+      .then(
+        () => 'minimized',
+        (e: Error & { code?: string }) => `refused (${e.code})`,
+      );
+    const enrollNow = performance.now() - t1;
+    rows.push({
+      'bloated key': garbage === 0 ? 'clean key' : `${garbage} garbage self-signatures`,
+      'CPU ms/forged datagram, key as given (before)': before.toFixed(2),
+      'CPU ms/forged datagram, key as held now': now.toFixed(2),
+      'now vs clean': (now / Math.max(clean.now, 1e-3)).toFixed(2),
+      'spa-keys add reads the key: ms before / now': `${enrollBefore.toFixed(0)} / ${enrollNow.toFixed(0)} ${outcome}`,
+    });
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
+  if (values.only === 'bloated') {
+    console.log(`spa bloated-key benchmark, ${new Date().toISOString()}`);
+    console.table(await bloated());
+    return;
+  }
   const tmp = tempDir('spa-bench-keys-');
   const dir = tmp.path;
   try {
@@ -213,6 +298,7 @@ async function main(): Promise<void> {
       `spa many-keys benchmark: ${N} enrolled keys (generated in ${genS.toFixed(0)} s), ${KNOCKS} knocks per case, ${new Date().toISOString()}`,
     );
     console.table(await inProcess(server, keys));
+    console.table(await bloated());
     if (isRoot()) console.table(await daemon(stateDirs, server, keys));
     else console.log('(not root: the real-daemon part is skipped)');
   } finally {
