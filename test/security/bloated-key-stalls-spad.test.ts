@@ -97,6 +97,24 @@ describe('a public key with garbage self-signatures appended', () => {
     assert.equal(min.armor(), bob.publicKey.armor());
   });
 
+  test('minimal forms of v6 keys and of keys with a signing subkey still verify their knocks', async () => {
+    const v6 = await testKey('bloat-v6', { kind: 'v6' });
+    const sub = await testKey('bloat-sub', { signingSubkey: true });
+    for (const k of [v6, sub]) {
+      const min = await minimalKey(k.publicKey, TEST_NOW);
+      assert.equal(min.armor(), k.publicKey.armor(), 'a clean key is already minimal');
+    }
+    const r = await rig({
+      server,
+      records: [
+        recordFor(v6, { username: 'alice' }),
+        recordFor(sub, { username: 'alice', publicKey: (await bloatedKey(sub.publicKey, 50)).armor() }),
+      ],
+    });
+    await granted(r, await r.knock(v6));
+    await granted(r, await r.knock(sub));
+  });
+
   describe('in the keyring the daemon loads (hand-edited, or written before enrollment checked)', () => {
     let r: Rig;
     before(async () => {
