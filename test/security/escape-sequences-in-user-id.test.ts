@@ -19,7 +19,8 @@ import { createAudit } from '../../server/audit.js';
 import { keyWithUserIds } from '../helpers/keycraft.js';
 import { TEST_NOW } from '../helpers/keys.js';
 import { spa, useKnockRig } from '../unit/client-fixtures.js';
-import { runKeys, ScriptedPrompter, spawnKeys, withTmp } from '../unit/keyring-helpers.js';
+import { Pty, shellQuote, tmuxAvailable } from '../helpers/pty.js';
+import { CLI, runKeys, ScriptedPrompter, spawnKeys, withTmp } from '../unit/keyring-helpers.js';
 
 const FAKE_FPR = 'AAAABBBBCCCCDDDDEEEEFFFF0000111122223333';
 /** Cursor up, erase the line, then a fingerprint line of another key. */
@@ -77,6 +78,51 @@ describe('terminal escape sequences in user ids, usernames and commands', () => 
       assert.doesNotMatch(json.stdout, RAW_UNSAFE, 'JSON output escapes them as \\u sequences');
     });
   });
+
+  test(
+    'on a real terminal the line right above the question is the real fingerprint, and no other fingerprint line is drawn',
+    {
+      skip: tmuxAvailable() ? false : 'tmux is not installed',
+    },
+    async () => {
+      await withTmp(async (dir) => {
+        const state = join(dir, 'state');
+        assert.equal((await spawnKeys(['init', '--state-dir', state])).code, 0);
+        const file = join(dir, 'mallory.asc');
+        await writeFile(file, key.toPublic().armor());
+        const pty = new Pty();
+        try {
+          await pty.start(
+            [
+              process.execPath,
+              CLI,
+              'add',
+              '--state-dir',
+              state,
+              '--key',
+              file,
+              '--user',
+              'mallory',
+              '--open',
+              'tcp/22',
+            ]
+              .map(shellQuote)
+              .join(' '),
+          );
+          const screen = await pty.waitFor(/Does this fingerprint match/);
+          const lines = screen.split('\n');
+          const q = lines.findIndex((l) => l.includes('Does this fingerprint match'));
+          assert.equal(lines[q - 1]?.trimEnd(), `  fingerprint  ${fpr}`, screen);
+          assert.equal(lines.filter((l) => /^\s*fingerprint\s/.test(l)).length, 1, screen);
+          assert.ok(screen.includes('\\x1b[A\\x1b[2K'), screen);
+          await pty.type('n');
+          await pty.waitFor(/EXIT:5/);
+        } finally {
+          await pty.stop();
+        }
+      });
+    },
+  );
 
   test('the real spa-keys binary with --yes prints no raw escape either', async () => {
     await withTmp(async (dir) => {
