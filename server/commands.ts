@@ -9,9 +9,11 @@
  *    no core dumps, CPU seconds = time limit + grace, at most COMMAND_NPROC processes for the
  *    run-as uid, COMMAND_AS_BYTES of address space per process. Node's spawn has no rlimit
  *    option; without prlimit the command does not start (logged as could not start);
- *  - a time limit sends SIGTERM to the whole process group, SIGKILL 2 s later; when the command's
- *    own process exits, whatever it left in its group is killed at once. A descendant that calls
- *    setsid() leaves the group and is not reached (SECURITY.md "Command argv confusion");
+ *  - a time limit sends SIGTERM to the whole session (the command's process group and every
+ *    process of its session in another group, found in /proc), SIGKILL 2 s later; when the
+ *    command's own process exits, whatever it left in its session is killed at once. A
+ *    descendant that calls setsid() leaves the session and is not reached (SECURITY.md "Command
+ *    argv confusion");
  *  - at most N run at once per user; the slot is taken before any await and given back on every
  *    path (lookup, grant or spawn failing, or the command ending);
  *  - stdout/stderr are kept up to a cap (the rest is read and discarded, so a chatty command
@@ -19,6 +21,7 @@
  *  - optional ports are opened for the source around the command and closed when it ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { formatAccessList } from '../protocol/access.js';
 import { formatAddress } from '../protocol/address.js';
 import { PolicyError } from '../protocol/errors.js';
@@ -30,7 +33,7 @@ import type { CommandRunner } from './pipeline.js';
 export const OUTPUT_CAP_BYTES = 4096;
 export const KILL_GRACE_MS = 2000;
 /**
- * After the command's process has exited and its group was killed, how long its output pipes may
+ * After the command's process has exited and its session was killed, how long its output pipes may
  * stay open (held by a descendant that left the group) before spad stops reading them.
  */
 export const PIPE_GRACE_MS = 1000;
@@ -211,8 +214,37 @@ export function createCommandRunner(
 }
 
 /**
- * Waits for a started command: time limit (SIGTERM, then SIGKILL, to the whole group), output
- * caps, and the kill of whatever the command left in its group when it exits. Resolves once the
+ * The processes whose session id is `sid`, from /proc (field 6 of /proc/PID/stat, counted after
+ * the parenthesised command name, which may itself contain spaces and parentheses); none where
+ * there is no /proc. The command is started with setsid(), so its session id is its pid, and
+ * setpgid() cannot move a process out of its session.
+ */
+export function sessionMembers(sid: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of entries) {
+    if (!/^[1-9][0-9]*$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after the name: state, ppid, pgrp, session
+    if (Number(fields[3]) === sid) out.push(Number(name));
+  }
+  return out;
+}
+
+/**
+ * Waits for a started command: time limit (SIGTERM, then SIGKILL, to the whole session), output
+ * caps, and the kill of whatever the command left in its session when it exits. Resolves once the
  * audit line is written.
  */
 function supervise(
@@ -226,12 +258,21 @@ function supervise(
   const pid = child.pid;
   let timedOut = false;
   const killGroup = (sig: NodeJS.Signals): void => {
-    // The group id stays allocated while any member lives, so it cannot name someone else's
-    // group while there is anything of ours left to kill.
+    // The group and session id stay allocated while any member lives, so they cannot name
+    // someone else's group or session while there is anything of ours left to kill.
+    if (!pid) return;
     try {
-      if (pid) process.kill(-pid, sig);
+      process.kill(-pid, sig);
     } catch {
       /* already gone */
+    }
+    // a descendant that moved to a group of its own with setpgid() is still in the session
+    for (const p of sessionMembers(pid)) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        /* already gone */
+      }
     }
   };
   const term = setTimeout(() => {

@@ -1,0 +1,115 @@
+/**
+ * Attack (issue #10, item 7, review): a command's descendant escapes the kill by moving to a
+ * process group of its own with setpgid() (what any job-control shell, `perl -e setpgrp` or a
+ * half-daemonising program does), without leaving the session. spad killed only the command's
+ * process group, so such a descendant outlived the command and its time limit.
+ *
+ * Runs the real command runner (server/commands.ts) with real processes as `nobody`; needs root.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { parseAddress } from '../../protocol/address.js';
+import type { Decision } from '../../protocol/policy.js';
+import { memoryAudit } from '../../server/audit.js';
+import { createCommandRunner } from '../../server/commands.js';
+import { recordingFirewall, tempDir } from './rig.js';
+
+const NOBODY = { uid: 65534, gid: 65534 };
+const ctx = { user: 'backup', fingerprint: 'A'.repeat(40), source: '198.51.100.2' };
+const notRoot = process.getuid?.() !== 0 ? 'needs root to run commands as nobody' : false;
+
+type CommandDecision = Extract<Decision, { kind: 'command' }>;
+
+function decision(command: string, timeoutSeconds: number): CommandDecision {
+  return {
+    kind: 'command',
+    address: parseAddress('198.51.100.2'),
+    command,
+    argv: command.split(' '),
+    runAs: 'nobody',
+    timeoutSeconds,
+    ports: [],
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+describe('a descendant that moves to a process group of its own', { skip: notRoot }, () => {
+  let work: string;
+  let script: string;
+  before(() => {
+    work = tempDir();
+    chmodSync(work, 0o777);
+    script = join(work, 'own-group');
+    // fork; the child calls setpgid(0, 0) (same session, new group), closes the output pipes
+    // and sleeps; the parent writes the child's pid and exits at once or waits past the limit
+    writeFileSync(
+      script,
+      [
+        '#!/usr/bin/perl',
+        'my $pid = fork();',
+        'if ($pid == 0) {',
+        '  setpgrp(0, 0);',
+        '  open(STDOUT, ">", "/dev/null"); open(STDERR, ">", "/dev/null");',
+        '  sleep 60; exit 0;',
+        '}',
+        `open(my $f, ">", "${work}/pgrp.$ARGV[0].pid"); print $f $pid; close $f;`,
+        'sleep 30 if $ARGV[0] eq "wait";',
+        'exit 0;',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+  });
+
+  async function leftBehind(arg: string, timeoutSeconds: number): Promise<number> {
+    const audit = memoryAudit();
+    const r = createCommandRunner({
+      audit,
+      maxPerUser: 1,
+      firewall: recordingFirewall,
+      lookup: async () => NOBODY,
+    });
+    await r.run(decision(`${script} ${arg}`, timeoutSeconds), ctx);
+    await r.settled();
+    assert.equal(audit.lines.at(-1)?.event, 'command');
+    const pid = Number(readFileSync(join(work, `pgrp.${arg}.pid`), 'utf8'));
+    assert.ok(pid > 1);
+    return pid;
+  }
+
+  test('is killed when the command exits', async () => {
+    const pid = await leftBehind('now', 10);
+    try {
+      assert.ok(await until(() => !alive(pid), 3000), `pid ${pid} still runs after the command ended`);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  test('is killed at the time limit', async () => {
+    const pid = await leftBehind('wait', 1);
+    try {
+      assert.ok(await until(() => !alive(pid), 5000), `pid ${pid} still runs after the time limit`);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
