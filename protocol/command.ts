@@ -25,6 +25,12 @@ import { COMMAND_MAX_BYTES } from './limits.js';
 export const COMMAND_WORD_CHARS = 'A-Z a-z 0-9 _ - . / , : = + @ %';
 /** Longest command regex an admin may enroll, in characters. */
 export const COMMAND_REGEX_MAX_CHARS = COMMAND_MAX_BYTES;
+/**
+ * Most positions a command regex may have once its repetitions are unrolled (unrolledPositions):
+ * the linear-time engine's match costs up to this many steps per byte of the command. As many as
+ * the longest regex without counted repetition can have, so counting cannot make it dearer.
+ */
+export const COMMAND_REGEX_MAX_POSITIONS = COMMAND_REGEX_MAX_CHARS;
 
 const WORD_CHAR = /[A-Za-z0-9_\-./,:=+@%]/;
 
@@ -83,6 +89,73 @@ function haveLinearEngine(): boolean {
   return linearEngine;
 }
 
+/**
+ * An upper bound on the positions of `re`'s automaton as V8's linear-time engine builds it: every
+ * atom (a character, an escape, a class, `.`, an anchor) is one, and a quantifier copies what it
+ * follows: `x{n,m}` m times, `x{n,}` n + 1, `x+` twice, `x?` and `x*` once. The engine keeps up
+ * to one thread per position, so this bounds the work per byte of a command. `re` must already
+ * compile (V8 has checked its syntax); escapes are over-counted, never under-counted.
+ */
+export function unrolledPositions(re: string): number {
+  // per open group: its positions so far, and the size of its last atom (what a quantifier copies)
+  const stack: { sum: number; last: number }[] = [{ sum: 0, last: 0 }];
+  let top = stack[0] as { sum: number; last: number };
+  const atom = (size: number): void => {
+    top.sum += size;
+    top.last = size;
+  };
+  const copy = (times: number): void => {
+    top.sum += top.last * (Math.max(times, 1) - 1);
+    top.last *= Math.max(times, 1);
+  };
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i];
+    if (c === '\\') {
+      i++;
+      atom(1);
+    } else if (c === '[') {
+      // a class is one position; `]` right after `[` or `[^` closes it in this (non-u) syntax
+      i++;
+      if (re[i] === '^') i++;
+      while (i < re.length && re[i] !== ']') i += re[i] === '\\' ? 2 : 1;
+      atom(1);
+    } else if (c === '(') {
+      if (re[i + 1] === '?') {
+        // skip `(?:`, `(?=`, `(?!`, `(?<=`, `(?<!`, `(?<name>` (lookarounds are refused later)
+        const named = re[i + 2] === '<' && re[i + 3] !== '=' && re[i + 3] !== '!';
+        const close = named ? re.indexOf('>', i) : -1;
+        i = close > i ? close : i + (re[i + 2] === '<' ? 3 : 2);
+      }
+      top = { sum: 0, last: 0 };
+      stack.push(top);
+    } else if (c === ')') {
+      const group = stack.pop() as { sum: number; last: number };
+      top = stack[stack.length - 1] as { sum: number; last: number };
+      atom(group.sum);
+    } else if (c === '|') {
+      top.last = 0;
+    } else if (c === '*' || c === '?') {
+      if (re[i + 1] === '?') i++; // lazy
+    } else if (c === '+') {
+      copy(2);
+      if (re[i + 1] === '?') i++;
+    } else if (c === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(re.slice(i));
+      if (!m) {
+        atom(1); // a literal brace
+        continue;
+      }
+      const min = Number(m[1]);
+      copy(m[2] === undefined ? min : m[3] ? Number(m[3]) : min + 1);
+      i += m[0].length - 1;
+      if (re[i + 1] === '?') i++;
+    } else {
+      atom(1);
+    }
+  }
+  return stack.reduce((n, g) => n + g.sum, 0);
+}
+
 /** The compiled `^(?:re)$`, or why `re` cannot be a command regex. */
 function compileOrExplain(re: string): RegExp | string {
   if (re.length === 0) return 'empty regex';
@@ -92,6 +165,10 @@ function compileOrExplain(re: string): RegExp | string {
   } catch (e) {
     // V8's message names the problem, e.g. "Unmatched ')'" for `uptime)|(reboot`
     return `regex does not compile on its own (it must be one expression, matched as ^(?:re)$): ${(e as Error).message}`;
+  }
+  const positions = unrolledPositions(re);
+  if (positions > COMMAND_REGEX_MAX_POSITIONS) {
+    return `regex has ${positions} positions once its repetitions are unrolled, at most ${COMMAND_REGEX_MAX_POSITIONS} (each costs work on every byte of a command): use fewer or smaller counted repetitions`;
   }
   if (!haveLinearEngine()) {
     return 'this Node.js has no linear-time regex engine (V8 --enable-experimental-regexp-engine), so no command regex is accepted';
