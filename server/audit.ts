@@ -6,8 +6,9 @@
  * Strings in a line may come from a packet or a key (usernames, commands, command output, user
  * ids, error details). JSON escapes C0 controls but not DEL, C1 or bidi controls, which a log
  * viewer renders: every string field is passed through `displaySafe` (protocol/display.ts)
- * first. The file is created 0600 (it names users and their addresses) and reopened on
- * `reopen()`, which spad calls on SIGUSR1 so logrotate can move it away (README "Audit log").
+ * first, newlines and tabs excepted (JSON escapes those). The file is created 0600 (it names
+ * users and their addresses) and reopened on `reopen()`, which spad calls on SIGUSR1 so
+ * logrotate can move it away (README "Audit log").
  */
 import { pino } from 'pino';
 import { displaySafe } from '../protocol/display.js';
@@ -50,12 +51,28 @@ export interface Audit {
 /** Mode of a newly created audit log file (an existing file keeps its own). */
 export const AUDIT_FILE_MODE = 0o600;
 
+/**
+ * A string escaped for display, but for newlines and tabs: JSON writes those as `\n` and `\t`,
+ * which no viewer acts on, and command output keeps its lines (and its byte count under the cap).
+ */
+function safeText(s: string): string {
+  return s
+    .split('\n')
+    .map((line) =>
+      line
+        .split('\t')
+        .map((p) => displaySafe(p))
+        .join('\t'),
+    )
+    .join('\n');
+}
+
 /** `v` with every string in it escaped for display; other values as they are. */
 function safeValue(v: unknown, depth = 0): unknown {
-  if (typeof v === 'string') return displaySafe(v);
+  if (typeof v === 'string') return safeText(v);
   if (depth > 4 || v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
-  if (v instanceof Error) return displaySafe(v.message);
+  if (v instanceof Error) return safeText(v.message);
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[displaySafe(k)] = safeValue(x, depth + 1);
   return out;
