@@ -244,12 +244,13 @@ describe(
 
       topo = await createTopology();
       children.push(await startServices(topo.server, [22], []));
-      const spad = topo.server.spawn(
-        'env',
+      // spad runs as the unit says: its ExecStart, under its CapabilityBoundingSet and
+      // NoNewPrivileges (setpriv does what systemd would; the rest of the sandbox needs systemd)
+      const unit = await must(
+        bin('spad'),
         [
-          '-C',
-          elsewhere,
-          bin('spad'),
+          'install-service',
+          '--print',
           '--interface',
           'eth0',
           '--protect',
@@ -259,10 +260,27 @@ describe(
           '--state-dir',
           state,
         ],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
+        { cwd: elsewhere },
       );
+      const directive = (name: string): string[] =>
+        (new RegExp(`^${name}=(.*)$`, 'm').exec(unit)?.[1] ?? '').split(' ').filter(Boolean);
+      assert.deepEqual(directive('NoNewPrivileges'), ['yes']);
+      const caps = directive('CapabilityBoundingSet').map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+      const asUnit = [
+        '-C',
+        elsewhere,
+        'setpriv',
+        `--bounding-set=-all,${caps.join(',')}`,
+        '--no-new-privs',
+        '--',
+      ];
+      const pre = await topo.server.exec('env', [...asUnit, ...directive('ExecStartPre')], {
+        timeoutMs: 60_000,
+      });
+      assert.equal(pre.code, 0, pre.stderr);
+      const spad = topo.server.spawn('env', [...asUnit, ...directive('ExecStart')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       children.push(spad);
       let log = '';
       let errText = '';
