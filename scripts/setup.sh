@@ -12,7 +12,7 @@ set -euo pipefail
 
 # What the tests need. openssh-server is here only for /usr/sbin/sshd, which the ProxyCommand e2e
 # test starts itself with its own config; its services stay disabled and stopped (see below).
-pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux)
+pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh)
 
 # A fake root for the tests of this script; empty means the real /.
 root="${SPA_SETUP_ROOT:-}"

@@ -3,6 +3,7 @@
  *   spad --interface IF | --udp-server [--port 62201] [--firewall nftables|iptables]
  *        [--protect tcp/22,...] [--config FILE] [--state-dir DIR] [-f] [-v] [--check]
  *   spad status [--json] | reload | fw-list [--json] | fw-flush [--yes]
+ *   spad install-service [daemon flags] [--unit-file F] [--print]   (install-service.ts)
  */
 import { Command, Option } from 'commander';
 import { printError } from '../keyring/cli-util.js';
@@ -162,6 +163,42 @@ export function buildProgram(): Command {
       }
       await callControl(socketOf(opts), 'fw-flush');
       print('spad: all grants removed');
+    });
+
+  program
+    .command('install-service')
+    .description('write the systemd unit for this installation, create the spa user and the state dir')
+    .addOption(stateDirOption())
+    .option('-i, --interface <if>', 'the daemon flag to put in the unit')
+    .option('--udp-server', 'the daemon flag to put in the unit')
+    .option('-p, --port <port>', 'the daemon flag to put in the unit')
+    .addOption(
+      new Option('--firewall <kind>', 'the daemon flag to put in the unit').choices(['nftables', 'iptables']),
+    )
+    .option('--protect <list>', 'the daemon flag to put in the unit')
+    .option('--config <file>', 'the daemon flag to put in the unit')
+    .option('--audit-log <file>', 'the daemon flag to put in the unit (its directory is made writable)')
+    .option('--passphrase-file <file>', 'the daemon flag to put in the unit')
+    .option('-v, --verbose', 'the daemon flag to put in the unit')
+    .option('--unit-file <file>', 'where to write the unit', '/etc/systemd/system/spad.service')
+    .option('--print', 'print the unit on stdout and change nothing')
+    .action(async (o: ServerFlags & { unitFile: string; print?: boolean }, cmd: Command) => {
+      const given = (x: object): object =>
+        Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined));
+      const opts = { ...given(cmd.parent?.opts() ?? {}), ...given(o) } as typeof o;
+      const { installService, renderUnit, serviceSpec } = await import('./install-service.js');
+      const spec = serviceSpec(opts);
+      if (opts.print) return void process.stdout.write(renderUnit(spec));
+      if (process.getuid?.() !== 0) {
+        throw new ConfigError(
+          'USAGE',
+          'install-service must run as root (it creates a user and writes the unit)',
+          {
+            hint: 'or see the unit first: spad install-service --print ...',
+          },
+        );
+      }
+      for (const line of await installService({ spec, unitFile: opts.unitFile })) print(line);
     });
   return program;
 }

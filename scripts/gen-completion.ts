@@ -1,0 +1,225 @@
+/**
+ * Shell completion for `spa`, `spad` and `spa-keys`, generated from their commander definitions
+ * (client/program.ts, server/program.ts, keyring/program.ts) so that it cannot drift from the
+ * flags: every subcommand, every visible option, the choices of options that have them, files
+ * or directories for options whose value names one. Run at pack time (scripts/prepack.sh):
+ *
+ *   node dist/scripts/gen-completion.js OUT_DIR
+ *     OUT_DIR/bash/spa, OUT_DIR/bash/spad, OUT_DIR/bash/spa-keys   (bash-completion names)
+ *     OUT_DIR/zsh/_spa, OUT_DIR/zsh/_spad, OUT_DIR/zsh/_spa-keys   (#compdef files for $fpath)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { buildProgram as clientProgram } from '../client/program.js';
+import { createProgram as keysProgram } from '../keyring/program.js';
+import { buildProgram as serverProgram } from '../server/program.js';
+
+/** What a value names, for the shell to complete. */
+export type ValueKind = 'none' | 'file' | 'dir' | 'host' | 'choice' | 'text';
+
+export interface OptionSpec {
+  /** e.g. ['-i', '--interface'] */
+  names: string[];
+  description: string;
+  value: ValueKind;
+  choices: string[];
+}
+
+export interface CommandSpec {
+  name: string;
+  description: string;
+  options: OptionSpec[];
+  commands: CommandSpec[];
+  /** The command takes a host name as its first argument (spa, spa connect). */
+  takesHost: boolean;
+}
+
+function valueKind(flags: string, choices: readonly string[] | undefined): ValueKind {
+  if (choices?.length) return 'choice';
+  const arg = /[<[]([^>\]]+)[>\]]/.exec(flags)?.[1];
+  if (arg === undefined) return 'none';
+  if (/dir/.test(arg)) return 'dir';
+  if (/file|path/.test(arg)) return 'file';
+  if (/host/.test(arg)) return 'host';
+  return 'text';
+}
+
+/** The tree of a commander program: subcommands, visible options (inherited ones too where help shows them). */
+export function describeCommand(cmd: Command): CommandSpec {
+  const own = cmd.options.filter((o) => !o.hidden);
+  const inherited =
+    cmd.parent && (cmd.parent.configureHelp() as { showGlobalOptions?: boolean }).showGlobalOptions
+      ? cmd.parent.options.filter((o) => !o.hidden && !own.some((x) => x.long === o.long))
+      : [];
+  const options: OptionSpec[] = [...own, ...inherited].map((o) => ({
+    names: [o.short, o.long].filter((n): n is string => typeof n === 'string'),
+    description: o.description,
+    value: valueKind(o.flags, o.argChoices),
+    choices: o.argChoices ?? [],
+  }));
+  options.push({ names: ['-h', '--help'], description: 'display help', value: 'none', choices: [] });
+  const first = cmd.registeredArguments[0]?.name() ?? '';
+  return {
+    name: cmd.name(),
+    description: cmd.description(),
+    options,
+    commands: cmd.commands.map(describeCommand),
+    takesHost: /host/i.test(first),
+  };
+}
+
+/** The three programs, as the binaries build them. */
+export function programs(): CommandSpec[] {
+  return [clientProgram(), serverProgram(), keysProgram()].map(describeCommand);
+}
+
+const words = (xs: readonly string[]): string => xs.join(' ');
+const fnName = (prog: string): string => `_spa_complete_${prog.replace(/[^A-Za-z0-9]/g, '_')}`;
+
+/** bash: one function per program, `complete -F` bound to the program name. */
+export function bashCompletion(spec: CommandSpec): string {
+  const block = (c: CommandSpec, label: string): string => {
+    const valued = c.options.filter((o) => o.value !== 'none');
+    const cases = valued.map((o) => {
+      const pat = o.names.join('|');
+      switch (o.value) {
+        case 'choice':
+          return `        ${pat}) COMPREPLY=($(compgen -W '${words(o.choices)}' -- "$cur")); return 0 ;;`;
+        case 'dir':
+          return `        ${pat}) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;`;
+        case 'file':
+          return `        ${pat}) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;`;
+        case 'host':
+          return `        ${pat}) COMPREPLY=($(compgen -A hostname -- "$cur")); return 0 ;;`;
+        default:
+          return `        ${pat}) return 0 ;;`;
+      }
+    });
+    const positional = c.commands.length
+      ? `COMPREPLY=($(compgen -W '${words(c.commands.map((s) => s.name))}' -- "$cur"))${c.takesHost ? '; COMPREPLY+=($(compgen -A hostname -- "$cur"))' : ''}`
+      : c.takesHost
+        ? 'COMPREPLY=($(compgen -A hostname -- "$cur"))'
+        : 'COMPREPLY=($(compgen -f -- "$cur"))';
+    return `    ${label})
+${cases.length ? `      case "$prev" in\n${cases.join('\n')}\n      esac\n` : ''}      if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W '${words(c.options.flatMap((o) => o.names))}' -- "$cur"))
+      else
+        ${positional}
+      fi
+      ;;`;
+  };
+  const subs = spec.commands.map((s) => s.name);
+  return `# bash completion for ${spec.name}, generated by scripts/gen-completion.ts from its commander definition
+${fnName(spec.name)}() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" sub="" i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case "\${COMP_WORDS[i]}" in
+      ${subs.length ? `${subs.join('|')}) sub="\${COMP_WORDS[i]}"; break ;;` : '*) ;;'}
+    esac
+  done
+  COMPREPLY=()
+  case "$sub" in
+${[block(spec, '""'), ...spec.commands.map((s) => block(s, s.name))].join('\n')}
+  esac
+  return 0
+}
+complete -o default -F ${fnName(spec.name)} ${spec.name}
+`;
+}
+
+/** Text safe inside a zsh single-quoted _arguments spec: no quote, bracket or colon. */
+function zq(text: string): string {
+  return text
+    .replace(/[[\]]/g, (c) => (c === '[' ? '(' : ')'))
+    .replace(/'/g, '')
+    .replace(/[:\\`$]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function zshOption(o: OptionSpec): string {
+  const action =
+    o.value === 'none'
+      ? ''
+      : o.value === 'choice'
+        ? `:${zq((o.names.at(-1) ?? '').replace(/^-+/, ''))}:(${o.choices.map(zq).join(' ')})`
+        : o.value === 'dir'
+          ? ':directory:_files -/'
+          : o.value === 'file'
+            ? ':file:_files'
+            : o.value === 'host'
+              ? ':host:_hosts'
+              : ': : ';
+  const desc = `[${zq(o.description)}]${action}`;
+  if (o.names.length === 1) return `'${o.names[0]}${desc}'`;
+  return `'(${o.names.join(' ')})'{${o.names.join(',')}}'${desc}'`;
+}
+
+/** zsh: a `#compdef` file for $fpath, one _arguments call per command. */
+export function zshCompletion(spec: CommandSpec): string {
+  const fn = fnName(spec.name);
+  const args = (c: CommandSpec, rest: string[]): string =>
+    ['_arguments -s -C', ...c.options.map(zshOption), ...rest].join(' \\\n    ');
+  const subs = spec.commands.map((s) => `'${s.name}:${zq(s.description)}'`);
+  const top = spec.commands.length
+    ? args(spec, [`'1: :->cmd'`, `'*:: :->args'`])
+    : args(spec, [spec.takesHost ? `'1:host:_hosts'` : `'*:file:_files'`]);
+  const subCases = spec.commands
+    .map(
+      (s) =>
+        `      ${s.name})\n        ${args(s, [s.takesHost ? `'1:host:_hosts'` : `'*:argument:_files'`]).replace(/\n/g, '\n    ')}\n        ;;`,
+    )
+    .join('\n');
+  return `#compdef ${spec.name}
+# zsh completion for ${spec.name}, generated by scripts/gen-completion.ts from its commander definition
+${fn}() {
+  local curcontext="$curcontext" state line ret=1
+  typeset -A opt_args
+  ${top} && ret=0
+${
+  spec.commands.length
+    ? `  case $state in
+    cmd)
+      local -a subcommands
+      subcommands=(${subs.join(' ')})
+      _describe -t commands 'command' subcommands && ret=0${spec.takesHost ? '\n      _hosts && ret=0' : ''}
+      ;;
+    args)
+      case $words[1] in
+${subCases}
+      esac
+      ;;
+  esac
+`
+    : ''
+}  return ret
+}
+${fn} "$@"
+`;
+}
+
+/** Writes OUT_DIR/bash/NAME and OUT_DIR/zsh/_NAME for each program; returns the paths. */
+export function writeCompletions(outDir: string, specs: CommandSpec[] = programs()): string[] {
+  mkdirSync(join(outDir, 'bash'), { recursive: true });
+  mkdirSync(join(outDir, 'zsh'), { recursive: true });
+  const out: string[] = [];
+  for (const s of specs) {
+    const bash = join(outDir, 'bash', s.name);
+    const zsh = join(outDir, 'zsh', `_${s.name}`);
+    writeFileSync(bash, bashCompletion(s));
+    writeFileSync(zsh, zshCompletion(s));
+    out.push(bash, zsh);
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const outDir = process.argv[2];
+  if (!outDir) {
+    process.stderr.write('usage: gen-completion OUT_DIR\n');
+    process.exit(2);
+  }
+  for (const p of writeCompletions(outDir)) process.stdout.write(`gen-completion: wrote ${p}\n`);
+}
