@@ -10,46 +10,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { parseAddress } from '../../protocol/address.js';
-import type { Decision } from '../../protocol/policy.js';
 import { memoryAudit } from '../../server/audit.js';
 import { createCommandRunner } from '../../server/commands.js';
+import { alive, ctx, decision, NOBODY, notRoot, until } from './command-fixtures.js';
 import { recordingFirewall, tempDir } from './rig.js';
-
-const NOBODY = { uid: 65534, gid: 65534 };
-const ctx = { user: 'backup', fingerprint: 'A'.repeat(40), source: '198.51.100.2' };
-const notRoot = process.getuid?.() !== 0 ? 'needs root to run commands as nobody' : false;
-
-type CommandDecision = Extract<Decision, { kind: 'command' }>;
-
-function decision(command: string, timeoutSeconds: number): CommandDecision {
-  return {
-    kind: 'command',
-    address: parseAddress('198.51.100.2'),
-    command,
-    argv: command.split(' '),
-    runAs: 'nobody',
-    timeoutSeconds,
-    ports: [],
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
-}
 
 describe('a descendant that moves to a process group of its own', { skip: notRoot }, () => {
   let work: string;
@@ -87,7 +51,7 @@ describe('a descendant that moves to a process group of its own', { skip: notRoo
       firewall: recordingFirewall,
       lookup: async () => NOBODY,
     });
-    await r.run(decision(`${script} ${arg}`, timeoutSeconds), ctx);
+    await r.run(decision(`${script} ${arg}`, { timeoutSeconds }), ctx);
     await r.settled();
     assert.equal(audit.lines.at(-1)?.event, 'command');
     const pid = Number(readFileSync(join(work, `pgrp.${arg}.pid`), 'utf8'));
