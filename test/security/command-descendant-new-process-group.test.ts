@@ -7,13 +7,11 @@
  * Runs the real command runner (server/commands.ts) with real processes as `nobody`; needs root.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { memoryAudit } from '../../server/audit.js';
-import { createCommandRunner } from '../../server/commands.js';
-import { alive, ctx, decision, NOBODY, notRoot, until } from './command-fixtures.js';
-import { recordingFirewall, tempDir } from './rig.js';
+import { alive, notRoot, runAndReadPid, until } from './command-fixtures.js';
+import { tempDir } from './rig.js';
 
 describe('a descendant that moves to a process group of its own', { skip: notRoot }, () => {
   let work: string;
@@ -43,20 +41,8 @@ describe('a descendant that moves to a process group of its own', { skip: notRoo
     );
   });
 
-  async function leftBehind(arg: string, timeoutSeconds: number): Promise<number> {
-    const audit = memoryAudit();
-    const r = createCommandRunner({
-      audit,
-      maxPerUser: 1,
-      firewall: recordingFirewall,
-      lookup: async () => NOBODY,
-    });
-    await r.run(decision(`${script} ${arg}`, { timeoutSeconds }), ctx);
-    await r.settled();
-    assert.equal(audit.lines.at(-1)?.event, 'command');
-    const pid = Number(readFileSync(join(work, `pgrp.${arg}.pid`), 'utf8'));
-    assert.ok(pid > 1);
-    return pid;
+  function leftBehind(arg: string, timeoutSeconds: number): Promise<number> {
+    return runAndReadPid(`${script} ${arg}`, timeoutSeconds, join(work, `pgrp.${arg}.pid`));
   }
 
   test('is killed when the command exits', async () => {

@@ -2,9 +2,13 @@
  * Shared fixtures of the restricted-command attack tests: a decision as the policy step makes it,
  * the run-as account `nobody`, and polling helpers for processes that should be gone.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseAddress } from '../../protocol/address.js';
 import type { Decision } from '../../protocol/policy.js';
+import { memoryAudit } from '../../server/audit.js';
+import { createCommandRunner } from '../../server/commands.js';
+import { recordingFirewall } from './rig.js';
 
 export const NOBODY = { uid: 65534, gid: 65534 };
 export const ctx = { user: 'backup', fingerprint: 'A'.repeat(40), source: '198.51.100.2' };
@@ -43,4 +47,28 @@ export async function until(cond: () => boolean, ms: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return cond();
+}
+
+/**
+ * Runs `command` through the real command runner as nobody (recording firewall, memory audit)
+ * until it is settled, then reads the pid a descendant wrote to `pidFile`.
+ */
+export async function runAndReadPid(
+  command: string,
+  timeoutSeconds: number,
+  pidFile: string,
+): Promise<number> {
+  const audit = memoryAudit();
+  const r = createCommandRunner({
+    audit,
+    maxPerUser: 2,
+    firewall: recordingFirewall,
+    lookup: async () => NOBODY,
+  });
+  await r.run(decision(command, { timeoutSeconds }), ctx);
+  await r.settled();
+  assert.equal(audit.lines.at(-1)?.event, 'command');
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  assert.ok(pid > 1);
+  return pid;
 }

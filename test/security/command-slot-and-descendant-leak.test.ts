@@ -15,7 +15,7 @@ import { isSpaError } from '../../protocol/errors.js';
 import { memoryAudit } from '../../server/audit.js';
 import { COMMAND_NPROC, createCommandRunner } from '../../server/commands.js';
 import type { Firewall } from '../../server/firewall/types.js';
-import { alive, ctx, decision, NOBODY, notRoot, until } from './command-fixtures.js';
+import { alive, ctx, decision, NOBODY, notRoot, runAndReadPid, until } from './command-fixtures.js';
 import { recordingFirewall, tempDir } from './rig.js';
 
 describe('a restricted command that fails to start gives its slot back', { skip: notRoot }, () => {
@@ -141,20 +141,8 @@ describe("a restricted command's descendants do not outlive it", { skip: notRoot
     );
   });
 
-  async function leftBehind(args: string, timeoutSeconds: number): Promise<number> {
-    const audit = memoryAudit();
-    const r = createCommandRunner({
-      audit,
-      maxPerUser: 2,
-      firewall: recordingFirewall,
-      lookup: async () => NOBODY,
-    });
-    await r.run(decision(`${script} ${args}`, { timeoutSeconds }), ctx);
-    await r.settled();
-    assert.equal(audit.lines.at(-1)?.event, 'command');
-    const pid = Number(readFileSync(join(work, `bg.${args.split(' ')[0]}.pid`), 'utf8'));
-    assert.ok(pid > 1);
-    return pid;
+  function leftBehind(args: string, timeoutSeconds: number): Promise<number> {
+    return runAndReadPid(`${script} ${args}`, timeoutSeconds, join(work, `bg.${args.split(' ')[0]}.pid`));
   }
 
   test('a background child of a command that exits at once is killed when the command ends', async () => {
