@@ -26,8 +26,6 @@ export interface ServerConfig {
   removeOnExit: boolean;
   passphraseFile: string | null;
   table: string;
-  rateBurst: number;
-  ratePerSecond: number;
   maxCommandsPerUser: number;
   verbose: boolean;
   socketPath: string;
@@ -50,6 +48,7 @@ const fileSchema = z.strictObject({
     .string()
     .regex(/^[a-z][a-z0-9_]{0,15}$/)
     .optional(),
+  // accepted for older config files; the fair queue (server/fairqueue.ts) replaced these limits
   rate_burst: z.number().int().min(1).max(10_000).optional(),
   rate_per_second: z.number().min(0.01).max(10_000).optional(),
   max_commands_per_user: z.number().int().min(1).max(64).optional(),
@@ -146,8 +145,6 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
     removeOnExit: file.remove_on_exit ?? false,
     passphraseFile: flags.passphraseFile ?? file.passphrase_file ?? null,
     table: file.table ?? 'spa',
-    rateBurst: file.rate_burst ?? 10,
-    ratePerSecond: file.rate_per_second ?? 2,
     maxCommandsPerUser: file.max_commands_per_user ?? 2,
     verbose: flags.verbose ?? false,
     socketPath: join(stateDir, 'spad.sock'),
