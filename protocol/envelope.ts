@@ -60,6 +60,8 @@ export interface Opened {
   readonly signer: SignerEntry;
   /** Fingerprint of the (sub)key that made the signature. */
   readonly signingKeyFingerprint: string;
+  /** The verified packets, for a second verification elsewhere (signedBytes, readSigned). */
+  readonly signed: SignedLiteral;
 }
 
 /** A fresh full config per call: a copy of the defaults with our limits, never the global. */
@@ -293,6 +295,39 @@ export function precheck(bytes: Uint8Array, server: Pick<ServerIdentity, 'recipi
 
 /** The crypto half of the pipeline: decrypt → structure → signer → signature → payload → destination → freshness. */
 export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened> {
+  const envelope = await openEnvelope(bytes, opts);
+  return verifySigned(envelope, {
+    serverFingerprint: opts.server.fingerprint,
+    lookupSigner: opts.lookupSigner,
+    now: opts.now,
+    maxSkewSeconds: opts.maxSkewSeconds,
+  });
+}
+
+/** The signed part of a knock: what is left once the encryption and framing are gone. */
+export interface SignedLiteral {
+  readonly literal: openpgp.LiteralDataPacket;
+  readonly signature: openpgp.SignaturePacket;
+  /** From the signature's issuer fingerprint subpacket (uppercase hex). */
+  readonly signingKeyFingerprint: string;
+}
+
+export interface VerifySignedOptions {
+  /** The payload must name this fingerprint (destination binding). */
+  readonly serverFingerprint: string;
+  readonly lookupSigner: LookupSigner;
+  readonly now: Date;
+  readonly maxSkewSeconds: number;
+}
+
+/**
+ * Decrypt and structure (SPEC.md §7 steps 6-7): the server key is needed here and nowhere
+ * after. Returns the literal and signature packets of exactly [OPS, Literal, Signature].
+ */
+export async function openEnvelope(
+  bytes: Uint8Array,
+  opts: Pick<OpenOptions, 'server' | 'now'>,
+): Promise<SignedLiteral> {
   precheck(bytes, opts.server);
   const config = cfg();
 
@@ -359,16 +394,84 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   if (!ops.issuerKeyID.equals(sig.issuerKeyID)) {
     throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
   }
+  const signingKeyFingerprint = issuerFingerprintOf(sig);
+  if (ops.issuerFingerprint && bytesToHex(ops.issuerFingerprint) !== signingKeyFingerprint) {
+    throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
+  }
+  return {
+    literal: inner.packets[1] as openpgp.LiteralDataPacket,
+    signature: sig,
+    signingKeyFingerprint,
+  };
+}
+
+function issuerFingerprintOf(sig: openpgp.SignaturePacket): string {
   if (!sig.issuerFingerprint) {
     throw new VerifyError(
       'SIG_NO_ISSUER_FPR',
       'signature: no issuer fingerprint subpacket (key id alone is not accepted)',
     );
   }
-  const signingFpr = bytesToHex(sig.issuerFingerprint);
-  if (ops.issuerFingerprint && bytesToHex(ops.issuerFingerprint) !== signingFpr) {
-    throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
+  return bytesToHex(sig.issuerFingerprint);
+}
+
+/** The bytes of a literal data packet and of a signature packet (bodies, no packet headers). */
+export interface SignedBytes {
+  readonly literal: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+export function signedBytes(s: SignedLiteral): SignedBytes {
+  // write() is typed private for literal packets in openpgp.js's .d.ts, public at run time
+  const literal = (s.literal as unknown as { write(): Uint8Array }).write();
+  return { literal, signature: s.signature.write() };
+}
+
+/**
+ * The inverse of signedBytes, for a party that holds no decryption key (spad's monitor): one
+ * literal data packet body and one signature packet body, parsed as exactly that. Nothing here
+ * is encrypted or compressed, so nothing is decrypted or decompressed. Throws MSG_STRUCTURE
+ * for bytes that are not one such packet each, SIG_NO_ISSUER_FPR as open() does.
+ */
+export async function readSigned(bytes: SignedBytes): Promise<SignedLiteral> {
+  const config = cfg();
+  let signature: openpgp.SignaturePacket;
+  let literal: openpgp.LiteralDataPacket;
+  try {
+    signature = new openpgp.SignaturePacket();
+    // read() is typed private in openpgp.js's .d.ts, public at run time
+    (signature as unknown as { read(b: Uint8Array, c: openpgp.Config): void }).read(bytes.signature, config);
+    literal = new openpgp.LiteralDataPacket();
+    await (literal as unknown as { read(b: Uint8Array): Promise<void> }).read(bytes.literal);
+  } catch (cause) {
+    throw new VerifyError('MSG_STRUCTURE', 'signed literal: not one literal and one signature packet', {
+      cause,
+    });
   }
+  // a re-serialization that differs means trailing or non-canonical bytes: refuse them
+  const again = signedBytes({ literal, signature, signingKeyFingerprint: '' });
+  if (!sameBytes(again.signature, bytes.signature) || !sameBytes(again.literal, bytes.literal)) {
+    throw new VerifyError('MSG_STRUCTURE', 'signed literal: packets are not in their canonical encoding');
+  }
+  return { literal, signature, signingKeyFingerprint: issuerFingerprintOf(signature) };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Signer → signature → payload → destination → freshness (SPEC.md §7 steps 8-12): the checks
+ * that need no server secret. The verifying key is the enrolled key the issuer fingerprint
+ * names, and nothing else. spad's verifier runs this inside open(); its monitor runs it again
+ * on the packets the verifier forwards (readSigned).
+ */
+export async function verifySigned(signed: SignedLiteral, opts: VerifySignedOptions): Promise<Opened> {
+  const config = cfg();
+  const sig = signed.signature;
+  const signingFpr = issuerFingerprintOf(sig);
 
   // The enrollment lists the fingerprints of the keys that may sign for it: the one named here
   // is the only key the signature is checked against (SPEC.md §3).
@@ -385,7 +488,7 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   // Judge the key at the later of now and the signature time, so a client clock a little ahead
   // of ours is not mistaken for a signature "from the future".
   const at = new Date(Math.max(now, created));
-  const literal = inner.packets[1] as openpgp.LiteralDataPacket;
+  const literal = signed.literal;
   try {
     if (
       sig.signatureType !== openpgp.enums.signature.binary &&
@@ -416,13 +519,13 @@ export async function open(bytes: Uint8Array, opts: OpenOptions): Promise<Opened
   }
 
   const payload = decodePayload(data);
-  if (payload.serverFingerprint !== opts.server.fingerprint) {
+  if (payload.serverFingerprint !== opts.serverFingerprint) {
     throw new VerifyError('DEST_MISMATCH', 'payload server_fpr: meant for another server key', {
       field: 'server_fpr',
     });
   }
   checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds);
-  return { payload, signer, signingKeyFingerprint: signingFpr };
+  return { payload, signer, signingKeyFingerprint: signingFpr, signed };
 }
 
 /**

@@ -48,6 +48,8 @@ export const DROP_CODES = [
   'CMD_BUSY',
   // acting
   'FW_ERROR',
+  // spad's monitor: a message from its verifier process that is not one it accepts
+  'IPC_INVALID',
 ] as const;
 export type DropCode = (typeof DROP_CODES)[number];
 

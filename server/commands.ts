@@ -28,7 +28,7 @@ import { PolicyError } from '../protocol/errors.js';
 import type { Decision } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { Firewall } from './firewall/types.js';
-import type { CommandRunner } from './pipeline.js';
+import type { CommandRunner } from './act.js';
 
 export const OUTPUT_CAP_BYTES = 4096;
 export const KILL_GRACE_MS = 2000;

@@ -6,12 +6,12 @@
  * sent back.
  */
 import { createHash } from 'node:crypto';
-import { formatAccessList } from '../protocol/access.js';
-import { formatAddress, tryParseAddress } from '../protocol/address.js';
+import { tryParseAddress } from '../protocol/address.js';
 import { type Opened, open, precheck, replayKey, type ServerIdentity } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import type { Framing } from '../protocol/framing.js';
 import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
+import { act, type CommandRunner } from './act.js';
 import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
 import { FairQueue, type FairQueueOptions } from './fairqueue.js';
@@ -25,13 +25,21 @@ export interface UserDirectory {
   policy(fingerprint: string): UserPolicy | undefined;
 }
 
-export interface CommandRunner {
-  /** Runs an authorized command; resolves when it is started (or refused: throws a SpaError). */
-  run(
-    decision: Extract<Decision, { kind: 'command' }>,
-    ctx: { user: string; fingerprint: string; source: string },
-  ): Promise<void>;
+export type { CommandRunner } from './act.js';
+
+/** What the pipeline hands over at step 15 when acting is someone else's (spad's monitor). */
+export interface ActRequest {
+  datagram: Datagram;
+  decision: Decision;
+  opened: Opened;
+  /** SHA-256 (hex) of the encrypted body: the raw-replay fast path's key. */
+  raw: string;
+  /** What the replay store records once the knock is accepted. */
+  used: ReplayEntry;
 }
+export type ActHandler = (
+  req: ActRequest,
+) => Promise<{ ok: true } | { ok: false; code: DropCode | 'INTERNAL' }>;
 
 /** Audit lines per drop reason per second before the rest are summarized (flood bound). */
 export const DROP_LINES_PER_SECOND = 20;
@@ -40,7 +48,10 @@ export interface PipelineDeps {
   identity: ServerIdentity;
   users: () => UserDirectory;
   replay: ReplayStore;
-  firewall: Firewall;
+  /** Acts directly (step 15) when `act` is not given. */
+  firewall?: Firewall;
+  /** Replaces the direct firewall/command step: spad's verifier sends the decision to its monitor. */
+  act?: ActHandler;
   audit: Audit;
   now: () => number;
   maxSkewSeconds: number;
@@ -251,51 +262,31 @@ export class Pipeline {
     } catch (err) {
       return this.fail(d, err, who);
     }
-    // 15: act
-    const target = formatAddress(decision.address);
-    if (decision.kind === 'access') {
-      try {
-        await deps.firewall.grant({
-          source: target,
-          ports: decision.ports,
-          timeoutSeconds: decision.timeoutSeconds,
-        });
-      } catch (err) {
-        this.count('FW_ERROR');
-        deps.audit.log('grant_failed', {
-          reason: 'FW_ERROR',
-          source: d.source,
-          ...who,
-          detail: (err as Error).message,
-        });
-        return { ok: false, code: 'FW_ERROR' };
-      }
-      // used once the firewall took it: after FW_ERROR the same datagram may be sent again
+    // 15: act (spad's verifier hands the decision to its monitor instead: deps.act, which
+    // verifies it again, records it in the authoritative replay store and logs the outcome)
+    if (deps.act) {
+      const r = await deps.act({ datagram: d, decision, opened, raw, used });
+      if (!r.ok) return { ok: false, code: r.code };
       deps.replay.add(used);
       this.queue.trust(d.source, now);
-      this.count('GRANTED');
-      deps.audit.log('grant', {
-        source: d.source,
-        address: target,
-        ...who,
-        ports: formatAccessList(decision.ports),
-        seconds: decision.timeoutSeconds,
-        ms: Number(process.hrtime.bigint() - d.receivedAt) / 1e6,
-      });
       return { ok: true, decision };
     }
-    if (!deps.commands)
-      return this.drop(d, 'CMD_NOT_ALLOWED', 'command execution is not enabled on this server', who);
-    // used before the command starts: running it twice is not harmless, whatever run() reports
-    deps.replay.add(used);
-    try {
-      await deps.commands.run(decision, { ...who, source: d.source });
-    } catch (err) {
-      return this.fail(d, err, who);
+    if (!deps.firewall) return this.drop(d, 'INTERNAL', 'no firewall and no act', who);
+    const r = await act(
+      { firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay: deps.replay },
+      decision,
+      { source: d.source, ...who, receivedAt: d.receivedAt, used },
+    );
+    if (r.ok) {
+      this.queue.trust(d.source, now);
+      this.count(r.counter);
+      return { ok: true, decision };
     }
-    this.queue.trust(d.source, now);
-    this.count('COMMAND');
-    return { ok: true, decision };
+    if (r.logged) {
+      this.count(r.code);
+      return { ok: false, code: r.code };
+    }
+    return this.drop(d, r.code, r.detail, who);
   }
 
   private fail(d: Datagram, err: unknown, extra: Record<string, unknown> = {}): Outcome {

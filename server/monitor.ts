@@ -1,0 +1,227 @@
+/**
+ * spad's monitor, the part that runs as root: it owns the firewall, the command runner, the
+ * replay store and the audit log, and acts only on decisions it has verified itself.
+ *
+ * Its vocabulary with the verifier is server/ipc.ts. Per decision it runs, on the signed literal
+ * and signature packet the verifier forwards (protocol/envelope.ts readSigned: two plain packets,
+ * nothing encrypted or compressed): signer lookup in its own allowlist, signature, enrollment
+ * enabled and not expired, payload decode, destination, freshness (verifySigned, the same code
+ * the verifier ran), then the replay check (this store is the authority), the policy, and only
+ * then the firewall or the command. A verifier that lies gets a refusal with the step's code
+ * and an audit line; a malformed or oversized message gets IPC_INVALID.
+ */
+import { formatAddress, tryParseAddress } from '../protocol/address.js';
+import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
+import { type DropCode, isSpaError } from '../protocol/errors.js';
+import { decide } from '../protocol/policy.js';
+import { act, type CommandRunner } from './act.js';
+import type { Audit, AuditFields } from './audit.js';
+import type { Firewall } from './firewall/types.js';
+import {
+  type CountersMessage,
+  type DecisionMessage,
+  MAX_LINE_BYTES,
+  type MonitorMessage,
+  parseVerifierLine,
+} from './ipc.js';
+import type { UserDirectory } from './pipeline.js';
+import type { ReplayEntry, ReplayStore } from './replay.js';
+
+/** Audit lines per reason per second for refusals, and for lines the verifier asks to write. */
+const LINES_PER_SECOND = 20;
+const VERIFIER_AUDIT_PER_SECOND = 200;
+/** Decisions waiting for verification beyond this are refused (a verifier flooding its monitor). */
+const MAX_PENDING = 256;
+
+export interface MonitorDeps {
+  serverFingerprint: string;
+  users: () => UserDirectory;
+  replay: ReplayStore;
+  firewall: Firewall;
+  audit: Audit;
+  commands?: CommandRunner | undefined;
+  now: () => number;
+  maxSkewSeconds: number;
+  /** Sends a message to the verifier (accepted notices). */
+  notify?: (msg: MonitorMessage) => void;
+  onCounters?: (msg: CountersMessage) => void;
+  onReady?: () => void;
+  onFatal?: (detail: string) => void;
+}
+
+export type MonitorOutcome = { ok: true } | { ok: false; code: DropCode | 'INTERNAL' };
+
+export class Monitor {
+  /** The monitor's own counters: grants, commands, and its refusals by code. */
+  readonly counters = new Map<string, number>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private second = 0;
+  private readonly lines = new Map<string, number>();
+
+  constructor(private readonly deps: MonitorDeps) {}
+
+  /** One line from the verifier. Resolves when it has been handled (decisions: acted on or refused). */
+  line(text: string): Promise<MonitorOutcome | null> {
+    const parsed = parseVerifierLine(text);
+    if (!parsed.ok) return Promise.resolve(this.refuse('IPC_INVALID', parsed.why));
+    const msg = parsed.msg;
+    switch (msg.t) {
+      case 'decision': {
+        if (this.pending >= MAX_PENDING) {
+          return Promise.resolve(this.refuse('IPC_INVALID', 'too many decisions waiting'));
+        }
+        this.pending++;
+        const p = this.chain.then(() => this.decision(msg)).finally(() => this.pending--);
+        this.chain = p.catch(() => {});
+        return p;
+      }
+      case 'audit':
+        this.verifierAudit(msg.event, { ...msg.fields, ...(msg.reason ? { reason: msg.reason } : {}) });
+        return Promise.resolve(null);
+      case 'counters':
+        this.deps.onCounters?.(msg);
+        return Promise.resolve(null);
+      case 'ready':
+        this.deps.onReady?.();
+        return Promise.resolve(null);
+      case 'fatal':
+        this.deps.onFatal?.(msg.detail);
+        return Promise.resolve(null);
+    }
+  }
+
+  /** A line longer than MAX_LINE_BYTES (ipc.ts LineSplitter discarded it). */
+  oversize(bytes: number): MonitorOutcome {
+    return this.refuse('IPC_INVALID', `line of ${bytes} bytes or more, at most ${MAX_LINE_BYTES}`);
+  }
+
+  /** Resolves once every decision received so far has been handled. */
+  idle(): Promise<void> {
+    return this.chain.then(() => {});
+  }
+
+  private async decision(m: DecisionMessage): Promise<MonitorOutcome> {
+    const { deps } = this;
+    const at = { source: m.source, sport: m.sport };
+    const source = tryParseAddress(m.source);
+    if (!source || formatAddress(source) !== m.source) {
+      return this.refuse('IPC_INVALID', 'source: not a canonical address', at);
+    }
+    const now = deps.now();
+    const users = deps.users();
+    let opened: Opened;
+    try {
+      const signed = await readSigned({
+        literal: Buffer.from(m.literal, 'base64'),
+        signature: Buffer.from(m.signature, 'base64'),
+      });
+      opened = await verifySigned(signed, {
+        serverFingerprint: deps.serverFingerprint,
+        lookupSigner: users.lookupSigner,
+        now: new Date(now),
+        maxSkewSeconds: deps.maxSkewSeconds,
+      });
+    } catch (err) {
+      return this.fail(err, at);
+    }
+    const { payload, signer } = opened;
+    const who = { user: payload.username, fingerprint: signer.fingerprint };
+    const key = replayKey(signer.fingerprint, payload.nonce);
+    if (deps.replay.has(key, now)) return this.refuse('REPLAY', undefined, { ...at, ...who });
+    if (deps.replay.forgot(payload.timestamp)) {
+      return this.refuse('REPLAY', 'signed before what the replay store still remembers', { ...at, ...who });
+    }
+    const policy = users.policy(signer.fingerprint);
+    if (!policy) return this.refuse('SIGNER_UNKNOWN', 'removed during reload', { ...at, ...who });
+    let decision: ReturnType<typeof decide>;
+    try {
+      decision = decide(payload, policy, source);
+    } catch (err) {
+      return this.fail(err, { ...at, ...who });
+    }
+    // Recorded only once acted on (act.ts: after the firewall took the grant, before a command
+    // starts), as the pipeline does; decisions are handled one at a time (this.chain), so a
+    // second copy waits and then finds this one recorded.
+    const used: ReplayEntry = {
+      key,
+      raw: m.raw,
+      timestamp: payload.timestamp,
+      expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000,
+    };
+    const replay = {
+      add: (entry: ReplayEntry) => {
+        deps.replay.add(entry);
+        deps.notify?.({ t: 'accepted', entry });
+      },
+    };
+    const r = await act({ firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay }, decision, {
+      source: m.source,
+      ...who,
+      receivedAt: BigInt(m.receivedAt),
+      used,
+    });
+    if (r.ok) {
+      this.count(r.counter);
+      return { ok: true };
+    }
+    if (r.logged) {
+      this.count(r.code);
+      return { ok: false, code: r.code };
+    }
+    return this.refuse(r.code, r.detail, { ...at, ...who });
+  }
+
+  private count(key: string, n = 1): void {
+    this.counters.set(key, (this.counters.get(key) ?? 0) + n);
+  }
+
+  /** Bounded audit: at most LINES_PER_SECOND lines per key per second, the rest summarized. */
+  private admit(key: string, limit: number): boolean {
+    const second = Math.floor(this.deps.now() / 1000);
+    if (second !== this.second) this.flush(second);
+    const n = (this.lines.get(key) ?? 0) + 1;
+    this.lines.set(key, n);
+    return n <= limit;
+  }
+
+  /** Writes the summary of suppressed lines; the daemon calls it every second. */
+  flush(second = Math.floor(this.deps.now() / 1000)): void {
+    if (second === this.second) return;
+    for (const [key, n] of this.lines) {
+      const limit = key === '\0verifier' ? VERIFIER_AUDIT_PER_SECOND : LINES_PER_SECOND;
+      if (n > limit) {
+        this.deps.audit.log('drop_summary', {
+          reason: key === '\0verifier' ? 'VERIFIER_AUDIT' : key,
+          suppressed: n - limit,
+          second: this.second,
+          where: 'monitor',
+        });
+      }
+    }
+    this.lines.clear();
+    this.second = second;
+  }
+
+  private verifierAudit(event: 'drop' | 'drop_summary' | 'error', fields: AuditFields): void {
+    if (this.admit('\0verifier', VERIFIER_AUDIT_PER_SECOND)) this.deps.audit.log(event, fields);
+  }
+
+  private refuse(code: DropCode | 'INTERNAL', detail?: string, extra: AuditFields = {}): MonitorOutcome {
+    this.count(code);
+    if (this.admit(code, LINES_PER_SECOND)) {
+      this.deps.audit.log('drop', {
+        reason: code,
+        ...extra,
+        ...(detail ? { detail } : {}),
+        where: 'monitor',
+      });
+    }
+    return { ok: false, code };
+  }
+
+  private fail(err: unknown, extra: AuditFields): MonitorOutcome {
+    if (isSpaError(err)) return this.refuse(err.code as DropCode, err.message, extra);
+    return this.refuse('INTERNAL', (err as Error)?.message ?? String(err), extra);
+  }
+}
