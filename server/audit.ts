@@ -27,6 +27,8 @@ export type AuditEvent =
   | 'firewall_error'
   | 'persist_error'
   | 'persist_ok'
+  | 'verifier_exited'
+  | 'verifier_restarted'
   | 'error';
 
 export interface AuditFields {
@@ -102,7 +104,8 @@ export function createAudit(opts: { file?: string | null; verbose?: boolean } = 
         event === 'error' ||
         event === 'firewall_error' ||
         event === 'reload_failed' ||
-        event === 'persist_error'
+        event === 'persist_error' ||
+        event === 'verifier_exited'
           ? 'error'
           : 'info';
       logger[level](safeFields(fields), event);

@@ -4,7 +4,7 @@
  *
  * Config file keys (all optional): interface, udp_server, udp_host, port, firewall, protect,
  * always_allow, max_skew, audit_log, remove_on_exit, passphrase_file, table, rate_burst,
- * rate_per_second, max_commands_per_user.
+ * rate_per_second, max_commands_per_user, verifier_user.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,8 @@ export interface ServerConfig {
   verbose: boolean;
   socketPath: string;
   replayFile: string;
+  /** Account of the unprivileged verifier and capture processes; null = `spa`, else `nobody`. */
+  verifierUser: string | null;
 }
 
 const fileSchema = z.strictObject({
@@ -52,6 +54,10 @@ const fileSchema = z.strictObject({
   rate_burst: z.number().int().min(1).max(10_000).optional(),
   rate_per_second: z.number().min(0.01).max(10_000).optional(),
   max_commands_per_user: z.number().int().min(1).max(64).optional(),
+  verifier_user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_.-]{0,31}$/)
+    .optional(),
 });
 export type ConfigFile = z.infer<typeof fileSchema>;
 
@@ -67,6 +73,7 @@ export interface ServerFlags {
   verbose?: boolean;
   auditLog?: string;
   passphraseFile?: string;
+  verifierUser?: string;
 }
 
 export function readConfigFile(path: string): ConfigFile {
@@ -149,5 +156,6 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
     verbose: flags.verbose ?? false,
     socketPath: join(stateDir, 'spad.sock'),
     replayFile: join(stateDir, 'replay.jsonl'),
+    verifierUser: flags.verifierUser ?? file.verifier_user ?? null,
   };
 }

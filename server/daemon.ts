@@ -1,8 +1,10 @@
 /**
- * spad's lifecycle. Start-up is fail-safe and ordered: configuration, server key and keyring are
- * loaded and checked first (any error refuses to start); then the firewall protections go in;
- * only then is the first packet read. Reload (control socket, SIGHUP, or a change to
- * keyring.json) swaps the user directory atomically, or keeps the last good one and says why.
+ * spad's lifecycle, in the monitor process (root). Start-up is fail-safe and ordered:
+ * configuration, server key and keyring are loaded and checked first (any error refuses to
+ * start); then the firewall protections go in; only then is the first packet read, by the
+ * unprivileged verifier this starts (monitor-process.ts), whose decisions the monitor verifies
+ * again before acting (monitor.ts). Reload (control socket, SIGHUP, or a change to keyring.json)
+ * swaps the user directory atomically in both, or keeps the last good one and says why.
  * A timer checks that our firewall table is still there and restores it if an admin removed it.
  */
 import { existsSync, watch } from 'node:fs';
@@ -13,18 +15,21 @@ import { serverIdentity } from '../protocol/envelope.js';
 import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { type Audit, createAudit } from './audit.js';
-import { createPcapCapture, createUdpCapture } from './capture/index.js';
-import type { Capture } from './capture/types.js';
+import { captureChildArgs } from './capture/pcap.js';
+import { lookupAccount } from './commands.js';
 import type { ServerConfig } from './config.js';
 import { callControl, listenControl } from './control.js';
 import { createFirewall } from './firewall/index.js';
 import type { Firewall } from './firewall/types.js';
-import { type CommandRunner, Pipeline } from './pipeline.js';
+import type { CountersMessage } from './ipc.js';
+import { Monitor } from './monitor.js';
+import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
+import type { CommandRunner } from './pipeline.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
 
 export interface Daemon {
-  readonly pipeline: Pipeline;
+  readonly monitor: Monitor;
   readonly firewall: Firewall;
   reload(): Promise<{ users: number }>;
   status(): Promise<Record<string, unknown>>;
@@ -79,19 +84,50 @@ export async function startDaemon(
   );
   // entries cover the window now in force, also if max_skew was raised since they were written
   const loaded = replay.load(Date.now(), cfg.maxSkewSeconds);
-  let capture: Capture | null = null;
-  const pipeline = new Pipeline({
-    identity,
+  const root = process.getuid?.() === 0;
+  const account: (Account & { name: string }) | null = root
+    ? await verifierAccount(cfg.verifierUser, lookupAccount)
+    : null;
+  if (account && cfg.capture.mode === 'udp' && cfg.port < 1024) {
+    throw new ConfigError('CONFIG_INVALID', `--udp-server: port ${cfg.port} is below 1024`, {
+      field: 'port',
+      hint: 'the verifier that binds the socket has no privilege: use a port above 1023, or pcap (--interface)',
+    });
+  }
+  let supervisor: VerifierSupervisor | null = null;
+  const monitor = new Monitor({
+    serverFingerprint: identity.fingerprint,
     users: () => users,
     replay,
     firewall,
     audit,
     now: () => Date.now(),
     maxSkewSeconds: cfg.maxSkewSeconds,
-    // a backlog makes the capture stop reading, so its process sheds the flood fairly instead
-    onBacklog: (busy) => (busy ? capture?.pause?.() : capture?.resume?.()),
+    notify: (msg) => supervisor?.send(msg),
     ...(opts.commands ? { commands: opts.commands(audit) } : {}),
   });
+  // the verifier's counters: those of the running one, plus the last ones of each before it
+  const fromVerifiers: {
+    generation: number;
+    current: Record<string, number>;
+    before: Record<string, number>;
+  } = { generation: 0, current: {}, before: {} };
+  let captureStats: CountersMessage['capture'] = null;
+  const onCounters = (m: CountersMessage, generation: number): void => {
+    if (generation !== fromVerifiers.generation) {
+      for (const [k, n] of Object.entries(fromVerifiers.current))
+        fromVerifiers.before[k] = (fromVerifiers.before[k] ?? 0) + n;
+      fromVerifiers.generation = generation;
+    }
+    fromVerifiers.current = m.counters;
+    captureStats = m.capture;
+  };
+  const counters = (): Record<string, number> => {
+    const all: Record<string, number> = { ...fromVerifiers.before };
+    for (const src of [fromVerifiers.current, Object.fromEntries(monitor.counters)])
+      for (const [k, n] of Object.entries(src)) all[k] = (all[k] ?? 0) + n;
+    return all;
+  };
   const started = Date.now();
 
   let reloading: Promise<{ users: number }> | null = null;
@@ -100,6 +136,7 @@ export async function startDaemon(
       try {
         const next = await loadUsers(cfg.stateDir);
         users = next;
+        supervisor?.send({ t: 'reload', records: [...next.records.values()] });
         audit.log('reload', { detail: why, users: next.count });
         return { users: next.count };
       } catch (err) {
@@ -124,8 +161,11 @@ export async function startDaemon(
     users: users.count,
     replayEntries: replay.size,
     replayPersisting: replay.persisting,
-    counters: Object.fromEntries(pipeline.counters),
-    captureStats: capture ? { ...capture.stats } : null,
+    counters: counters(),
+    captureStats,
+    verifierUser: account?.name ?? null,
+    verifierRestarts: supervisor?.restarts ?? 0,
+    processes: supervisor?.processes() ?? [],
     grants: (await firewall.list()).map((g) => ({
       source: g.source,
       port: `${g.proto}/${g.port}`,
@@ -153,21 +193,13 @@ export async function startDaemon(
   const onUsr1 = (): void => audit.reopen?.();
   process.on('SIGUSR1', onUsr1);
 
-  const shedSeen: Record<string, number> = {};
   let checking = false;
   const maintenance = setInterval(async () => {
     if (checking) return;
     checking = true;
     try {
       const now = Date.now();
-      pipeline.flushDropSummary();
-      // junk the capture process shed under a flood: counted and summarized like pipeline drops
-      const shed = capture?.stats.prefiltered ?? {};
-      for (const [reason, total] of Object.entries(shed)) {
-        const delta = total - (shedSeen[reason] ?? 0);
-        if (delta > 0) pipeline.countShed(reason, delta);
-        shedSeen[reason] = total;
-      }
+      monitor.flush();
       replay.prune(now);
       await firewall.sweep(now);
       if (!(await firewall.healthy())) {
@@ -183,24 +215,45 @@ export async function startDaemon(
     }
   }, 1000);
 
-  const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
-  const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
-  const maxPayload = PACKET_MAX_BYTES;
-  capture =
-    cfg.capture.mode === 'pcap'
-      ? createPcapCapture({
-          device: cfg.capture.device,
-          port: cfg.port,
-          maxPayload,
-          onDatagram,
-          onError,
-          recipientKeyIds: [...identity.recipientKeyIds],
-        })
-      : createUdpCapture({ host: cfg.capture.host, port: cfg.port, maxPayload, onDatagram, onError });
+  // The unprivileged side: capture (pcap mode: a process with CAP_NET_RAW only) and the
+  // verifier (no capability at all), restarted by the supervisor if they die or stall.
+  const serverKey = key.armor();
+  supervisor = new VerifierSupervisor({
+    captureArgs:
+      cfg.capture.mode === 'pcap'
+        ? captureChildArgs({
+            device: cfg.capture.device,
+            port: cfg.port,
+            maxPayload: PACKET_MAX_BYTES,
+            onDatagram: () => {},
+            recipientKeyIds: [...identity.recipientKeyIds],
+          })
+        : null,
+    account,
+    cwd: verifierDir(cfg.stateDir, account),
+    init: () => ({
+      t: 'init',
+      serverKey,
+      records: [...users.records.values()],
+      settings: {
+        capture: cfg.capture,
+        port: cfg.port,
+        maxSkewSeconds: cfg.maxSkewSeconds,
+        verbose: cfg.verbose,
+      },
+      replay: replay.live(Date.now()),
+    }),
+    onLine: (line, peer) => {
+      void monitor.line(line, peer);
+    },
+    onOversize: (n) => monitor.oversize(n),
+    onCounters,
+    audit,
+  });
   // The control socket opens last: once `spad status` answers, knocks are being read.
   let control: Server;
   try {
-    await capture.start();
+    await supervisor.start();
     control = await listenControl(cfg.socketPath, async (cmd) => {
       switch (cmd) {
         case 'status':
@@ -219,7 +272,7 @@ export async function startDaemon(
     watcher.close();
     process.off('SIGHUP', onHup);
     process.off('SIGUSR1', onUsr1);
-    await capture.stop().catch(() => {});
+    await supervisor.stop().catch(() => {});
     throw err;
   }
   audit.log('start', {
@@ -229,19 +282,20 @@ export async function startDaemon(
     protect: formatAccessList(cfg.protect),
     firewall: cfg.firewall,
     replayLoaded: loaded.loaded,
+    verifierUser: account?.name ?? null,
   });
 
   let stopped = false;
   return {
-    pipeline,
+    monitor,
     firewall,
     reload: () => reload('request'),
     status,
     async stop() {
       if (stopped) return;
       stopped = true;
-      await capture?.stop();
-      await pipeline.idle();
+      await supervisor?.stop();
+      await monitor.idle();
       clearInterval(maintenance);
       if (debounce) clearTimeout(debounce);
       watcher.close();
@@ -249,7 +303,7 @@ export async function startDaemon(
       process.off('SIGUSR1', onUsr1);
       await new Promise<void>((r) => control.close(() => r()));
       await firewall.shutdown({ removeProtections: cfg.removeOnExit });
-      audit.log('stop', { counters: Object.fromEntries(pipeline.counters) });
+      audit.log('stop', { counters: counters() });
       audit.flush();
     },
   };

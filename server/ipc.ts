@@ -14,7 +14,6 @@
  */
 import { z } from 'zod';
 import type { KeyRecord } from '../keyring/index.js';
-import { DROP_CODES } from '../protocol/errors.js';
 import type { ReplayEntry } from './replay.js';
 
 /** A decision line is ~3 kB with RSA-4096 keys; nothing the verifier says legitimately needs more. */
@@ -44,13 +43,16 @@ export type DecisionMessage = z.infer<typeof decisionSchema>;
 /** Audit events a verifier may ask the monitor to write: drops and its own errors. */
 export const VERIFIER_EVENTS = ['drop', 'drop_summary', 'error'] as const;
 
+/** Keys of an audit line that the log writes itself, or that only the monitor may set. */
+const RESERVED_FIELDS = ['event', 'svc', 'level', 'time', 'where'];
+
 const auditSchema = z.strictObject({
   t: z.literal('audit'),
   event: z.enum(VERIFIER_EVENTS),
-  reason: z.enum([...DROP_CODES, 'INTERNAL']).optional(),
   fields: z
     .record(z.string().regex(/^[a-zA-Z]{1,16}$/), z.union([text, z.number(), z.boolean()]))
-    .refine((r) => Object.keys(r).length <= 12, 'at most 12 fields'),
+    .refine((r) => Object.keys(r).length <= 12, 'at most 12 fields')
+    .refine((r) => !RESERVED_FIELDS.some((k) => k in r), 'a field the audit log itself writes'),
 });
 
 const countersSchema = z.strictObject({
@@ -111,7 +113,9 @@ export type MonitorMessage =
       replay: ReplayEntry[];
     }
   | { t: 'reload'; records: KeyRecord[] }
-  | { t: 'accepted'; entry: ReplayEntry };
+  | { t: 'accepted'; entry: ReplayEntry }
+  /** Stop capturing, finish the queue, exit. */
+  | { t: 'stop' };
 
 /** Parses one line from the verifier: the message, or why it is refused (a field path, never the bytes). */
 export function parseVerifierLine(

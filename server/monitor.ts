@@ -33,7 +33,7 @@ const VERIFIER_AUDIT_PER_SECOND = 200;
 /** Decisions waiting for verification beyond this are refused (a verifier flooding its monitor). */
 const MAX_PENDING = 256;
 
-export interface MonitorDeps {
+export interface MonitorDeps extends VerifierPeer {
   serverFingerprint: string;
   users: () => UserDirectory;
   replay: ReplayStore;
@@ -44,6 +44,10 @@ export interface MonitorDeps {
   maxSkewSeconds: number;
   /** Sends a message to the verifier (accepted notices). */
   notify?: (msg: MonitorMessage) => void;
+}
+
+/** The process a line came from: its ready, fatal and counters messages go to it. */
+export interface VerifierPeer {
   onCounters?: (msg: CountersMessage) => void;
   onReady?: () => void;
   onFatal?: (detail: string) => void;
@@ -62,7 +66,7 @@ export class Monitor {
   constructor(private readonly deps: MonitorDeps) {}
 
   /** One line from the verifier. Resolves when it has been handled (decisions: acted on or refused). */
-  line(text: string): Promise<MonitorOutcome | null> {
+  line(text: string, peer: VerifierPeer = this.deps): Promise<MonitorOutcome | null> {
     const parsed = parseVerifierLine(text);
     if (!parsed.ok) return Promise.resolve(this.refuse('IPC_INVALID', parsed.why));
     const msg = parsed.msg;
@@ -77,16 +81,16 @@ export class Monitor {
         return p;
       }
       case 'audit':
-        this.verifierAudit(msg.event, { ...msg.fields, ...(msg.reason ? { reason: msg.reason } : {}) });
+        this.verifierAudit(msg.event, msg.fields);
         return Promise.resolve(null);
       case 'counters':
-        this.deps.onCounters?.(msg);
+        peer.onCounters?.(msg);
         return Promise.resolve(null);
       case 'ready':
-        this.deps.onReady?.();
+        peer.onReady?.();
         return Promise.resolve(null);
       case 'fatal':
-        this.deps.onFatal?.(msg.detail);
+        peer.onFatal?.(msg.detail);
         return Promise.resolve(null);
     }
   }

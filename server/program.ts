@@ -35,6 +35,25 @@ function print(x: unknown): void {
   process.stdout.write(`${text}\n`);
 }
 
+interface ProcessStatus {
+  role: string;
+  pid: number;
+  uid: number | null;
+  capEff: string | null;
+  capPrm: string | null;
+  capBnd: string | null;
+  noNewPrivs: boolean | null;
+}
+
+/** One line per spad process: role, pid, uid and capability sets (privilege separation). */
+function processLines(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return (list as ProcessStatus[]).map(
+    (p) =>
+      `  ${p.role.padEnd(8)} pid ${p.pid}  uid ${p.uid ?? '?'}  CapEff ${p.capEff ?? '?'}  CapPrm ${p.capPrm ?? '?'}  CapBnd ${p.capBnd ?? '?'}  NoNewPrivs ${p.noNewPrivs === null ? '?' : p.noNewPrivs ? 1 : 0}`,
+  );
+}
+
 export function buildProgram(): Command {
   const program = new Command('spad')
     .description('Single Packet Authorization daemon: opens the firewall for verified OpenPGP knocks')
@@ -48,6 +67,7 @@ export function buildProgram(): Command {
     .option('--audit-log <file>', 'write the JSON audit log here instead of stdout')
     .option('--passphrase-file <file>', 'passphrase of server.key, if spa-keys init protected it')
     .option('-f, --foreground', 'stay in the foreground (spad always does; for systemd and fwknop habits)')
+    .option('--verifier-user <user>', 'account of the unprivileged verifier (default spa, else nobody)')
     .option('--check', 'validate configuration, server key and keyring, then exit')
     .option('-v, --verbose', 'more detail in the audit log')
     .action(async (flags: ServerFlags & { check?: boolean; foreground?: boolean }) => {
@@ -100,6 +120,8 @@ export function buildProgram(): Command {
         [
           `uptime ${s.uptimeSeconds}s  server ${s.serverFingerprint}`,
           `capture ${s.capture} port ${s.port}  firewall ${s.firewall}  protect ${s.protect}  users ${s.users}`,
+          `processes (verifier user ${s.verifierUser ?? '-'}, restarts ${s.verifierRestarts ?? 0})`,
+          ...processLines(s.processes),
           `counters ${counters || '(none)'}`,
           `grants ${grants.length}`,
           ...grants.map(

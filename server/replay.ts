@@ -140,6 +140,11 @@ export class ReplayStore {
     return n;
   }
 
+  /** The live entries (spad's monitor hands them to a new verifier for its fast path). */
+  live(now: number): ReplayEntry[] {
+    return [...this.keys.values()].filter((e) => e.expiresAt > now);
+  }
+
   get size(): number {
     return this.keys.size;
   }

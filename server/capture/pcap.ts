@@ -75,7 +75,33 @@ export interface PcapCaptureMode {
    * feed frames for made-up addresses).
    */
   hostAddresses?: HostAddresses | null;
+  /** Read the records of a capture process started elsewhere from this stream (see piped()). */
+  frames?: NodeJS.ReadableStream;
+  /** With `frames`: that process's stdin, where frames read are credited back (CREDIT_WINDOW). */
+  credits?: NodeJS.WritableStream;
 }
+
+/** argv of pcap-child.ts for these options (after the script path). */
+export function captureChildArgs(opts: PcapCaptureOptions): string[] {
+  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+  const frameBytes = Math.min(CAP_SNAPLEN, opts.maxPayload + HEADER_ROOM);
+  return [
+    '--device',
+    opts.device,
+    '--port',
+    String(opts.port),
+    '--buffer-bytes',
+    String(bufferBytes),
+    '--frame-bytes',
+    String(frameBytes),
+    ...(opts.recipientKeyIds?.length
+      ? ['--key-ids', opts.recipientKeyIds.join(','), '--credits', String(CREDIT_WINDOW)]
+      : []),
+  ];
+}
+
+/** The capture process's script (spawned by this module, or by spad's monitor). */
+export const CAPTURE_CHILD_SCRIPT = CHILD;
 
 /** Linux dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
 export function isValidDeviceName(name: string): boolean {
@@ -192,7 +218,134 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     }
   };
 
+  /** A capture process's shed counts are cumulative per process: add what each one shed since its last report. */
+  const shedBy = new WeakMap<object, Record<string, number>>();
+
+  /**
+   * Reads the records of one capture process (pcap-ipc.ts) and feeds its frames to onFrame.
+   * `source` identifies the process (for its cumulative counts).
+   */
+  function recordSink(
+    source: object,
+    on: {
+      onReady(linkType: number): void;
+      onError(message: string): void;
+      onBadStream(): void;
+      /** After each chunk, with the number of frames it held (to credit them back). */
+      onFrames(n: number): void;
+    },
+  ): (chunk: Buffer) => void {
+    const reader = new RecordReader(frameBytes + 64);
+    let linkType = 0;
+    return (chunk: Buffer) => {
+      reader.push(chunk);
+      let frames = 0;
+      try {
+        for (let rec = reader.next(); rec; rec = reader.next()) {
+          if (rec.type === 'frame') {
+            if (rec.dropped > 0) stats.dropped = rec.dropped;
+            frames++;
+            onFrame(linkType, rec.frame, rec.truncated, rec.receivedAt);
+          } else if (rec.type === 'ready') {
+            linkType = rec.linkType;
+            stats.linkType = linkType;
+            on.onReady(linkType);
+          } else if (rec.type === 'error') {
+            on.onError(rec.message);
+          } else if (rec.type === 'filtered') {
+            const prev = shedBy.get(source) ?? {};
+            const total = { ...(stats.prefiltered ?? {}) };
+            for (const [reason, n] of Object.entries(rec.counts)) {
+              total[reason] = (total[reason] ?? 0) + n - (prev[reason] ?? 0);
+            }
+            shedBy.set(source, rec.counts);
+            stats.prefiltered = total;
+          }
+        }
+        on.onFrames(frames);
+      } catch (err) {
+        report(err);
+        on.onBadStream();
+      }
+    };
+  }
+
+  if (opts.frames) return piped(opts.frames, opts.credits);
   return opts.isolate === false ? inProcess() : isolated();
+
+  /**
+   * Records from a capture process someone else started and supervises (spad's monitor starts it
+   * with CAP_NET_RAW and hands its stdout to the verifier, which reads it here). start() resolves
+   * on its READY record and rejects on its ERROR record or end of stream.
+   */
+  function piped(frames: NodeJS.ReadableStream, credits?: NodeJS.WritableStream): PcapCapture {
+    let started: Promise<void> | undefined;
+    let paused = false;
+    let owed = 0;
+    const credit = (): void => {
+      if (owed === 0 || paused || !credits) return;
+      credits.write(Buffer.alloc(owed));
+      owed = 0;
+    };
+    credits?.on('error', () => {});
+    return {
+      stats,
+      pause() {
+        paused = true;
+        frames.pause();
+      },
+      resume() {
+        paused = false;
+        frames.resume();
+        credit();
+      },
+      start() {
+        started ??= new Promise<void>((resolve, reject) => {
+          let ready = false;
+          let childError: string | undefined;
+          const timer = setTimeout(
+            () => reject(openError('the capture process did not start in time')),
+            START_TIMEOUT_MS,
+          );
+          const sink = recordSink(frames, {
+            onReady() {
+              if (ready) return;
+              ready = true;
+              clearTimeout(timer);
+              resolve();
+            },
+            onError(message) {
+              childError = message;
+            },
+            onBadStream() {
+              (frames as unknown as { destroy?: () => void }).destroy?.();
+            },
+            onFrames(n) {
+              owed += n;
+              credit();
+            },
+          });
+          frames.on('data', sink);
+          frames.on('error', (err: Error) => report(err));
+          frames.on('end', () => {
+            clearTimeout(timer);
+            if (!ready) reject(openError(childError ?? 'capture process ended'));
+            else
+              report(
+                new ConfigError(
+                  'IO',
+                  `pcap: capture process for "${device}" ended (${childError ?? 'end of stream'})`,
+                ),
+              );
+          });
+        });
+        return started;
+      },
+      async stop() {
+        (frames as unknown as { destroy?: () => void }).destroy?.();
+      },
+    };
+  }
 
   function inProcess(): PcapCapture {
     let handle: CapHandle | undefined;
@@ -244,33 +397,15 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     let restartTimer: NodeJS.Timeout | undefined;
     let backoff = RESTART_MIN_MS;
 
-    const shedByChild = new WeakMap<ChildProcess, Record<string, number>>();
-
     /** Spawns a child; resolves once it has the device open, rejects if it cannot. */
     const launch = (): Promise<void> =>
       new Promise<void>((resolve, reject) => {
-        const c = spawn(
-          process.execPath,
-          [
-            CHILD,
-            '--device',
-            device,
-            '--port',
-            String(port),
-            '--buffer-bytes',
-            String(bufferBytes),
-            '--frame-bytes',
-            String(frameBytes),
-            ...(opts.recipientKeyIds?.length
-              ? ['--key-ids', opts.recipientKeyIds.join(','), '--credits', String(CREDIT_WINDOW)]
-              : []),
-          ],
-          { stdio: ['pipe', 'pipe', 'pipe'] },
-        );
+        const c = spawn(process.execPath, [CHILD, ...captureChildArgs(opts)], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
         child = c;
         owed = 0;
         if (paused) c.stdout?.pause();
-        const reader = new RecordReader(frameBytes + 64);
         let ready = false;
         let stderrTail = '';
         let childError: string | undefined;
@@ -278,46 +413,31 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
           c.kill('SIGKILL');
           reject(openError('the capture process did not start in time'));
         }, START_TIMEOUT_MS);
-        let linkType = 0;
         c.stderr?.setEncoding('utf8');
         c.stderr?.on('data', (s: string) => {
           stderrTail = (stderrTail + s).slice(-2000);
         });
         c.stdin?.on('error', () => {});
-        c.stdout?.on('data', (chunk: Buffer) => {
-          reader.push(chunk);
-          try {
-            for (let rec = reader.next(); rec; rec = reader.next()) {
-              if (rec.type === 'frame') {
-                if (rec.dropped > 0) stats.dropped = rec.dropped;
-                owed++;
-                onFrame(linkType, rec.frame, rec.truncated, rec.receivedAt);
-              } else if (rec.type === 'ready' && !ready) {
-                ready = true;
-                linkType = rec.linkType;
-                stats.linkType = linkType;
-                backoff = RESTART_MIN_MS;
-                clearTimeout(timer);
-                resolve();
-              } else if (rec.type === 'error') {
-                childError = rec.message;
-              } else if (rec.type === 'filtered') {
-                // counts are per child process: add what this child shed since its last report
-                const prev = shedByChild.get(c) ?? {};
-                const total = { ...(stats.prefiltered ?? {}) };
-                for (const [reason, n] of Object.entries(rec.counts)) {
-                  total[reason] = (total[reason] ?? 0) + n - (prev[reason] ?? 0);
-                }
-                shedByChild.set(c, rec.counts);
-                stats.prefiltered = total;
-              }
-            }
-            if (child === c) credit();
-          } catch (err) {
-            report(err);
+        const sink = recordSink(c, {
+          onReady() {
+            if (ready) return;
+            ready = true;
+            backoff = RESTART_MIN_MS;
+            clearTimeout(timer);
+            resolve();
+          },
+          onError(message) {
+            childError = message;
+          },
+          onBadStream() {
             c.kill('SIGKILL');
-          }
+          },
+          onFrames(n) {
+            owed += n;
+            if (child === c) credit();
+          },
         });
+        c.stdout?.on('data', sink);
         c.on('error', (err) => {
           clearTimeout(timer);
           if (!ready) reject(openError(err.message, err));

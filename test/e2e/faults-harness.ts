@@ -48,6 +48,8 @@ export interface FaultRigOptions {
    * start() waits for the control socket instead of the 'start' line.
    */
   readonly auditLog?: string;
+  /** How spad captures (default `--interface eth0`; e.g. `--udp-server`). */
+  readonly capture?: readonly string[];
 }
 
 /** spad with its audit log in a file: started when its control socket answers. */
@@ -108,7 +110,15 @@ export async function faultRig(o: FaultRigOptions = {}): Promise<FaultRig> {
     children.push(await startServices(topo.server, [22], []));
     const cfg = join(keys.dir, 'spad.json');
     writeFileSync(cfg, JSON.stringify(o.config ?? {}));
-    const args = ['--interface', 'eth0', '--protect', 'tcp/22', '--firewall', backend, '--config', cfg];
+    const args = [
+      ...(o.capture ?? ['--interface', 'eth0']),
+      '--protect',
+      'tcp/22',
+      '--firewall',
+      backend,
+      '--config',
+      cfg,
+    ];
     const k = keys;
     let stateDir = k.stateDir;
     const rig: FaultRig = {

@@ -1,0 +1,380 @@
+/**
+ * The monitor's side of the privilege split: it starts and supervises the unprivileged
+ * processes (SECURITY.md "Privilege separation").
+ *
+ * - capture (pcap mode only): server/capture/pcap-child.ts, started through setpriv(1) as the
+ *   verifier user with CAP_NET_RAW alone (libpcap needs nothing more to open a packet socket),
+ *   no-new-privs. Its stdout is handed straight to the verifier as fd 0: frames never pass
+ *   through the monitor.
+ * - verifier: server/verifier.ts, through setpriv as the verifier user with every capability
+ *   set empty (bounding set included) and no-new-privs, cwd its own directory. fd 1 → monitor
+ *   (ipc.ts lines, bounded here), fd 3 ← monitor (init, reload, accepted).
+ *
+ * Both are restarted together when either exits or the verifier stops talking (no line for
+ * STALL_MS; it sends counters every second), with a back-off from 250 ms doubling to 5 s. The
+ * firewall is not touched meanwhile: protections and grants live in the kernel.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../protocol/errors.js';
+import type { Audit } from './audit.js';
+import { CAPTURE_CHILD_SCRIPT } from './capture/pcap.js';
+import { encodeLine, LineSplitter, MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
+import type { VerifierPeer } from './monitor.js';
+
+const VERIFIER_SCRIPT = fileURLToPath(new URL('./verifier.js', import.meta.url));
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
+export const STALL_MS = 3000;
+const START_TIMEOUT_MS = 15_000;
+const RESTART_MIN_MS = 250;
+const RESTART_MAX_MS = 5000;
+/** A verifier that ran this long resets the back-off. */
+const HEALTHY_MS = 10_000;
+
+export interface Account {
+  uid: number;
+  gid: number;
+}
+
+export interface SupervisorOptions {
+  /** argv of pcap-child.ts (after its path) in pcap mode; null with --udp-server. */
+  captureArgs: string[] | null;
+  /** Whom the children run as; null when spad itself is not root (nothing to drop: tests). */
+  account: Account | null;
+  /** The verifier's own directory (its cwd). */
+  cwd: string;
+  /** The init message for a new verifier (built at each start: current allowlist and replay entries). */
+  init: () => MonitorMessage;
+  /** Each line from the verifier, with the handlers of this verifier's ready/fatal/counters. */
+  onLine: (line: string, peer: VerifierPeer) => void;
+  onOversize: (bytes: number) => void;
+  /** Counters from the verifier of this generation (a new number after each restart). */
+  onCounters: (msg: Parameters<NonNullable<VerifierPeer['onCounters']>>[0], generation: number) => void;
+  audit: Audit;
+}
+
+export interface ProcessInfo {
+  role: 'monitor' | 'verifier' | 'capture';
+  pid: number;
+  uid: number | null;
+  capEff: string | null;
+  capPrm: string | null;
+  capBnd: string | null;
+  noNewPrivs: boolean | null;
+}
+
+/** Uid and capability sets of a process, from /proc/PID/status. */
+export function processInfo(role: ProcessInfo['role'], pid: number): ProcessInfo {
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // gone: report what we know
+  }
+  const field = (name: string): string | null =>
+    new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text)?.[1] ?? null;
+  const uid = field('Uid');
+  const nnp = field('NoNewPrivs');
+  return {
+    role,
+    pid,
+    uid: uid === null ? null : Number(uid.split(/\s+/)[0]),
+    capEff: field('CapEff'),
+    capPrm: field('CapPrm'),
+    capBnd: field('CapBnd'),
+    noNewPrivs: nnp === null ? null : nnp === '1',
+  };
+}
+
+/**
+ * The account the verifier and capture processes run as: `name` if given, else `spa` (created by
+ * scripts/setup.sh), else `nobody`. Never root.
+ */
+export async function verifierAccount(
+  name: string | null,
+  lookup: (n: string) => Promise<Account | null>,
+): Promise<Account & { name: string }> {
+  for (const n of name ? [name] : ['spa', 'nobody']) {
+    const a = await lookup(n);
+    if (!a) continue;
+    if (a.uid === 0 || a.gid === 0) {
+      throw new ConfigError('CONFIG_INVALID', `verifier user ${n}: must not be root`, {
+        field: 'verifier_user',
+      });
+    }
+    return { ...a, name: n };
+  }
+  throw new ConfigError('CONFIG_INVALID', `verifier user ${name ?? 'spa or nobody'}: no such user`, {
+    field: 'verifier_user',
+    hint: 'create it: useradd --system --no-create-home --shell /usr/sbin/nologin spa',
+  });
+}
+
+/**
+ * The verifier's own directory, `<state-dir>/verifier`, mode 0700 and owned by its account: its
+ * cwd and the only directory of spad's it may write. Falls back to `/` (which it cannot write)
+ * when the state directory refuses the mkdir (a read-only state directory).
+ */
+export function verifierDir(stateDir: string, account: Account | null): string {
+  const dir = join(stateDir, 'verifier');
+  try {
+    mkdirSync(dir, { mode: 0o700, recursive: true });
+    if (account) chownSync(dir, account.uid, account.gid);
+    chmodSync(dir, 0o700);
+    return dir;
+  } catch {
+    return existsSync(dir) ? dir : '/';
+  }
+}
+
+function setprivPath(): string {
+  const p = SETPRIV.find((x) => existsSync(x));
+  if (!p) {
+    throw new ConfigError('IO', "setpriv not found: spad needs it to drop the verifier's privileges", {
+      hint: 'install util-linux (Debian: it is essential; apt-get install util-linux)',
+    });
+  }
+  return p;
+}
+
+function dropTo(account: Account, caps: 'none' | 'net_raw'): string[] {
+  return [
+    `--reuid=${account.uid}`,
+    `--regid=${account.gid}`,
+    '--clear-groups',
+    ...(caps === 'none'
+      ? ['--inh-caps=-all', '--bounding-set=-all']
+      : ['--inh-caps=+net_raw', '--ambient-caps=+net_raw', '--bounding-set=-all,+net_raw']),
+    '--no-new-privs',
+    '--',
+  ];
+}
+
+interface Generation {
+  verifier: ChildProcess;
+  capture: ChildProcess | null;
+  startedAt: number;
+  lastLine: number;
+  ready: boolean;
+  stderr: string;
+  exited: number;
+}
+
+export class VerifierSupervisor {
+  private gen: Generation | null = null;
+  private wanted = false;
+  private backoff = RESTART_MIN_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private downSince = 0;
+  private generations = 0;
+  restarts = 0;
+
+  constructor(private readonly opts: SupervisorOptions) {}
+
+  /** Starts the first verifier; resolves once it captures, rejects (ConfigError IO) if it cannot. */
+  async start(): Promise<void> {
+    this.wanted = true;
+    try {
+      await this.launch(true);
+    } catch (err) {
+      this.wanted = false;
+      throw err;
+    }
+    this.stallTimer = setInterval(() => this.checkStall(), 1000);
+  }
+
+  send(msg: MonitorMessage): void {
+    const fd3 = this.gen?.verifier.stdio[3] as NodeJS.WritableStream | undefined;
+    fd3?.write(encodeLine(msg));
+  }
+
+  processes(): ProcessInfo[] {
+    const g = this.gen;
+    const out = [processInfo('monitor', process.pid)];
+    if (g?.verifier.pid) out.push(processInfo('verifier', g.verifier.pid));
+    if (g?.capture?.pid) out.push(processInfo('capture', g.capture.pid));
+    return out;
+  }
+
+  /**
+   * Asks the verifier to stop capturing and finish what it has queued (its last decisions are
+   * still acted on), then ends both processes; SIGKILL for one that takes more than 3 s.
+   */
+  async stop(): Promise<void> {
+    this.wanted = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    const g = this.gen;
+    if (!g) return;
+    const gone = (c: ChildProcess | null): Promise<void> =>
+      !c || c.exitCode !== null || c.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((r) => c.once('close', () => r()));
+    const within = async (c: ChildProcess | null, ms: number): Promise<void> => {
+      const t = setTimeout(() => c?.kill('SIGKILL'), ms);
+      await gone(c);
+      clearTimeout(t);
+    };
+    this.send({ t: 'stop' });
+    await within(g.verifier, 3000);
+    g.capture?.stdin?.end();
+    await within(g.capture, 2000);
+    if (this.gen === g) this.gen = null;
+  }
+
+  private spawnAs(caps: 'none' | 'net_raw', script: string, args: string[], stdio: unknown[]): ChildProcess {
+    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+    const { account } = this.opts;
+    const argv = [process.execPath, script, ...args];
+    const [cmd, ...rest] = account ? [setprivPath(), ...dropTo(account, caps), ...argv] : argv;
+    return spawn(cmd as string, rest, { stdio: stdio as never, env, cwd: this.opts.cwd });
+  }
+
+  private launch(first = false): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (detail: string): void => {
+        if (settled) return;
+        settled = true;
+        reject(new ConfigError('IO', detail));
+      };
+      let capture: ChildProcess | null = null;
+      let verifier: ChildProcess;
+      try {
+        if (this.opts.captureArgs) {
+          capture = this.spawnAs('net_raw', CAPTURE_CHILD_SCRIPT, this.opts.captureArgs, [
+            'pipe',
+            'pipe',
+            'pipe',
+          ]);
+          capture.stdin?.on('error', () => {});
+        }
+        verifier = this.spawnAs(
+          'none',
+          VERIFIER_SCRIPT,
+          [],
+          [capture?.stdout ?? 'ignore', 'pipe', 'pipe', 'pipe'],
+        );
+      } catch (err) {
+        capture?.kill('SIGKILL');
+        fail((err as Error).message);
+        return;
+      }
+      // the frames are the verifier's: close our copy of the pipe before anything is read from it
+      capture?.stdout?.destroy();
+      const g: Generation = {
+        verifier,
+        capture,
+        startedAt: Date.now(),
+        lastLine: Date.now(),
+        ready: false,
+        stderr: '',
+        exited: 0,
+      };
+      this.gen = g;
+      const startTimer = setTimeout(() => {
+        fail('the verifier did not start in time');
+        this.kill(g);
+      }, START_TIMEOUT_MS);
+      const generation = ++this.generations;
+      const peer: VerifierPeer = {
+        onCounters: (m) => this.opts.onCounters(m, generation),
+        onReady: () => {
+          if (g.ready) return;
+          g.ready = true;
+          clearTimeout(startTimer);
+          if (this.downSince) {
+            this.restarts++;
+            this.opts.audit.log('verifier_restarted', {
+              pid: verifier.pid,
+              restarts: this.restarts,
+              ms: Date.now() - this.downSince,
+            });
+            this.downSince = 0;
+          }
+          settled = true;
+          resolve();
+        },
+        onFatal: (detail) => {
+          g.stderr = detail;
+          if (!g.ready) {
+            clearTimeout(startTimer);
+            fail(detail);
+          }
+        },
+      };
+      const split = new LineSplitter(
+        MAX_LINE_BYTES,
+        (line) => {
+          g.lastLine = Date.now();
+          this.opts.onLine(line, peer);
+        },
+        (n) => this.opts.onOversize(n),
+      );
+      verifier.stdout?.on('data', (c: Buffer) => split.push(c));
+      for (const c of [verifier, capture]) {
+        c?.stderr?.setEncoding('utf8');
+        c?.stderr?.on('data', (s: string) => {
+          g.stderr = (g.stderr + s).slice(-1000);
+        });
+        c?.on('error', (err) => {
+          fail(err.message);
+          this.kill(g);
+        });
+      }
+      (verifier.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
+      const onExit = (role: string) => (code: number | null, signal: NodeJS.Signals | null) => {
+        const why = `${role} ${signal ? `killed by ${signal}` : `exited with code ${code}`}`;
+        this.kill(g);
+        g.exited++;
+        if (g.exited < (capture ? 2 : 1)) return;
+        clearTimeout(startTimer);
+        const tail = g.stderr.trim().split('\n').at(-1) ?? '';
+        if (!g.ready) fail(tail || why);
+        if (this.gen === g) this.gen = null;
+        // a first start that fails is start()'s error; after that, every exit is restarted
+        if (!this.wanted || (first && !g.ready)) return;
+        this.down(`${why}${tail ? `: ${tail.slice(0, 300)}` : ''}`, g);
+      };
+      // 'close': its output is read to the end first (the last decisions count)
+      verifier.on('close', onExit('verifier'));
+      capture?.on('close', onExit('capture'));
+      this.send(this.opts.init());
+    });
+  }
+
+  /** Ends both processes of a generation (the other one follows when one dies). */
+  private kill(g: Generation): void {
+    if (g.verifier.exitCode === null && g.verifier.signalCode === null) g.verifier.kill('SIGKILL');
+    if (g.capture && g.capture.exitCode === null && g.capture.signalCode === null) g.capture.kill('SIGKILL');
+  }
+
+  private checkStall(): void {
+    const g = this.gen;
+    if (!g?.ready) return;
+    if (Date.now() - g.lastLine > STALL_MS) {
+      g.stderr = `${g.stderr}\nstalled: no message for ${STALL_MS} ms`;
+      this.kill(g);
+    }
+  }
+
+  private down(why: string, g: Generation): void {
+    if (!this.downSince) this.downSince = Date.now();
+    if (Date.now() - g.startedAt >= HEALTHY_MS) this.backoff = RESTART_MIN_MS;
+    const delay = this.backoff;
+    this.backoff = Math.min(RESTART_MAX_MS, this.backoff * 2);
+    this.opts.audit.log('verifier_exited', { detail: `${why}; restarting in ${delay} ms` });
+    if (this.restartTimer) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.wanted) return;
+      this.launch().catch((err: unknown) => {
+        // a failed start ends in an exit, which schedules the next attempt
+        void err;
+      });
+    }, delay);
+  }
+}

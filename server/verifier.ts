@@ -1,0 +1,208 @@
+/**
+ * spad's verifier process (started by the monitor, server/monitor-process.ts; not a user command).
+ * It runs with no privilege at all (no capabilities, no-new-privs, an unprivileged uid) and does
+ * everything that reads the network: capture (the pcap capture process's records on fd 0, or a
+ * UDP socket it binds), then every pipeline step up to the decision (server/pipeline.ts). A
+ * decision is sent to the monitor, which verifies it again before acting (server/monitor.ts).
+ *
+ * fd 3: messages from the monitor (ipc.ts MonitorMessage, one JSON line each): init first (the
+ * server key, the allowlist, settings, live replay entries), then reload and accepted notices.
+ * fd 1: messages to the monitor (ipc.ts VerifierMessage). It writes no file. It exits when fd 3
+ * ends (the monitor stopped or died).
+ */
+import { Socket } from 'node:net';
+import * as openpgp from 'openpgp';
+import type { KeyRecord } from '../keyring/index.js';
+import { serverIdentity, signedBytes } from '../protocol/envelope.js';
+import { PACKET_MAX_BYTES } from '../protocol/limits.js';
+import type { Audit, AuditEvent, AuditFields } from './audit.js';
+import { createPcapCapture, createUdpCapture } from './capture/index.js';
+import type { Capture, CaptureStats } from './capture/types.js';
+import { encodeLine, type MonitorMessage, VERIFIER_EVENTS, type VerifierMessage } from './ipc.js';
+import { type ActHandler, Pipeline } from './pipeline.js';
+import { RateLimiter } from './ratelimit.js';
+import { ReplayStore } from './replay.js';
+import { directoryOf, type LoadedUsers } from './users.js';
+
+const out = process.stdout;
+function send(msg: VerifierMessage): void {
+  out.write(encodeLine(msg));
+}
+
+const usersOf = (records: KeyRecord[]): LoadedUsers =>
+  directoryOf(new Map(records.map((r) => [r.fingerprint, r])));
+
+/** Audit lines go to the monitor, bounded to what its schema accepts. */
+const audit: Audit = {
+  log(event: AuditEvent, fields: AuditFields = {}) {
+    if (!(VERIFIER_EVENTS as readonly string[]).includes(event)) return;
+    const clean: Record<string, string | number | boolean> = {};
+    for (const [k, v] of Object.entries(fields)) {
+      if (!/^[a-zA-Z]{1,16}$/.test(k) || k === 'where') continue;
+      if (typeof v === 'string') clean[k] = v.slice(0, 512);
+      else if (typeof v === 'number' || typeof v === 'boolean') clean[k] = v;
+    }
+    send({ t: 'audit', event: event as (typeof VERIFIER_EVENTS)[number], fields: clean });
+  },
+  flush() {},
+};
+
+function fatal(detail: string): never {
+  out.write(encodeLine({ t: 'fatal', detail: detail.slice(0, 512) }), () => process.exit(1));
+  setTimeout(() => process.exit(1), 1000).unref();
+  throw new Error(detail);
+}
+
+async function start(
+  init: Extract<MonitorMessage, { t: 'init' }>,
+  onMessage: (f: (m: MonitorMessage) => void) => void,
+): Promise<void> {
+  const key = await openpgp.readPrivateKey({ armoredKey: init.serverKey });
+  const identity = await serverIdentity(key);
+  let users = usersOf(init.records);
+  const { settings } = init;
+  const now = (): number => Date.now();
+  const replay = new ReplayStore(null);
+  for (const e of init.replay) replay.add(e);
+  const rate = new RateLimiter({
+    burst: settings.rateBurst,
+    perSecond: settings.ratePerSecond,
+    globalPerSecond: 2000,
+    maxSources: 65_536,
+  });
+  let decided = 0;
+  const act: ActHandler = async ({ datagram: d, opened, raw }) => {
+    const signed = signedBytes(opened.signed);
+    send({
+      t: 'decision',
+      source: d.source,
+      sport: d.sourcePort,
+      raw,
+      literal: Buffer.from(signed.literal).toString('base64'),
+      signature: Buffer.from(signed.signature).toString('base64'),
+      receivedAt: d.receivedAt.toString(),
+    });
+    decided++;
+    return { ok: true };
+  };
+  const pipeline = new Pipeline({
+    identity,
+    users: () => users,
+    replay,
+    rate,
+    act,
+    audit,
+    now,
+    maxSkewSeconds: settings.maxSkewSeconds,
+  });
+  let capture: Capture | null = null;
+  onMessage((m) => {
+    if (m.t === 'reload') users = usersOf(m.records);
+    else if (m.t === 'accepted') replay.add(m.entry);
+    else if (m.t === 'stop') {
+      void (async () => {
+        await capture?.stop();
+        await pipeline.idle();
+        out.write('', () => process.exit(0));
+      })();
+    }
+  });
+
+  const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
+  const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
+  const maxPayload = PACKET_MAX_BYTES;
+  capture =
+    settings.capture.mode === 'pcap'
+      ? createPcapCapture({
+          device: settings.capture.device,
+          port: settings.port,
+          maxPayload,
+          onDatagram,
+          onError,
+          frames: process.stdin,
+        })
+      : createUdpCapture({
+          host: settings.capture.host,
+          port: settings.port,
+          maxPayload,
+          onDatagram,
+          onError,
+        });
+  try {
+    await capture.start();
+  } catch (err) {
+    fatal((err as Error).message);
+  }
+  if (settings.capture.mode === 'pcap') {
+    // the capture process ending ends this verifier too: the monitor restarts both
+    process.stdin.on('end', () => fatal('capture process ended'));
+  }
+
+  const shedSeen: Record<string, number> = {};
+  const tick = (): void => {
+    pipeline.flushDropSummary();
+    const stats = (capture as Capture).stats as CaptureStats & {
+      rejected?: Record<string, number>;
+      restarts?: number;
+      linkType?: number;
+    };
+    for (const [reason, total] of Object.entries(stats.prefiltered ?? {})) {
+      const delta = total - (shedSeen[reason] ?? 0);
+      if (delta > 0) pipeline.countShed(reason, delta);
+      shedSeen[reason] = total;
+    }
+    replay.prune(now());
+    const counters = Object.fromEntries(pipeline.counters);
+    if (decided > 0) counters.DECIDED = decided;
+    send({
+      t: 'counters',
+      counters,
+      capture: {
+        received: stats.received,
+        oversize: stats.oversize,
+        decodeErrors: stats.decodeErrors,
+        ...(stats.dropped !== undefined ? { dropped: stats.dropped } : {}),
+        ...(stats.linkType !== undefined ? { linkType: stats.linkType } : {}),
+        ...(stats.prefiltered ? { prefiltered: stats.prefiltered } : {}),
+        ...(stats.rejected ? { rejected: stats.rejected } : {}),
+      },
+    });
+  };
+  setInterval(tick, 1000);
+  send({ t: 'ready' });
+  tick();
+}
+
+function main(): void {
+  const control = new Socket({ fd: 3, readable: true, writable: false });
+  let buf = '';
+  let handler: ((m: MonitorMessage) => void) | null = null;
+  const early: MonitorMessage[] = [];
+  let started = false;
+  control.setEncoding('utf8');
+  control.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      const m = JSON.parse(line) as MonitorMessage;
+      if (m.t === 'init' && !started) {
+        started = true;
+        start(m, (f) => {
+          handler = f;
+          for (const e of early.splice(0)) f(e);
+        }).catch((err: unknown) => fatal((err as Error).message));
+      } else if (handler) {
+        handler(m);
+      } else {
+        early.push(m);
+      }
+    }
+  });
+  const bye = (): void => process.exit(0);
+  control.on('end', bye);
+  control.on('error', bye);
+  out.on('error', bye);
+}
+
+main();
