@@ -4,6 +4,7 @@
 #     apt-get install --no-install-recommends), with no service started or left enabled: see
 #     install_without_services;
 #   - npm packages with `npm ci` when node_modules is missing or older than package-lock.json;
+#   - the system user `spa` for spad's unprivileged processes, when missing and we are root;
 #   - the TypeScript build (dist/).
 # README.md "What setup installs and changes" lists the effects on the host.
 # Usage: scripts/setup.sh [--no-build]
@@ -105,6 +106,13 @@ main() {
     else
       echo "setup: warning: missing Debian packages (${missing[*]}); run as root to install them" >&2
     fi
+  fi
+
+  # The unprivileged account of spad's verifier and capture processes (SECURITY.md "Privilege
+  # separation"); spad falls back to nobody without it.
+  if [[ -z "$root" && $(id -u) -eq 0 ]] && ! getent passwd spa >/dev/null && command -v useradd >/dev/null; then
+    echo "setup: creating system user spa"
+    useradd --system --no-create-home --shell /usr/sbin/nologin spa
   fi
 
   # npm ci when node_modules does not match the lock file (hash of lock file + node version).

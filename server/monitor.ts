@@ -17,13 +17,8 @@ import { decide } from '../protocol/policy.js';
 import { act, type CommandRunner } from './act.js';
 import type { Audit, AuditFields } from './audit.js';
 import type { Firewall } from './firewall/types.js';
-import {
-  type CountersMessage,
-  type DecisionMessage,
-  MAX_LINE_BYTES,
-  type MonitorMessage,
-  parseVerifierLine,
-} from './ipc.js';
+import { MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
+import { type CountersMessage, type DecisionMessage, parseVerifierLine } from './ipc-schema.js';
 import type { UserDirectory } from './pipeline.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 

@@ -13,7 +13,9 @@
 import { Socket } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { KeyRecord } from '../keyring/index.js';
+import { pgpConfig } from '../keyring/inspect.js';
 import { serverIdentity, signedBytes } from '../protocol/envelope.js';
+import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import type { Audit, AuditEvent, AuditFields } from './audit.js';
 import { createPcapCapture, createUdpCapture } from './capture/index.js';
@@ -22,15 +24,40 @@ import { encodeLine, type MonitorMessage, VERIFIER_EVENTS, type VerifierMessage 
 import { type ActHandler, Pipeline } from './pipeline.js';
 import { RateLimiter } from './ratelimit.js';
 import { ReplayStore } from './replay.js';
-import { directoryOf, type LoadedUsers } from './users.js';
+import { buildDirectory, type LoadedUsers } from './directory.js';
 
 const out = process.stdout;
 function send(msg: VerifierMessage): void {
   out.write(encodeLine(msg));
 }
 
+/**
+ * Enrolled keys, parsed on first use. The same checks as the keyring's publicKeyOf (a public key,
+ * with the fingerprint of its record), without loading the keyring modules (server/directory.ts
+ * says why). The monitor verifies every decision with its own copy of the keys anyway.
+ */
+const parsed = new WeakMap<KeyRecord, Promise<openpgp.PublicKey>>();
+function keyOf(r: KeyRecord): Promise<openpgp.PublicKey> {
+  let p = parsed.get(r);
+  if (!p) {
+    p = (async () => {
+      const key = await openpgp.readKey({ armoredKey: r.publicKey, config: await pgpConfig() });
+      if (key.isPrivate() || key.getFingerprint().toUpperCase() !== r.fingerprint) {
+        throw new ConfigError(
+          'KEYRING_CORRUPT',
+          `keys.${r.fingerprint}.publicKey: not the enrolled public key`,
+        );
+      }
+      return key as openpgp.PublicKey;
+    })();
+    p.catch(() => parsed.delete(r));
+    parsed.set(r, p);
+  }
+  return p;
+}
+
 const usersOf = (records: KeyRecord[]): LoadedUsers =>
-  directoryOf(new Map(records.map((r) => [r.fingerprint, r])));
+  buildDirectory(new Map(records.map((r) => [r.fingerprint, r])), keyOf);
 
 /** Audit lines go to the monitor, bounded to what its schema accepts. */
 const audit: Audit = {

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { blast } from '../../scripts/bench-lib.js';
 import { netnsUnavailable, waitFor } from '../../scripts/netns.js';
 import { type FaultRig, faultRig } from './faults-harness.js';
-import { sendRaw } from './spad-harness.js';
+import { BIN, sendRaw } from './spad-harness.js';
 
 const skip = await netnsUnavailable();
 
@@ -107,6 +107,18 @@ for (const [mode, backend] of [
       assert.equal(s.NoNewPrivs, '1');
       assert.equal(s.Groups ?? '', '');
       assert.equal(readlinkSync(`/proc/${pid}/cwd`), join(rig.keys.stateDir, 'verifier'));
+      // as the verifier's user, the keyring and the server key cannot be read
+      const uid = s.Uid?.split(/\s+/)[0] ?? '';
+      for (const f of ['server.key', 'keyring.json', 'replay.jsonl']) {
+        const r = await rig.topo.server.exec('setpriv', [
+          `--reuid=${uid}`,
+          `--regid=${uid}`,
+          '--clear-groups',
+          'cat',
+          join(rig.keys.stateDir, f),
+        ]);
+        assert.notEqual(r.code, 0, `the verifier's user can read ${f}`);
+      }
       assert.ok(
         await waitFor(async () => rig.since(mark, 'grant').length >= 30, 10_000, 20),
         `${rig.since(mark, 'grant').length} of 30 knocks granted`,
@@ -138,6 +150,18 @@ for (const [mode, backend] of [
       assert.equal(st.processes[0]?.uid, 0);
       const v = st.processes[1];
       assert.ok(v && v.uid !== 0 && v.capEff === ZERO && v.capBnd === ZERO && v.noNewPrivs);
+      const text = await rig.topo.server.exec(process.execPath, [
+        BIN.spad,
+        'status',
+        '--state-dir',
+        rig.keys.stateDir,
+      ]);
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^ {2}monitor +pid \d+ {2}uid 0 /m);
+      assert.match(
+        text.stdout,
+        new RegExp(`^ {2}verifier pid \\d+ {2}uid ${v.uid} {2}CapEff ${ZERO} .*NoNewPrivs 1$`, 'm'),
+      );
     });
 
     test('the verifier SIGKILLed during a burst: a new one within 2 s, no grant lost, protections always in place', async () => {
@@ -189,6 +213,23 @@ for (const [mode, backend] of [
       await rig.spad.waitFor((l) => l.event === 'grant', 5000, later);
       assert.ok(await waitFor(async () => (await rig.ssh('client')) === 'open', 2000, 50));
       assert.equal(await rig.ssh('attacker'), 'closed');
+    });
+
+    test('a verifier that stops answering (SIGSTOP) is killed after 3 s and replaced; knocks open again', async () => {
+      const before = await pidOf('verifier');
+      assert.ok(before);
+      const mark = rig.spad.lines.length;
+      process.kill(before, 'SIGSTOP');
+      const exited = await rig.spad.waitFor((l) => l.event === 'verifier_exited', 8000, mark);
+      assert.match(String(exited.detail), /stalled/);
+      await rig.spad.waitFor((l) => l.event === 'verifier_restarted', 8000, mark);
+      assert.ok(await protected22());
+      const after = await pidOf('verifier');
+      assert.ok(after && after !== before);
+      const [k] = await rig.knocks(1);
+      const later = rig.spad.lines.length;
+      await sendRaw(rig.topo.client, rig.topo.server.ipv4, Buffer.from(k as string, 'hex'));
+      await rig.spad.waitFor((l) => l.event === 'grant', 5000, later);
     });
   });
 }
