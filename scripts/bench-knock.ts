@@ -4,7 +4,8 @@
  *    the protected port succeeds; the grant is flushed between knocks. Median and p90.
  *  - throughput: a burst of valid knocks (distinct nonces) sent as fast as one process can;
  *    valid knocks per second = knocks granted / (last grant − first send), and spad's CPU time
- *    per knock from /proc (utime + stime).
+ *    per knock from /proc (utime + stime of the daemon and its child processes: with privilege
+ *    separation, the monitor, the verifier and the capture process).
  * Usage: node dist/scripts/bench-knock.js [--knocks 40] [--burst 300] [--mode pcap|udp|both]
  *        [--firewall nftables|iptables]
  * Needs root. Cleans up its namespaces, processes and temp files even when it fails, and on
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { callControl } from '../server/control.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, type Spad, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
-import { BLAST, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
+import { BLAST, childPids, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
 import { onInterrupt } from './cleanup.js';
 import { createTopology, type Topology } from './netns.js';
 
@@ -90,7 +91,10 @@ async function runMode(
     // throughput and CPU
     const burst = await knocks(keys, home, topo.client.ipv4, BURST);
     const mark = spad.lines.length;
-    const cpu0 = cpuMs(spad.proc.pid as number);
+    // every spad process: the daemon (monitor) and its children (verifier, capture process)
+    const pids = [spad.proc.pid as number, ...childPids(spad.proc.pid as number)];
+    const cpuAll = (): number => pids.reduce((sum, p) => sum + cpuMs(p), 0);
+    const cpu0 = cpuAll();
     const t0 = Date.now();
     const blast = await topo.client.exec(NODE, ['-e', BLAST, topo.server.ipv4], {
       input: `${burst.join('\n')}\n`,
@@ -105,7 +109,7 @@ async function runMode(
       await new Promise((r) => setTimeout(r, 50));
     }
     const t1 = Date.now();
-    const cpu1 = cpuMs(spad.proc.pid as number);
+    const cpu1 = cpuAll();
     const after = spad.lines.slice(mark);
     console.error(
       `${mode}: capture stats ${JSON.stringify(((await callControl(sock, 'status')) as { captureStats: unknown }).captureStats)}`,
