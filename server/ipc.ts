@@ -28,8 +28,6 @@ export interface VerifierSettings {
   capture: { mode: 'pcap'; device: string } | { mode: 'udp'; host: string };
   port: number;
   maxSkewSeconds: number;
-  rateBurst: number;
-  ratePerSecond: number;
   verbose: boolean;
 }
 

@@ -4,11 +4,11 @@
  *
  * - capture (pcap mode only): server/capture/pcap-child.ts, started through setpriv(1) as the
  *   verifier user with CAP_NET_RAW alone (libpcap needs nothing more to open a packet socket),
- *   no-new-privs. Its stdout is handed straight to the verifier as fd 0: frames never pass
- *   through the monitor.
+ *   no-new-privs. Its stdout is handed straight to the verifier as fd 0 and its stdin as fd 4
+ *   (the verifier's credits, pcap.ts CREDIT_WINDOW): frames never pass through the monitor.
  * - verifier: server/verifier.ts, through setpriv as the verifier user with every capability
  *   set empty (bounding set included) and no-new-privs, cwd its own directory. fd 1 → monitor
- *   (ipc.ts lines, bounded here), fd 3 ← monitor (init, reload, accepted).
+ *   (ipc.ts lines, bounded here), fd 3 ← monitor (init, reload, accepted, stop).
  *
  * Both are restarted together when either exits or the verifier stops talking (no line for
  * STALL_MS; it sends counters every second), with a back-off from 250 ms doubling to 5 s. The
@@ -252,19 +252,22 @@ export class VerifierSupervisor {
           ]);
           capture.stdin?.on('error', () => {});
         }
+        // fd 0: the capture's records; fd 4: the capture's stdin, for the verifier's credits
         verifier = this.spawnAs(
           'none',
           VERIFIER_SCRIPT,
           [],
-          [capture?.stdout ?? 'ignore', 'pipe', 'pipe', 'pipe'],
+          [capture?.stdout ?? 'ignore', 'pipe', 'pipe', 'pipe', ...(capture?.stdin ? [capture.stdin] : [])],
         );
       } catch (err) {
         capture?.kill('SIGKILL');
         fail((err as Error).message);
         return;
       }
-      // the frames are the verifier's: close our copy of the pipe before anything is read from it
+      // the frames and credits are the verifier's: close our copies of both pipes before anything
+      // is read from them (the capture then ends when the verifier does: end of its stdin)
       capture?.stdout?.destroy();
+      capture?.stdin?.destroy();
       const g: Generation = {
         verifier,
         capture,

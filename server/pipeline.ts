@@ -34,8 +34,6 @@ export interface ActRequest {
   opened: Opened;
   /** SHA-256 (hex) of the encrypted body: the raw-replay fast path's key. */
   raw: string;
-  /** What the replay store records once the knock is accepted. */
-  used: ReplayEntry;
 }
 export type ActHandler = (
   req: ActRequest,
@@ -265,9 +263,9 @@ export class Pipeline {
     // 15: act (spad's verifier hands the decision to its monitor instead: deps.act, which
     // verifies it again, records it in the authoritative replay store and logs the outcome)
     if (deps.act) {
-      const r = await deps.act({ datagram: d, decision, opened, raw, used });
+      const r = await deps.act({ datagram: d, decision, opened, raw });
       if (!r.ok) return { ok: false, code: r.code };
-      deps.replay.add(used);
+      // the local replay fast path learns of it when the monitor says it was accepted
       this.queue.trust(d.source, now);
       return { ok: true, decision };
     }

@@ -5,6 +5,7 @@
  * UDP socket it binds), then every pipeline step up to the decision (server/pipeline.ts). A
  * decision is sent to the monitor, which verifies it again before acting (server/monitor.ts).
  *
+ * fd 4 (pcap mode): the capture process's stdin, one byte per frame read (its credit).
  * fd 3: messages from the monitor (ipc.ts MonitorMessage, one JSON line each): init first (the
  * server key, the allowlist, settings, live replay entries), then reload and accepted notices.
  * fd 1: messages to the monitor (ipc.ts VerifierMessage). It writes no file. It exits when fd 3
@@ -22,7 +23,6 @@ import { createPcapCapture, createUdpCapture } from './capture/index.js';
 import type { Capture, CaptureStats } from './capture/types.js';
 import { encodeLine, type MonitorMessage, VERIFIER_EVENTS, type VerifierMessage } from './ipc.js';
 import { type ActHandler, Pipeline } from './pipeline.js';
-import { RateLimiter } from './ratelimit.js';
 import { ReplayStore } from './replay.js';
 import { buildDirectory, type LoadedUsers } from './directory.js';
 
@@ -91,12 +91,6 @@ async function start(
   const now = (): number => Date.now();
   const replay = new ReplayStore(null);
   for (const e of init.replay) replay.add(e);
-  const rate = new RateLimiter({
-    burst: settings.rateBurst,
-    perSecond: settings.ratePerSecond,
-    globalPerSecond: 2000,
-    maxSources: 65_536,
-  });
   let decided = 0;
   const act: ActHandler = async ({ datagram: d, opened, raw }) => {
     const signed = signedBytes(opened.signed);
@@ -116,11 +110,12 @@ async function start(
     identity,
     users: () => users,
     replay,
-    rate,
     act,
     audit,
     now,
     maxSkewSeconds: settings.maxSkewSeconds,
+    // a backlog withholds the capture process's credits, so it sheds the flood fairly instead
+    onBacklog: (busy) => (busy ? capture?.pause?.() : capture?.resume?.()),
   });
   let capture: Capture | null = null;
   onMessage((m) => {
@@ -147,6 +142,7 @@ async function start(
           onDatagram,
           onError,
           frames: process.stdin,
+          credits: new Socket({ fd: 4, readable: false, writable: true }),
         })
       : createUdpCapture({
           host: settings.capture.host,
