@@ -15,7 +15,7 @@ import { serverIdentity } from '../protocol/envelope.js';
 import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { type Audit, createAudit } from './audit.js';
-import { captureChildArgs } from './capture/pcap.js';
+import { captureChildArgs } from './capture/child-args.js';
 import { lookupAccount } from './commands.js';
 import type { ServerConfig } from './config.js';
 import { callControl, listenControl } from './control.js';

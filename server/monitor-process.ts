@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../protocol/errors.js';
 import type { Audit } from './audit.js';
-import { CAPTURE_CHILD_SCRIPT } from './capture/pcap.js';
+import { CAPTURE_CHILD_SCRIPT } from './capture/child-args.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
 import type { VerifierPeer } from './monitor.js';
 
@@ -150,6 +150,18 @@ function dropTo(account: Account, caps: 'none' | 'net_raw'): string[] {
     '--no-new-privs',
     '--',
   ];
+}
+
+/**
+ * The line of a child's stderr that says what went wrong: the last one that is not part of a
+ * stack trace or node's closing version banner (an uncaught exception ends with both).
+ */
+export function lastWords(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('at ') && !/^Node\.js v\d/.test(l) && !/^\^+$/.test(l));
+  return lines.at(-1) ?? '';
 }
 
 interface Generation {
@@ -335,7 +347,7 @@ export class VerifierSupervisor {
         g.exited++;
         if (g.exited < (capture ? 2 : 1)) return;
         clearTimeout(startTimer);
-        const tail = g.stderr.trim().split('\n').at(-1) ?? '';
+        const tail = lastWords(g.stderr);
         if (!g.ready) fail(tail || why);
         if (this.gen === g) this.gen = null;
         // a first start that fails is start()'s error; after that, every exit is restarted

@@ -154,12 +154,16 @@ export class Monitor {
         deps.notify?.({ t: 'accepted', entry });
       },
     };
-    const r = await act({ firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay }, decision, {
-      source: m.source,
-      ...who,
-      receivedAt: BigInt(m.receivedAt),
-      used,
-    });
+    const r = await act(
+      { firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay },
+      decision,
+      {
+        source: m.source,
+        ...who,
+        receivedAt: BigInt(m.receivedAt),
+        used,
+      },
+    );
     if (r.ok) {
       this.count(r.counter);
       return { ok: true };

@@ -11,6 +11,7 @@
  * fd 1: messages to the monitor (ipc.ts VerifierMessage). It writes no file. It exits when fd 3
  * ends (the monitor stopped or died).
  */
+import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { KeyRecord } from '../keyring/index.js';
@@ -75,6 +76,8 @@ const audit: Audit = {
 };
 
 function fatal(detail: string): never {
+  // stderr too, synchronously: the monitor reports a start that fails with its stderr's last words
+  writeSync(2, `spad verifier: ${detail.slice(0, 512)}\n`);
   out.write(encodeLine({ t: 'fatal', detail: detail.slice(0, 512) }), () => process.exit(1));
   setTimeout(() => process.exit(1), 1000).unref();
   throw new Error(detail);

@@ -20,36 +20,25 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../protocol/errors.js';
 import { CAP_SNAPLEN, type CapHandle, openCap } from './cap-binding.js';
 import { type DecodeFailure, decodeFrame, isSupportedLinkType, linkTypeFromCap } from './decode.js';
+import {
+  CAPTURE_CHILD_SCRIPT as CHILD,
+  captureChildArgs,
+  DEFAULT_BUFFER_BYTES,
+  HEADER_ROOM,
+} from './child-args.js';
 import { HostAddresses } from './host-addresses.js';
 import { RecordReader } from './pcap-ipc.js';
 import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
 
-/**
- * Frames the capture process may have on the way to spad before spad credits them back (one byte
- * on the child's stdin per frame read). spad withholds credits while the pipeline is backlogged
- * (pause()), so at most this many frames wait in the pipe in arrival order; the rest wait in the
- * capture process's fair queue (prefilter.ts FramePump), which decides whose turn is next.
- */
-const CREDIT_WINDOW = 8;
-
-/** Bytes of the capture buffer reserved for link + IP + extension + UDP headers. */
-export const HEADER_ROOM = 512;
-/**
- * Kernel ring size. `cap` fixes snaplen at 65535, and in immediate mode libpcap uses fixed-size
- * ring frames sized by snaplen (~64 KiB each), so 2 MiB held only ~31 datagrams: a burst of 300
- * knocks lost half of them. 32 MiB holds ~500 frames; measured: 300 back-to-back datagrams, 300
- * delivered (2 MiB: 115).
- */
-const DEFAULT_BUFFER_BYTES = 32 * 1024 * 1024;
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 2_000;
 const RESTART_MIN_MS = 250;
 const RESTART_MAX_MS = 5_000;
-const CHILD = fileURLToPath(new URL('./pcap-child.js', import.meta.url));
+
+export { CAPTURE_CHILD_SCRIPT, captureChildArgs, HEADER_ROOM } from './child-args.js';
 
 export type PcapRejectReason = DecodeFailure | 'wrong-port' | 'cut-short';
 
@@ -77,31 +66,9 @@ export interface PcapCaptureMode {
   hostAddresses?: HostAddresses | null;
   /** Read the records of a capture process started elsewhere from this stream (see piped()). */
   frames?: NodeJS.ReadableStream;
-  /** With `frames`: that process's stdin, where frames read are credited back (CREDIT_WINDOW). */
+  /** With `frames`: that process's stdin, where frames read are credited back (child-args.ts CREDIT_WINDOW). */
   credits?: NodeJS.WritableStream;
 }
-
-/** argv of pcap-child.ts for these options (after the script path). */
-export function captureChildArgs(opts: PcapCaptureOptions): string[] {
-  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
-  const frameBytes = Math.min(CAP_SNAPLEN, opts.maxPayload + HEADER_ROOM);
-  return [
-    '--device',
-    opts.device,
-    '--port',
-    String(opts.port),
-    '--buffer-bytes',
-    String(bufferBytes),
-    '--frame-bytes',
-    String(frameBytes),
-    ...(opts.recipientKeyIds?.length
-      ? ['--key-ids', opts.recipientKeyIds.join(','), '--credits', String(CREDIT_WINDOW)]
-      : []),
-  ];
-}
-
-/** The capture process's script (spawned by this module, or by spad's monitor). */
-export const CAPTURE_CHILD_SCRIPT = CHILD;
 
 /** Linux dev_valid_name(): 1-15 bytes, not "." or "..", no '/', ':' or whitespace. */
 export function isValidDeviceName(name: string): boolean {
@@ -387,7 +354,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     let child: ChildProcess | undefined;
     let wanted = false;
     let paused = false;
-    /** Frames read from the current child and not yet credited back to it (see CREDIT_WINDOW). */
+    /** Frames read from the current child and not yet credited back to it (see child-args.ts CREDIT_WINDOW). */
     let owed = 0;
     const credit = (): void => {
       if (owed === 0 || paused || !child?.stdin?.writable) return;
