@@ -3,7 +3,7 @@
  * our back: `armor`, `throw-keyids` or `hidden-recipient` make a knock the server drops without a
  * word (it never answers), and `recipient` lines add a second reader. gpg.ts forces the options a
  * knock needs; this module is the second line: the packet must pass the server's own framing
- * pre-check (protocol/framing.ts, SPEC.md §6.1) and be encrypted to the server key alone, or spa
+ * pre-check (protocol/framing.ts, SPEC.md §3 and §7 steps 2-3) and be encrypted to the server key alone, or spa
  * reports an error instead of sending.
  */
 import { ConfigError, isSpaError } from '../protocol/errors.js';

@@ -1,5 +1,5 @@
 /**
- * `spa`: the client command line (DESIGN.md §3), a thin layer over knock.ts.
+ * `spa`: the client command line (README.md "Client setup", docs/man/spa.1.md), a thin layer over knock.ts.
  *
  *   spa [options] HOST                 one knock, then exit 0
  *   spa connect [options] HOST PORT    knock, wait for HOST:PORT, relay stdin/stdout (ssh ProxyCommand)

@@ -11,12 +11,12 @@
  */
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
+import { RSA_MIN_BITS } from '../protocol/limits.js';
 
 /** What keyring/ changes from openpgp.js defaults (today: nothing but stating the RSA floor). */
 export const PGP_OVERRIDES: Readonly<Partial<openpgp.Config>> = Object.freeze({ minRSABits: 2047 });
 
-/** RSA keys below this many bits are refused (NIST SP 800-131A; fwknop's docs suggest 2048+). */
-export const RSA_MIN_BITS = 2048;
+export { RSA_MIN_BITS } from '../protocol/limits.js';
 
 export type KeyRole = 'client' | 'server';
 

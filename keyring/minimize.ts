@@ -25,7 +25,7 @@ import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
 import { pgp, pgpConfig } from './inspect.js';
 
-/** Caps on a key given to the keyring (SPEC.md "Enrolled keys"). */
+/** Caps on a key given to the keyring (SPEC.md §5, "Enrolled keys"). */
 export const KEY_LIMITS = Object.freeze({
   userIds: 32,
   subkeys: 16,

@@ -17,7 +17,7 @@ import * as openpgp from 'openpgp';
 import { ConfigError, type ErrorCode, isSpaError, ParseError, type SpaError, VerifyError } from './errors.js';
 import { decryptEcdhSessionKey, type EcdhKey, prepareEcdh } from './ecdh.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
-import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
+import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES, RSA_MIN_BITS } from './limits.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
 
 /** What the server knows about a signer, found by the fingerprint of the key that signed. */
@@ -70,7 +70,7 @@ function cfg(): openpgp.Config {
     ...openpgp.config,
     maxDecompressedMessageSize: MAX_DECOMPRESSED_BYTES,
     preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
-    minRSABits: 2048,
+    minRSABits: RSA_MIN_BITS,
   };
 }
 
@@ -636,7 +636,7 @@ async function keyStateCode(key: openpgp.PublicKey, at: Date): Promise<ErrorCode
   return 'SIG_INVALID';
 }
 
-/** |now − timestamp| ≤ window, else TS_TOO_OLD / TS_IN_FUTURE (SPEC.md §7 step 10). */
+/** |now − timestamp| ≤ window, else TS_TOO_OLD / TS_IN_FUTURE (SPEC.md §7 step 12). */
 export function checkFreshness(timestampSeconds: number, now: Date, maxSkewSeconds: number): void {
   const delta = timestampSeconds - Math.floor(now.getTime() / 1000);
   if (delta < -maxSkewSeconds) {
@@ -655,7 +655,7 @@ export function checkFreshness(timestampSeconds: number, now: Date, maxSkewSecon
   }
 }
 
-/** Replay identity (SPEC.md §7 step 11): the signer and the signed nonce, never unsigned bytes. */
+/** Replay identity (SPEC.md §7 step 13): the signer and the signed nonce, never unsigned bytes. */
 export function replayKey(signerFingerprint: string, nonce: Uint8Array): string {
   return `${signerFingerprint}:${bytesToHex(nonce)}`;
 }

@@ -1,16 +1,16 @@
 /**
- * Cheap OpenPGP framing check, run before any public-key work (SPEC.md §6.1). It walks packet
+ * Cheap OpenPGP framing check, run before any public-key work (SPEC.md §3; §7 steps 2-3). It walks packet
  * headers only: a knock must be one or more Public-Key Encrypted Session Key packets (tag 1,
  * v3 or v6) followed by exactly one Symmetrically Encrypted Integrity Protected Data packet
  * (tag 18, v1 or v2) that ends exactly at the end of the datagram. At least one PKESK must name
  * one of the server's encryption key ids: a packet for someone else costs us no decryption.
  */
 import { ParseError } from './errors.js';
+import { PKESK_MAX } from './limits.js';
 import { bytesToHex } from './payload.js';
 
 const TAG_PKESK = 1;
 const TAG_SEIPD = 18;
-const MAX_PKESK = 4;
 
 export interface Recipient {
   readonly version: 3 | 6;
@@ -187,7 +187,7 @@ export function parseFraming(b: Uint8Array): Framing {
   for (;;) {
     const h = readHeader(b, at);
     if (h.tag === TAG_PKESK) {
-      if (recipients.length >= MAX_PKESK) bad(`more than ${MAX_PKESK} session key packets`);
+      if (recipients.length >= PKESK_MAX) bad(`more than ${PKESK_MAX} session key packets`);
       recipients.push(readRecipient(b, h));
       at = h.bodyEnd;
       continue;

@@ -36,11 +36,20 @@ export const PAYLOAD_MAX_BYTES = 1024;
 export const PACKET_MIN_BYTES = 64;
 export const PACKET_MAX_BYTES = 1400;
 
+/** Public-Key Encrypted Session Key packets in one knock. */
+export const PKESK_MAX = 4;
+
 /** Default freshness window, seconds either side of the server clock. */
 export const DEFAULT_MAX_SKEW_SECONDS = 120;
 
 /** Bound on decompressed size of a compressed data packet inside a knock (bomb guard). */
 export const MAX_DECOMPRESSED_BYTES = 4096;
+
+/**
+ * RSA keys below this many bits are refused: at enrollment (KEY_WEAK) and when a signature is
+ * verified (NIST SP 800-131A; fwknop's docs suggest 2048+).
+ */
+export const RSA_MIN_BITS = 2048;
 
 /** UDP port, as fwknop's. */
 export const DEFAULT_SPA_PORT = 62201;

@@ -45,7 +45,6 @@ export interface Payload {
 
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find control characters
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 function fail(field: string, message: string): never {

@@ -1,5 +1,5 @@
 /**
- * Client wall time, one knock, whole process (DESIGN.md §7: median <= 300 ms, goal 150 ms).
+ * Client wall time, one knock, whole process (target: median <= 300 ms, goal 150 ms; docs/benchmarks.md "Targets").
  *
  *   node dist/scripts/bench-client.js [--n 20] [--mode send|test|both] [--gpg]
  *

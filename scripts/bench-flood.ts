@@ -1,5 +1,5 @@
 /**
- * Flood benchmark (DESIGN.md §7: "under a bounded flood of random UDP at the highest rate one
+ * Flood benchmark (docs/benchmarks.md "Targets": "under a bounded flood of random UDP at the highest rate one
  * core can send, and of packets carrying our key id with garbage inside, a valid knock still opens
  * within 100 ms; memory bounded"; "a valid knock opens while its own address is spoofed by junk at
  * 10, 100, 1,000/s"), in throw-away namespaces with the real spad (pcap, nftables, defaults).

@@ -1,6 +1,6 @@
 /**
  * spa side by side with fwknop (Debian's fwknop-server/fwknop-client 2.6.10, GPG mode with
- * RSA-2048 keys, since its ECC mode does not work: ../shared/reference/fwknop.md §0, §2.8),
+ * RSA-2048 keys, since its ECC mode does not decrypt: fwknop issue #247),
  * on the same machine, in the same run, with the same probe:
  *  - knock-to-open: the client namespace sends a ready-made knock and times until a TCP connect
  *    to the protected port succeeds (test/e2e/fixtures/knock-probe.ts; fwknop packets are made

@@ -1,5 +1,5 @@
 /**
- * Bench: daemon start-up cost of the allowlist with 10,000 enrolled keys (DESIGN.md §7: "start
+ * Bench: daemon start-up cost of the allowlist with 10,000 enrolled keys (docs/benchmarks.md "Targets": "start
  * with 10,000 keys < 2 s"). Writes a keyring.json of N records to a temp dir, then times
  * `loadAllowlist` (read + JSON.parse + zod validation of every field + index build), a signer
  * lookup, and the first `publicKeyOf` (lazy key parse). Prints figures; asserts nothing.

@@ -1,5 +1,5 @@
 /**
- * Many-keys benchmark (DESIGN.md §7: "per-packet verification cost flat from 1 to 10,000 enrolled
+ * Many-keys benchmark (docs/benchmarks.md "Targets": "per-packet verification cost flat from 1 to 10,000 enrolled
  * keys; start with 10,000 keys < 2 s").
  *
  * Generates --keys distinct Ed25519/Curve25519 key pairs (one per enrolled user, so every signer

@@ -1,5 +1,5 @@
 /**
- * Knock benchmark (DESIGN.md §7), in throw-away network namespaces with the real spad:
+ * Knock benchmark (docs/benchmarks.md), in throw-away network namespaces with the real spad:
  *  - knock-to-open latency: the client namespace sends a knock and times until a TCP connect to
  *    the protected port succeeds; the grant is flushed between knocks. Median and p90.
  *  - throughput: a burst of valid knocks (distinct nonces) sent as fast as one process can;

@@ -1,5 +1,5 @@
 /**
- * What a refused datagram costs (DESIGN.md §7: no refused datagram may cost more than about twice
+ * What a refused datagram costs (docs/benchmarks.md "Targets": no refused datagram may cost more than about twice
  * a valid knock's CPU, bombs included). Pure and in process: each kind of datagram is built once,
  * then run through protocol `open()` (which starts with the framing pre-check) `--runs` times;
  * each run's CPU time (process.cpuUsage: user + system, all threads, so zlib's thread pool counts)

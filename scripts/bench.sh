@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run bench`: the benchmarks of DESIGN.md §7, one after the other, each bounded in time.
+# `npm run bench`: the benchmarks behind docs/benchmarks.md, one after the other, each bounded in time.
 #   1. bench-knock   knock-to-open latency and valid knocks/s of spad (pcap and UDP socket)
 #   2. bench-flood   a valid knock under random-UDP and key-id+garbage floods (<= 10 s, <= 2M packets)
 #   3. bench-keys    1 vs 10,000 enrolled keys: per-knock cost, spad start-up, CPU per knock

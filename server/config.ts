@@ -61,6 +61,9 @@ const fileSchema = z.strictObject({
 });
 export type ConfigFile = z.infer<typeof fileSchema>;
 
+/** The keys a config file may have (README.md lists them; scripts/check-docs.ts compares). */
+export const CONFIG_FILE_KEYS: readonly string[] = Object.keys(fileSchema.shape);
+
 /** Flags as commander gives them (strings and booleans, all optional). */
 export interface ServerFlags {
   stateDir?: string;

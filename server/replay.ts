@@ -3,8 +3,8 @@
  * knock only once it is accepted), both expiring when the freshness window makes the packet
  * unacceptable anyway (timestamp + 2 × window):
  *  - the knock's replay key (signer fingerprint + signed nonce): the real check;
- *  - the SHA-256 of the raw datagram: a fast path that drops a re-sent datagram before any
- *    public-key work.
+ *  - the SHA-256 of the encrypted data packet's body (SPEC.md §7 step 5): a fast path that
+ *    drops a re-sent datagram before any public-key work.
  * The window may change across a restart (`max_skew`). Loading with a larger window extends every
  * entry to cover it, and the store remembers the newest signed timestamp of any entry it has
  * forgotten (`forgottenBefore`, persisted as the file's first line): a knock signed at or before

@@ -97,12 +97,13 @@ export function defineFirewallSuite(
   skip: string | null,
   variant: { suffix: string; makeRunner: RunnerFactory } | null = null,
 ): void {
-  const it = (name: string, body: (ctx: Ctx) => Promise<void>, opts?: Partial<FirewallOptions>) =>
-    test(
+  const it = (name: string, body: (ctx: Ctx) => Promise<void>, opts?: Partial<FirewallOptions>): void => {
+    void test(
       `${name}${variant?.suffix ?? ''}`,
       { skip: skip ?? false },
       scenario(kind, body, opts, variant?.makeRunner),
     );
+  };
 
   it('before any grant a protected port is dropped for everyone while unprotected ports stay reachable', async ({
     topo,

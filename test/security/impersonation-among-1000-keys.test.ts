@@ -11,10 +11,11 @@ import { encodePayload } from '../../protocol/payload.js';
 import { encryptPackets, forgedIssuerPackets } from '../helpers/craft.js';
 import { freshPayload, fromPrivateKey, type TestKey } from '../helpers/keys.js';
 import { granted, type Rig, recordFor, rig } from './rig.js';
+import { slow } from '../helpers/slow.js';
 
 const USERS = 1000;
 
-describe(`impersonation among ${USERS} enrolled keys`, () => {
+describe(`impersonation among ${USERS} enrolled keys`, slow, () => {
   let r: Rig;
   let keys: TestKey[];
   let stranger: TestKey;

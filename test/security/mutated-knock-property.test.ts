@@ -16,6 +16,7 @@ import { decryptToPackets } from '../helpers/craft.js';
 import { TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
 import { applyOps, INTERESTING, type Op } from './mutate.js';
 import { encryptRaw, granted, type Rig, recordFor, rig } from './rig.js';
+import { slow } from '../helpers/slow.js';
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('xor' as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }),
@@ -54,7 +55,7 @@ function sameKnock(a: Opened, b: Opened): boolean {
   );
 }
 
-describe('mutated knocks (property-based)', () => {
+describe('mutated knocks (property-based)', slow, () => {
   let r: Rig;
   let alice: TestKey;
   let knock: Uint8Array;

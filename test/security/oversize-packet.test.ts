@@ -12,6 +12,7 @@ import { PACKET_MAX_BYTES, PAYLOAD_MAX_BYTES } from '../../protocol/limits.js';
 import { concat, craftKnock } from '../helpers/craft.js';
 import { freshPayload, TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
 import { datagram, type Rig, recordFor, rig } from './rig.js';
+import { slow } from '../helpers/slow.js';
 
 describe('oversize packets', () => {
   let r: Rig;
@@ -37,27 +38,31 @@ describe('oversize packets', () => {
     await r.refused(concat(k, new Uint8Array(PACKET_MAX_BYTES - k.length)), 'PKT_FRAMING');
   });
 
-  test('an RSA-4096 knock over 1400 bytes (crafted: seal() refuses to make it) is refused as PKT_TOO_LONG', async () => {
-    const [server, client] = await Promise.all([
-      testKey('sec-server-rsa4096', { kind: 'rsa4096' }),
-      testKey('sec-client-rsa4096', { kind: 'rsa4096' }),
-    ]);
-    const big = await rig({ server, records: [recordFor(client)] });
-    const payload = freshPayload({
-      server,
-      now: TEST_NOW,
-      type: 'command',
-      access: [],
-      command: 'x'.repeat(300),
-    });
-    const bytes = await craftKnock(encodePayload(payload), {
-      signers: [client.privateKey],
-      to: server.publicKey,
-      now: TEST_NOW,
-    });
-    assert.ok(bytes.length > PACKET_MAX_BYTES, `crafted knock is ${bytes.length} bytes`);
-    await big.refused(bytes, 'PKT_TOO_LONG');
-  });
+  test(
+    'an RSA-4096 knock over 1400 bytes (crafted: seal() refuses to make it) is refused as PKT_TOO_LONG',
+    slow,
+    async () => {
+      const [server, client] = await Promise.all([
+        testKey('sec-server-rsa4096', { kind: 'rsa4096' }),
+        testKey('sec-client-rsa4096', { kind: 'rsa4096' }),
+      ]);
+      const big = await rig({ server, records: [recordFor(client)] });
+      const payload = freshPayload({
+        server,
+        now: TEST_NOW,
+        type: 'command',
+        access: [],
+        command: 'x'.repeat(300),
+      });
+      const bytes = await craftKnock(encodePayload(payload), {
+        signers: [client.privateKey],
+        to: server.publicKey,
+        now: TEST_NOW,
+      });
+      assert.ok(bytes.length > PACKET_MAX_BYTES, `crafted knock is ${bytes.length} bytes`);
+      await big.refused(bytes, 'PKT_TOO_LONG');
+    },
+  );
 
   test('a signed payload larger than any valid payload, in a packet under 1400 bytes, is refused as PAYLOAD_MALFORMED', async () => {
     const valid = encodePayload(freshPayload({ server: r.server, now: TEST_NOW }));

@@ -21,6 +21,7 @@ import {
   udpListener,
   useKnockRig,
 } from './client-fixtures.js';
+import { slow } from '../helpers/slow.js';
 
 const rig = useKnockRig();
 
@@ -553,7 +554,7 @@ describe('misuse: one error line, hints, exit code 2 for usage', () => {
   });
 });
 
-describe('key types', () => {
+describe('key types', slow, () => {
   test('v6 (RFC 9580) keys on both sides: the payload names the 64-hex server fingerprint and verifies', async () => {
     const [me, srv] = await Promise.all([
       testKey('v6-client', { kind: 'v6' }),

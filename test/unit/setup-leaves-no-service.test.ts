@@ -33,12 +33,13 @@ const SETUP = fileURLToPath(new URL('../../../scripts/setup.sh', import.meta.url
 const ADMIN_POLICY = '#!/bin/sh\n# the admin allows everything\nexit 0\n';
 
 // The maintainer scripts of a package with a socket-activated daemon, a user socket and an init
-// script; FAKE_APT_FAIL=1 makes the install fail after they ran, FAKE_APT_SLEEP waits before.
+// script; FAKE_APT_FAIL=1 makes the install fail after they ran, FAKE_APT_SLEEP waits before
+// (after creating apt-install-running).
 const FAKE_APT = `#!/bin/bash
 set -u
 r="$SPA_SETUP_ROOT"
 [[ "$1" == update ]] && exit 0
-[[ -n "\${FAKE_APT_SLEEP:-}" ]] && sleep "$FAKE_APT_SLEEP"
+[[ -n "\${FAKE_APT_SLEEP:-}" ]] && { : >"$r/apt-install-running"; sleep "$FAKE_APT_SLEEP"; }
 cp "$r/usr/sbin/policy-rc.d" "$r/policy-seen-during-install"
 mkdir -p "$r/etc/systemd/system/multi-user.target.wants" "$r/etc/systemd/system/sockets.target.wants" \\
   "$r/etc/systemd/user/sockets.target.wants" "$r/etc/rc2.d" "$r/etc/rc0.d" "$r/etc/service"
@@ -156,12 +157,16 @@ test('setup install that fails still disables what it enabled and restores polic
 test('setup interrupted by SIGTERM during the install still undoes it', async () => {
   writeFileSync(join(root, 'usr/sbin/policy-rc.d'), ADMIN_POLICY, { mode: 0o755 });
   const child = spawn('bash', ['-c', 'source "$1" && install_without_services fakessh', 'bash', SETUP], {
-    env: env({ FAKE_APT_SLEEP: '1' }),
+    env: env({ FAKE_APT_SLEEP: '2' }),
     stdio: 'ignore',
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  // SIGTERM while apt-get runs: bash lets it finish (dpkg is not cut in half), then undoes
-  await new Promise((r) => setTimeout(r, 300));
+  // SIGTERM while apt-get install runs: bash lets it finish (dpkg is not cut in half), then
+  // undoes. Wait for the fake apt-get to say it is running (it then sleeps 2 s).
+  const running = join(root, 'apt-install-running');
+  for (let t = Date.now(); !existsSync(running) && Date.now() - t < 5000;) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   assert.match(readSafe('usr/sbin/policy-rc.d'), /exit 101/, 'the install is under way');
   child.kill('SIGTERM');
   assert.equal(await exited, 143);
