@@ -12,8 +12,10 @@
 set -euo pipefail
 
 # What the tests need. openssh-server is here only for /usr/sbin/sshd, which the ProxyCommand e2e
-# test starts itself with its own config; its services stay disabled and stopped (see below).
-pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh)
+# test starts itself with its own config; redis-server only for /usr/bin/redis-server, which the
+# cluster tests start themselves on loopback or in their namespaces. Their services stay disabled
+# and stopped (see below).
+pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh redis-server)
 
 # A fake root for the tests of this script; empty means the real /.
 root="${SPA_SETUP_ROOT:-}"
