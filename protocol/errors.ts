@@ -46,6 +46,8 @@ export const DROP_CODES = [
   'CMD_NO_MATCH',
   'CMD_USER_UNKNOWN',
   'CMD_BUSY',
+  // the fleet's shared replay record (cluster_fail: closed and Redis unreachable or too slow)
+  'CLUSTER_UNAVAILABLE',
   // acting
   'FW_ERROR',
   // spad's monitor: a message from its verifier process that is not one it accepts

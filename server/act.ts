@@ -1,14 +1,16 @@
 /**
  * Step 15 of SPEC.md §7, acting on a decision: a firewall grant, or a command run. Shared by the
  * in-process pipeline (pipeline.ts without an `act` dependency) and spad's monitor (monitor.ts),
- * which acts on the verifier's decisions only after verifying them again. Writes the `grant`
- * and `grant_failed` audit lines; the command runner writes its own.
+ * which acts on the verifier's decisions only after verifying them again. With `--cluster` it
+ * first claims the knock in the fleet's shared replay record. Writes the `grant`, `grant_failed`
+ * and `cluster_open` audit lines; the command runner writes its own.
  */
 import { formatAccessList } from '../protocol/access.js';
 import { formatAddress } from '../protocol/address.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import type { Decision } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
+import type { ClaimResult } from './cluster/replay.js';
 import type { Firewall } from './firewall/types.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 
@@ -20,12 +22,28 @@ export interface CommandRunner {
   ): Promise<void>;
 }
 
+/**
+ * The fleet's shared replay record (server/cluster/replay.ts, `spad --cluster`). Claimed here,
+ * once a knock is accepted (every step up to the decision passed) and before acting; released
+ * if the firewall refuses the grant.
+ */
+export interface SharedReplayCheck {
+  /** What to do when Redis cannot answer in time: refuse the knock, or accept on the local store. */
+  readonly fail: 'closed' | 'open';
+  claim(key: string, ttlMs: number): Promise<ClaimResult>;
+  release(key: string): Promise<unknown>;
+}
+
 export interface ActDeps {
   firewall: Firewall;
   audit: Audit;
   commands?: CommandRunner | undefined;
   /** Where the knock is recorded as used once it is acted on. */
   replay: Pick<ReplayStore, 'add'>;
+  /** With `--cluster`: the shared replay record every gateway of the fleet checks. */
+  shared?: SharedReplayCheck | null | undefined;
+  /** The clock (ms) for the shared claim's lifetime; default Date.now. */
+  now?: () => number;
 }
 
 export interface ActContext {
@@ -43,9 +61,48 @@ export type ActResult =
   | { ok: true; counter: 'GRANTED' | 'COMMAND' }
   | { ok: false; code: DropCode | 'INTERNAL'; detail?: string; logged: boolean };
 
+/**
+ * The shared replay claim for an accepted knock: 'claimed' (this gateway has it), 'local' (no
+ * cluster, or Redis unavailable under cluster_fail: open: the local store alone decides), or the
+ * refusal: REPLAY when another gateway accepted it first (recorded here too, so its copies stop
+ * at step 5), CLUSTER_UNAVAILABLE when Redis did not answer and cluster_fail is closed.
+ */
+async function claimShared(deps: ActDeps, ctx: ActContext): Promise<'claimed' | 'local' | ActResult> {
+  const shared = deps.shared;
+  if (!shared) return 'local';
+  const now = (deps.now ?? Date.now)();
+  const r = await shared.claim(ctx.used.key, ctx.used.expiresAt - now);
+  if (r.kind === 'claimed') return 'claimed';
+  if (r.kind === 'taken') {
+    deps.replay.add(ctx.used);
+    return { ok: false, code: 'REPLAY', detail: 'accepted by another gateway of the cluster', logged: false };
+  }
+  if (shared.fail === 'closed')
+    return { ok: false, code: 'CLUSTER_UNAVAILABLE', detail: r.reason, logged: false };
+  deps.audit.log('cluster_open', {
+    source: ctx.source,
+    user: ctx.user,
+    fingerprint: ctx.fingerprint,
+    detail: `shared replay record unavailable (${r.reason}); accepted on the local store alone (cluster_fail: open)`,
+  });
+  return 'local';
+}
+
 export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): Promise<ActResult> {
   const who = { user: ctx.user, fingerprint: ctx.fingerprint };
   const target = formatAddress(decision.address);
+  if (decision.kind === 'command' && !deps.commands) {
+    return {
+      ok: false,
+      code: 'CMD_NOT_ALLOWED',
+      detail: 'command execution is not enabled on this server',
+      logged: false,
+    };
+  }
+  // SPEC.md §7 step 13 fleet-wide: the atomic claim in Redis, made only now that the knock is
+  // accepted, so a copy the policy refused claimed nothing
+  const claim = await claimShared(deps, ctx);
+  if (claim !== 'claimed' && claim !== 'local') return claim;
   if (decision.kind === 'access') {
     try {
       await deps.firewall.grant({
@@ -54,6 +111,8 @@ export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): P
         timeoutSeconds: decision.timeoutSeconds,
       });
     } catch (err) {
+      // the knock may be sent again (see below): give the fleet's claim back too
+      if (claim === 'claimed') await deps.shared?.release(ctx.used.key);
       deps.audit.log('grant_failed', {
         reason: 'FW_ERROR',
         source: ctx.source,
@@ -74,14 +133,7 @@ export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): P
     });
     return { ok: true, counter: 'GRANTED' };
   }
-  if (!deps.commands) {
-    return {
-      ok: false,
-      code: 'CMD_NOT_ALLOWED',
-      detail: 'command execution is not enabled on this server',
-      logged: false,
-    };
-  }
+  if (!deps.commands) return { ok: false, code: 'INTERNAL', detail: 'no command runner', logged: false };
   // used before the command starts: running it twice is not harmless, whatever run() reports
   deps.replay.add(ctx.used);
   try {

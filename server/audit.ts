@@ -29,6 +29,10 @@ export type AuditEvent =
   | 'persist_ok'
   | 'verifier_exited'
   | 'verifier_restarted'
+  | 'cluster_state'
+  | 'cluster_open'
+  | 'cluster_keyring'
+  | 'cluster_keyring_refused'
   | 'error';
 
 export interface AuditFields {

@@ -4,7 +4,8 @@
  *
  * Config file keys (all optional): interface, udp_server, udp_host, port, firewall, protect,
  * always_allow, max_skew, audit_log, remove_on_exit, passphrase_file, table, rate_burst,
- * rate_per_second, max_commands_per_user, verifier_user.
+ * rate_per_second, max_commands_per_user, verifier_user, cluster, cluster_fail,
+ * cluster_timeout_ms, cluster_password_file, cluster_ca_file (server/cluster/settings.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { type PortSpec, parseAccessList } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
 import { DEFAULT_MAX_SKEW_SECONDS, DEFAULT_SPA_PORT } from '../protocol/limits.js';
+import { type ClusterSettings, resolveClusterSettings } from './cluster/settings.js';
 
 export interface ServerConfig {
   stateDir: string;
@@ -32,6 +34,8 @@ export interface ServerConfig {
   replayFile: string;
   /** Account of the unprivileged verifier and capture processes; null = `spa`, else `nobody`. */
   verifierUser: string | null;
+  /** The fleet's Redis (`--cluster`), or null for a gateway on its own. */
+  cluster: ClusterSettings | null;
 }
 
 const fileSchema = z.strictObject({
@@ -58,6 +62,11 @@ const fileSchema = z.strictObject({
     .string()
     .regex(/^[a-z_][a-z0-9_.-]{0,31}$/)
     .optional(),
+  cluster: z.string().min(1).max(1024).nullable().optional(),
+  cluster_fail: z.enum(['closed', 'open']).optional(),
+  cluster_timeout_ms: z.number().int().optional(),
+  cluster_password_file: z.string().min(1).nullable().optional(),
+  cluster_ca_file: z.string().min(1).nullable().optional(),
 });
 export type ConfigFile = z.infer<typeof fileSchema>;
 
@@ -77,6 +86,7 @@ export interface ServerFlags {
   auditLog?: string;
   passphraseFile?: string;
   verifierUser?: string;
+  cluster?: string;
 }
 
 export function readConfigFile(path: string): ConfigFile {
@@ -143,6 +153,19 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
         : e;
     }
   });
+  const clusterUrl = flags.cluster ?? file.cluster ?? null;
+  const cluster = clusterUrl
+    ? resolveClusterSettings(
+        {
+          url: clusterUrl,
+          fail: file.cluster_fail,
+          timeoutMs: file.cluster_timeout_ms,
+          passwordFile: file.cluster_password_file,
+          caFile: file.cluster_ca_file,
+        },
+        stateDir,
+      )
+    : null;
   return {
     stateDir,
     capture: udp ? { mode: 'udp', host: file.udp_host ?? '::' } : { mode: 'pcap', device: device ?? 'any' },
@@ -160,5 +183,6 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
     socketPath: join(stateDir, 'spad.sock'),
     replayFile: join(stateDir, 'replay.jsonl'),
     verifierUser: flags.verifierUser ?? file.verifier_user ?? null,
+    cluster,
   };
 }

@@ -22,6 +22,8 @@ import { callControl, listenControl } from './control.js';
 import { createFirewall } from './firewall/index.js';
 import type { Firewall } from './firewall/types.js';
 import type { CountersMessage } from './ipc.js';
+import { type ClusterLink, openLink } from './cluster/connection.js';
+import { SharedReplay } from './cluster/replay.js';
 import { Monitor } from './monitor.js';
 import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
 import type { CommandRunner } from './pipeline.js';
@@ -64,26 +66,7 @@ export async function startDaemon(
   }
   const key = await loadServerKey(cfg.stateDir, await passphraseOf(cfg));
   const identity = await serverIdentity(key);
-  let users = await loadUsers(cfg.stateDir);
-
-  const firewall = createFirewall(cfg.firewall, {
-    protect: cfg.protect,
-    alwaysAllow: cfg.alwaysAllow,
-    name: cfg.table,
-    // pcap reads knocks before netfilter: drop the SPA port so probes get no ICMP answer
-    ...(cfg.capture.mode === 'pcap' ? { stealthPort: cfg.port } : {}),
-  });
-  await firewall.init();
-
-  const replay = new ReplayStore(cfg.replayFile, (err) =>
-    audit.log(err ? 'persist_error' : 'persist_ok', {
-      detail: err
-        ? `replay store not persisted (${err.message}); enforcing from memory`
-        : 'replay store writable again',
-    }),
-  );
-  // entries cover the window now in force, also if max_skew was raised since they were written
-  const loaded = replay.load(Date.now(), cfg.maxSkewSeconds);
+  // checked before anything is changed or opened
   const root = process.getuid?.() === 0;
   const account: (Account & { name: string }) | null = root
     ? await verifierAccount(cfg.verifierUser, lookupAccount)
@@ -94,6 +77,53 @@ export async function startDaemon(
       hint: 'the verifier that binds the socket has no privilege: use a port above 1023, or pcap (--interface)',
     });
   }
+  // the fleet: the monitor holds the link (the verifier never reaches the network); spad starts
+  // whether Redis answers or not, cluster_fail decides about knocks meanwhile
+  let link: ClusterLink | null = null;
+  let shared: SharedReplay | null = null;
+  if (cfg.cluster) {
+    const { hostname } = await import('node:os');
+    link = await openLink(cfg.cluster, (st) =>
+      audit.log('cluster_state', {
+        detail: `redis ${st.url} ${st.state}${st.state === 'up' ? '' : st.lastError ? `: ${st.lastError}` : ''}`,
+      }),
+    );
+    shared = new SharedReplay(link, hostname());
+  }
+  const closeCluster = async (): Promise<void> => {
+    await link?.close();
+  };
+  let users: LoadedUsers;
+  try {
+    users = await loadUsers(cfg.stateDir);
+  } catch (err) {
+    await closeCluster();
+    throw err;
+  }
+
+  const firewall = createFirewall(cfg.firewall, {
+    protect: cfg.protect,
+    alwaysAllow: cfg.alwaysAllow,
+    name: cfg.table,
+    // pcap reads knocks before netfilter: drop the SPA port so probes get no ICMP answer
+    ...(cfg.capture.mode === 'pcap' ? { stealthPort: cfg.port } : {}),
+  });
+  try {
+    await firewall.init();
+  } catch (err) {
+    await closeCluster();
+    throw err;
+  }
+
+  const replay = new ReplayStore(cfg.replayFile, (err) =>
+    audit.log(err ? 'persist_error' : 'persist_ok', {
+      detail: err
+        ? `replay store not persisted (${err.message}); enforcing from memory`
+        : 'replay store writable again',
+    }),
+  );
+  // entries cover the window now in force, also if max_skew was raised since they were written
+  const loaded = replay.load(Date.now(), cfg.maxSkewSeconds);
   let supervisor: VerifierSupervisor | null = null;
   const monitor = new Monitor({
     serverFingerprint: identity.fingerprint,
@@ -103,6 +133,10 @@ export async function startDaemon(
     audit,
     now: () => Date.now(),
     maxSkewSeconds: cfg.maxSkewSeconds,
+    shared:
+      shared && cfg.cluster
+        ? { fail: cfg.cluster.fail, claim: (k, t) => shared.claim(k, t), release: (k) => shared.release(k) }
+        : null,
     notify: (msg) => supervisor?.send(msg),
     ...(opts.commands ? { commands: opts.commands(audit) } : {}),
   });
@@ -161,6 +195,15 @@ export async function startDaemon(
     users: users.count,
     replayEntries: replay.size,
     replayPersisting: replay.persisting,
+    cluster:
+      link && shared && cfg.cluster
+        ? {
+            ...link.status,
+            fail: cfg.cluster.fail,
+            timeoutMs: cfg.cluster.timeoutMs,
+            replay: { ...shared.counters },
+          }
+        : null,
     counters: counters(),
     captureStats,
     verifierUser: account?.name ?? null,
@@ -275,6 +318,7 @@ export async function startDaemon(
     process.off('SIGHUP', onHup);
     process.off('SIGUSR1', onUsr1);
     await supervisor.stop().catch(() => {});
+    await closeCluster();
     throw err;
   }
   audit.log('start', {
@@ -304,6 +348,7 @@ export async function startDaemon(
       process.off('SIGHUP', onHup);
       process.off('SIGUSR1', onUsr1);
       await new Promise<void>((r) => control.close(() => r()));
+      await closeCluster();
       await firewall.shutdown({ removeProtections: cfg.removeOnExit });
       audit.log('stop', { counters: counters() });
       audit.flush();

@@ -6,15 +6,15 @@
  * and signature packet the verifier forwards (protocol/envelope.ts readSigned: two plain packets,
  * nothing encrypted or compressed): signer lookup in its own allowlist, signature, enrollment
  * enabled and not expired, payload decode, destination, freshness (verifySigned, the same code
- * the verifier ran), then the replay check (this store is the authority), the policy, and only
- * then the firewall or the command. A verifier that lies gets a refusal with the step's code
+ * the verifier ran), then the replay check (this store is the authority), the policy, with
+ * `--cluster` the fleet's shared claim (act.ts), and only then the firewall or the command. A verifier that lies gets a refusal with the step's code
  * and an audit line; a malformed or oversized message gets IPC_INVALID.
  */
 import { formatAddress, tryParseAddress } from '../protocol/address.js';
 import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import { decide } from '../protocol/policy.js';
-import { act, type CommandRunner } from './act.js';
+import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
 import type { Audit, AuditFields } from './audit.js';
 import type { Firewall } from './firewall/types.js';
 import { MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
@@ -35,6 +35,8 @@ export interface MonitorDeps extends VerifierPeer {
   firewall: Firewall;
   audit: Audit;
   commands?: CommandRunner | undefined;
+  /** With `--cluster`: the fleet's shared replay record, claimed before acting (act.ts). */
+  shared?: SharedReplayCheck | null | undefined;
   now: () => number;
   maxSkewSeconds: number;
   /** Sends a message to the verifier (accepted notices). */
@@ -155,7 +157,14 @@ export class Monitor {
       },
     };
     const r = await act(
-      { firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay },
+      {
+        firewall: deps.firewall,
+        audit: deps.audit,
+        commands: deps.commands,
+        replay,
+        shared: deps.shared,
+        now: deps.now,
+      },
       decision,
       {
         source: m.source,

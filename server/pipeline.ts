@@ -11,7 +11,7 @@ import { type Opened, open, precheck, replayKey, type ServerIdentity } from '../
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import type { Framing } from '../protocol/framing.js';
 import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
-import { act, type CommandRunner } from './act.js';
+import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
 import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
 import { FairQueue, type FairQueueOptions } from './fairqueue.js';
@@ -25,7 +25,7 @@ export interface UserDirectory {
   policy(fingerprint: string): UserPolicy | undefined;
 }
 
-export type { CommandRunner } from './act.js';
+export type { CommandRunner, SharedReplayCheck } from './act.js';
 
 /** What the pipeline hands over at step 15 when acting is someone else's (spad's monitor). */
 export interface ActRequest {
@@ -54,6 +54,8 @@ export interface PipelineDeps {
   now: () => number;
   maxSkewSeconds: number;
   commands?: CommandRunner;
+  /** With `--cluster` and no `act`: the fleet's shared replay record (act.ts). */
+  shared?: SharedReplayCheck | null;
   /**
    * Datagrams that may wait; beyond this the busiest flow (source and port) sheds one (RATE_LIMITED,
    * detail queue_full). Default 1024.
@@ -271,7 +273,14 @@ export class Pipeline {
     }
     if (!deps.firewall) return this.drop(d, 'INTERNAL', 'no firewall and no act', who);
     const r = await act(
-      { firewall: deps.firewall, audit: deps.audit, commands: deps.commands, replay: deps.replay },
+      {
+        firewall: deps.firewall,
+        audit: deps.audit,
+        commands: deps.commands,
+        replay: deps.replay,
+        shared: deps.shared,
+        now: deps.now,
+      },
       decision,
       { source: d.source, ...who, receivedAt: d.receivedAt, used },
     );

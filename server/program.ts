@@ -1,7 +1,7 @@
 /**
  * `spad`: the daemon, and the control commands that talk to a running one.
  *   spad --interface IF | --udp-server [--port 62201] [--firewall nftables|iptables]
- *        [--protect tcp/22,...] [--config FILE] [--state-dir DIR] [-f] [-v] [--check]
+ *        [--protect tcp/22,...] [--config FILE] [--state-dir DIR] [--cluster URL] [-f] [-v] [--check]
  *   spad status [--json] | reload | fw-list [--json] | fw-flush [--yes]
  *   spad install-service [daemon flags] [--unit-file F] [--print]   (install-service.ts)
  */
@@ -54,6 +54,38 @@ function processLines(list: unknown): string[] {
   );
 }
 
+/** `spad status` lines for the cluster, or none for a gateway on its own. */
+function clusterLines(c: unknown): string[] {
+  if (!c || typeof c !== 'object') return [];
+  const x = c as {
+    url?: string;
+    state?: string;
+    since?: number;
+    lastError?: string | null;
+    fail?: string;
+    timeoutMs?: number;
+    replay?: Record<string, number>;
+    keyring?: { revision?: number; syncedAt?: number | null; error?: string | null } | null;
+  };
+  const ago =
+    typeof x.since === 'number' ? `${Math.max(0, Math.round((Date.now() - x.since) / 1000))}s` : '?';
+  const counts = Object.entries(x.replay ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const lines = [
+    `cluster ${x.url} ${x.state} for ${ago}  cluster_fail ${x.fail}  timeout ${x.timeoutMs} ms` +
+      (x.state !== 'up' && x.lastError ? `  last error: ${x.lastError}` : ''),
+    `cluster replay ${counts || '(none)'}`,
+  ];
+  if (x.keyring) {
+    lines.push(
+      `cluster keyring revision ${x.keyring.revision ?? 0}` +
+        (x.keyring.error ? `  keeping the last good keyring: ${x.keyring.error}` : ''),
+    );
+  }
+  return lines;
+}
+
 export function buildProgram(): Command {
   const program = new Command('spad')
     .description('Single Packet Authorization daemon: opens the firewall for verified OpenPGP knocks')
@@ -66,6 +98,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'JSON configuration file (flags override it)')
     .option('--audit-log <file>', 'write the JSON audit log here instead of stdout')
     .option('--passphrase-file <file>', 'passphrase of server.key, if spa-keys init protected it')
+    .option('--cluster <url>', 'share replay record and keyring with other gateways: redis://HOST:PORT[/DB]')
     .option('-f, --foreground', 'stay in the foreground (spad always does; for systemd and fwknop habits)')
     .option('--verifier-user <user>', 'account of the unprivileged verifier (default spa, else nobody)')
     .option('--check', 'validate configuration, server key and keyring, then exit')
@@ -123,6 +156,7 @@ export function buildProgram(): Command {
           `processes (verifier user ${s.verifierUser ?? '-'}, restarts ${s.verifierRestarts ?? 0})`,
           ...processLines(s.processes),
           `counters ${counters || '(none)'}`,
+          ...clusterLines(s.cluster),
           `grants ${grants.length}`,
           ...grants.map(
             (g) =>

@@ -16,7 +16,7 @@ import { seal, type ServerIdentity, serverIdentity } from '../../protocol/envelo
 import { memoryAudit } from '../../server/audit.js';
 import type { Datagram } from '../../server/capture/types.js';
 import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
-import { type Outcome, Pipeline } from '../../server/pipeline.js';
+import { type Outcome, Pipeline, type SharedReplayCheck } from '../../server/pipeline.js';
 import { ReplayStore } from '../../server/replay.js';
 import { directoryOf, type LoadedUsers } from '../../server/users.js';
 import { concat } from '../helpers/craft.js';
@@ -136,6 +136,10 @@ export interface RigOptions {
   readonly maxSkewSeconds?: number;
   /** The pipeline's queue bound (default: spad's). */
   readonly maxQueue?: number;
+  /** A fleet's shared replay record (server/cluster/replay.ts). */
+  readonly shared?: SharedReplayCheck;
+  /** The firewall (default: a recording one). */
+  readonly firewall?: RecordingFirewall;
 }
 
 const dirs: string[] = [];
@@ -153,7 +157,7 @@ export function tempDir(): string {
 export async function rig(o: RigOptions): Promise<Rig> {
   const identity = await serverIdentity(o.server.privateKey);
   let users = usersOf(o.records);
-  const firewall = recordingFirewall();
+  const firewall = o.firewall ?? recordingFirewall();
   const audit = memoryAudit();
   const replayFile = o.replayFile ?? join(tempDir(), 'replay.jsonl');
   const r: Rig = {
@@ -166,6 +170,7 @@ export async function rig(o: RigOptions): Promise<Rig> {
     users: () => users,
     replay,
     ...(o.maxQueue ? { maxQueue: o.maxQueue } : {}),
+    ...(o.shared ? { shared: o.shared } : {}),
     firewall,
     audit,
     now: () => r.clock,
