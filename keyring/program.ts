@@ -64,6 +64,47 @@ function defaultIo(): SpaKeysIo {
 interface GlobalOpts {
   stateDir?: string;
   home?: string;
+  cluster?: string;
+}
+
+/**
+ * Runs a server command against the fleet's keyring when `--cluster URL` is given
+ * (server/cluster/keyring.ts): Redis' signed keyring becomes this state dir's keyring.json, `fn`
+ * runs on it as it would without a cluster, and a change (`write`) is signed with the server key
+ * as the next revision and stored back, which every gateway picks up. Without --cluster, `fn` alone.
+ */
+async function clustered<R>(io: SpaKeysIo, cmd: Command, write: boolean, fn: () => Promise<R>): Promise<R> {
+  const g = cmd.optsWithGlobals<GlobalOpts>();
+  if (g.cluster === undefined) return fn();
+  const lib = await import('./allowlist.js');
+  const stateDir = lib.resolveStateDir(g.stateDir, io.env);
+  const { resolveClusterSettings } = await import('../server/cluster/settings.js');
+  const { openLink } = await import('../server/cluster/connection.js');
+  const ck = await import('../server/cluster/keyring.js');
+  const settings = resolveClusterSettings({ url: g.cluster, timeoutMs: 2000 }, stateDir);
+  let serverKey;
+  try {
+    serverKey = await lib.loadServerKey(stateDir);
+  } catch (e) {
+    if (e instanceof ConfigError && e.code === 'KEY_PASSPHRASE') {
+      throw new ConfigError(
+        'KEY_PASSPHRASE',
+        `--cluster signs the keyring with ${lib.serverKeyPath(stateDir)}, which is passphrase-protected`,
+        {
+          hint: 'spa-keys --cluster needs a server key without a passphrase on the admin host',
+        },
+      );
+    }
+    throw e;
+  }
+  const link = await openLink(settings);
+  try {
+    const r = await ck.withClusterKeyring(link, { stateDir, write, serverKey, now: io.now }, fn);
+    if (r.changed) io.stderr(`spa-keys: cluster keyring revision ${r.revision} stored in ${settings.url}\n`);
+    return r.result;
+  } finally {
+    await link.close();
+  }
 }
 
 async function fileExists(p: string): Promise<boolean> {
@@ -462,11 +503,14 @@ export function createProgram(overrides: Partial<SpaKeysIo> = {}): Command {
     .description('manage spa keys: the server allowlist (state dir) and the client keystore (home)')
     .option('--state-dir <dir>', 'server state directory (env SPA_STATE_DIR, default /etc/spa)')
     .option('--home <dir>', 'client key directory (env SPA_HOME, default ~/.spa)')
+    .option('--cluster <url>', "the fleet's keyring in Redis: redis://HOST:PORT[/DB] (server commands)")
     .configureHelp({ showGlobalOptions: true })
     .addHelpText(
       'after',
       `
 Server side (state dir): init, add, list, show, disable, enable, remove, export-server.
+With --cluster URL, add, list, show, disable, enable and remove work on the fleet's keyring in
+Redis (signed with the server key; every gateway takes a change within a second).
 Client side (home): gen, import, list --client.
 Keys are named by full fingerprint, long key id (16 hex), or username.
 Exit codes: 0 ok, 1 runtime error, 2 bad or missing flags, 3 key not found/ambiguous/invalid/weak/
@@ -503,7 +547,9 @@ secret refused, 4 keyring corrupt or locked, 5 refused (exists, not confirmed, n
     .option('--expires <date>', 'enrollment expiry: YYYY-MM-DD (00:00 UTC), ISO date-time, or never')
     .option('--no-require-source', 'allow a knock to name another address than its source (NAT, -a, -s)')
     .option('--yes', 'do not ask to confirm the fingerprint')
-    .action(async (flags: AddFlags, cmd: Command) => addAction(io, flags, cmd));
+    .action(async (flags: AddFlags, cmd: Command) =>
+      clustered(io, cmd, true, () => addAction(io, flags, cmd)),
+    );
 
   program
     .command('list')
@@ -531,7 +577,7 @@ keystore (SPA_HOME, default ~/.spa).`,
         return;
       }
       const stateDir = lib.resolveStateDir(g.stateDir, io.env);
-      const file = await lib.readAllowlistFile(stateDir);
+      const file = await clustered(io, cmd, false, () => lib.readAllowlistFile(stateDir));
       const recs = sortRecords(Object.values(file.keys));
       if (opts.json) {
         io.stdout(`${displaySafeJson(recs, 2)}\n`);
@@ -565,7 +611,7 @@ keystore (SPA_HOME, default ~/.spa).`,
       const lib = await import('./allowlist.js');
       const { notFound } = await import('./lookup.js');
       const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
-      const file = await lib.readAllowlistFile(stateDir);
+      const file = await clustered(io, cmd, false, () => lib.readAllowlistFile(stateDir));
       const recs = sortRecords(lib.findRecords(file, query));
       if (recs.length === 0) {
         throw notFound(
@@ -592,7 +638,7 @@ keystore (SPA_HOME, default ~/.spa).`,
       .action(async (query: string, _opts: unknown, cmd: Command) => {
         const lib = await import('./allowlist.js');
         const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
-        const changed = await lib.setEnabled(stateDir, query, enabled);
+        const changed = await clustered(io, cmd, true, () => lib.setEnabled(stateDir, query, enabled));
         for (const r of changed)
           io.stdout(`${enabled ? 'enabled' : 'disabled'} ${r.username} ${r.fingerprint}\n`);
       });
@@ -606,27 +652,29 @@ keystore (SPA_HOME, default ~/.spa).`,
     .action(async (query: string, opts: { yes?: boolean }, cmd: Command) => {
       const lib = await import('./allowlist.js');
       const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
-      const file = await lib.readAllowlistFile(stateDir);
-      const r = lib.findOneRecord(file, query);
-      if (!opts.yes) {
-        if (!io.isTTY) {
-          throw new ConfigError(
-            'NOT_CONFIRMED',
-            `not removing ${r.username} ${r.fingerprint} without confirmation`,
-            {
-              hint: 'run it on a terminal to be asked, or pass --yes',
-            },
-          );
+      const gone = await clustered(io, cmd, true, async () => {
+        const file = await lib.readAllowlistFile(stateDir);
+        const r = lib.findOneRecord(file, query);
+        if (!opts.yes) {
+          if (!io.isTTY) {
+            throw new ConfigError(
+              'NOT_CONFIRMED',
+              `not removing ${r.username} ${r.fingerprint} without confirmation`,
+              {
+                hint: 'run it on a terminal to be asked, or pass --yes',
+              },
+            );
+          }
+          const ok = await (
+            await io.prompter()
+          ).confirm({
+            message: `Remove ${r.username}'s key ${r.fingerprint}?`,
+            default: false,
+          });
+          if (!ok) throw new ConfigError('NOT_CONFIRMED', 'not confirmed; nothing was removed');
         }
-        const ok = await (
-          await io.prompter()
-        ).confirm({
-          message: `Remove ${r.username}'s key ${r.fingerprint}?`,
-          default: false,
-        });
-        if (!ok) throw new ConfigError('NOT_CONFIRMED', 'not confirmed; nothing was removed');
-      }
-      const gone = await lib.removeRecord(stateDir, r.fingerprint);
+        return lib.removeRecord(stateDir, r.fingerprint);
+      });
       io.stdout(`removed ${gone.username} ${gone.fingerprint}\n`);
     });
 

@@ -23,12 +23,16 @@ import { createFirewall } from './firewall/index.js';
 import type { Firewall } from './firewall/types.js';
 import type { CountersMessage } from './ipc.js';
 import { type ClusterLink, openLink } from './cluster/connection.js';
+import { KeyringSync, type SyncResult } from './cluster/keyring.js';
 import { SharedReplay } from './cluster/replay.js';
 import { Monitor } from './monitor.js';
 import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
 import type { CommandRunner } from './pipeline.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
+
+/** How often a gateway asks Redis for a newer keyring besides the pub/sub messages, s. */
+const KEYRING_POLL_SECONDS = 5;
 
 export interface Daemon {
   readonly monitor: Monitor;
@@ -78,9 +82,12 @@ export async function startDaemon(
     });
   }
   // the fleet: the monitor holds the link (the verifier never reaches the network); spad starts
-  // whether Redis answers or not, cluster_fail decides about knocks meanwhile
+  // whether Redis answers or not, cluster_fail decides about knocks meanwhile; a newer signed
+  // keyring in Redis becomes keyring.json before it is loaded
   let link: ClusterLink | null = null;
   let shared: SharedReplay | null = null;
+  let keyringSync: KeyringSync | null = null;
+  let onKeyring: (r: SyncResult) => void = () => {};
   if (cfg.cluster) {
     const { hostname } = await import('node:os');
     link = await openLink(cfg.cluster, (st) =>
@@ -89,8 +96,11 @@ export async function startDaemon(
       }),
     );
     shared = new SharedReplay(link, hostname());
+    keyringSync = new KeyringSync(link, cfg.stateDir, identity.key.toPublic(), (r) => onKeyring(r));
+    await keyringSync.start();
   }
   const closeCluster = async (): Promise<void> => {
+    await keyringSync?.close();
     await link?.close();
   };
   let users: LoadedUsers;
@@ -185,6 +195,21 @@ export async function startDaemon(
     return reloading;
   };
 
+  let refusedDetail = '';
+  onKeyring = (r) => {
+    if (r.kind === 'updated') {
+      refusedDetail = '';
+      audit.log('cluster_keyring', { detail: `took revision ${r.revision} from redis` });
+      reload(`cluster keyring revision ${r.revision}`).catch(() => {});
+    } else if (r.kind === 'refused' && r.detail !== refusedDetail) {
+      // once per distinct reason: a flood of messages on the channel writes one line
+      refusedDetail = r.detail;
+      audit.log('cluster_keyring_refused', {
+        detail: `${r.detail}; keeping the last good keyring (${users.count} keys)`,
+      });
+    }
+  };
+
   const status = async (): Promise<Record<string, unknown>> => ({
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     serverFingerprint: identity.fingerprint,
@@ -202,6 +227,7 @@ export async function startDaemon(
             fail: cfg.cluster.fail,
             timeoutMs: cfg.cluster.timeoutMs,
             replay: { ...shared.counters },
+            keyring: keyringSync?.status ?? null,
           }
         : null,
     counters: counters(),
@@ -237,6 +263,7 @@ export async function startDaemon(
   process.on('SIGUSR1', onUsr1);
 
   let checking = false;
+  let ticks = 0;
   // every second; it never rejects (its errors are audit lines)
   const maintain = async (): Promise<void> => {
     if (checking) return;
@@ -245,6 +272,8 @@ export async function startDaemon(
       const now = Date.now();
       monitor.flush();
       replay.prune(now);
+      // a missed message on the channel is caught up within KEYRING_POLL_SECONDS
+      if (keyringSync && ++ticks % KEYRING_POLL_SECONDS === 0) void keyringSync.sync();
       await firewall.sweep(now);
       if (!(await firewall.healthy())) {
         await firewall.init();
