@@ -5,6 +5,7 @@
 #   3. bench-keys    1 vs 10,000 enrolled keys: per-knock cost, spad start-up, CPU per knock
 #   4. bench-fwknop  spa and fwknop 2.6.10 side by side (one table)
 #   5. bench-refused CPU per refused datagram by kind (bombs included) beside a valid knock's, in process
+#   6. bench-cluster knock-to-open alone and with --cluster on a local Redis, and the extra per knock
 # Needs root (network namespaces). Output: stdout, and a copy in results.txt in a fresh private
 # directory (mktemp -d, mode 0700) named at the end.
 # SIGINT, SIGTERM, SIGHUP: the running benchmark gets SIGTERM and removes its namespaces and
@@ -47,10 +48,10 @@ done
 quick="${1:-}"
 if [[ "$quick" == quick ]]; then
   knock=(--knocks 10 --burst 50); flood=(--seconds 4 --knocks 5); keys=(--keys 500 --knocks 50)
-  fwk=(--knocks 5 --burst 20 --runs 5); refused=(--runs 50)
+  fwk=(--knocks 5 --burst 20 --runs 5); refused=(--runs 50); cluster=(--knocks 10 --rounds 1)
 else
   knock=(--knocks 40 --burst 300); flood=(--seconds 10 --knocks 10); keys=(--keys 10000 --knocks 200)
-  fwk=(--knocks 20 --burst 100 --runs 20); refused=(--runs 300)
+  fwk=(--knocks 20 --burst 100 --runs 20); refused=(--runs 300); cluster=(--knocks 40 --rounds 3)
 fi
 echo "# spa benchmarks, $(date -u +%FT%TZ)"
 echo "# machine: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r), node $(node --version), $(. /etc/os-release && echo "$PRETTY_NAME")"
@@ -72,4 +73,5 @@ run 300 dist/scripts/bench-flood.js "${flood[@]}"
 run 900 dist/scripts/bench-keys.js "${keys[@]}"
 run 600 dist/scripts/bench-fwknop.js "${fwk[@]}"
 run 180 dist/scripts/bench-refused.js "${refused[@]}"
+run 300 dist/scripts/bench-cluster.js "${cluster[@]}"
 echo "bench: results in $out"
