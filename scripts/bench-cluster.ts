@@ -7,7 +7,8 @@
  *    port succeeds (the grant is flushed between knocks);
  *  - server recv→grant: the `ms` of spad's grant line (capture to firewall done, the Redis claim
  *    included);
- *  - spad's CPU per knock (utime + stime from /proc) over the latency loop.
+ *  - spad's CPU per knock (utime + stime from /proc of the monitor, verifier and capture
+ *    processes) over the latency loop.
  * and the extra time per knock (cluster − alone) of both medians; then the claim alone, in process
  * (2000 SET NX PX round trips on loopback: wall time and CPU per claim). Wall-clock figures are noisy on
  * a shared machine; the CPU column is the steadier comparison.
@@ -24,7 +25,7 @@ import { callControl } from '../server/control.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, startSpad } from '../test/e2e/spad-harness.js';
-import { cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
+import { childPids, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
 import { onInterrupt } from './cleanup.js';
 import { createTopology, type Topology } from './netns.js';
 
@@ -93,7 +94,10 @@ async function measure(
         probe.stdout?.on('data', on);
       });
     const mark = spad.lines.length;
-    const cpu0 = cpuMs(spad.proc.pid as number, true);
+    // every spad process: the monitor, its verifier and capture children (privilege separation)
+    const pids = [spad.proc.pid as number, ...childPids(spad.proc.pid as number)];
+    const cpuAll = (): number => pids.reduce((sum, p) => sum + cpuMs(p), 0);
+    const cpu0 = cpuAll();
     for (const p of pkts) {
       probe.stdin?.write(`${p}\n`);
       const ms = await next();
@@ -101,7 +105,7 @@ async function measure(
       else s.open.push(ms);
       await callControl(sock, 'fw-flush');
     }
-    s.cpu += cpuMs(spad.proc.pid as number, true) - cpu0;
+    s.cpu += cpuAll() - cpu0;
     probe.stdin?.end();
     const grants = spad.lines.slice(mark).filter((l) => l.event === 'grant');
     s.knocks += grants.length;

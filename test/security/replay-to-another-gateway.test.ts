@@ -11,7 +11,12 @@ import { after, before, describe, test } from 'node:test';
 import { type ClusterLink, openLink } from '../../server/cluster/connection.js';
 import { SharedReplay } from '../../server/cluster/replay.js';
 import { resolveClusterSettings } from '../../server/cluster/settings.js';
+import { openEnvelope, signedBytes } from '../../protocol/envelope.js';
+import { memoryAudit } from '../../server/audit.js';
+import { encodeLine } from '../../server/ipc.js';
+import { Monitor } from '../../server/monitor.js';
 import type { SharedReplayCheck } from '../../server/pipeline.js';
+import { ReplayStore } from '../../server/replay.js';
 import { TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis.js';
 import {
@@ -23,6 +28,7 @@ import {
   recordFor,
   recordingFirewall,
   rig,
+  usersOf,
 } from './rig.js';
 
 const skip = redisUnavailable();
@@ -152,6 +158,45 @@ describe('a knock replayed to another gateway of the fleet', { skip: skip ?? fal
       await redis.start();
     }
     await untilUp();
+  });
+
+  test('the monitor makes the claim: a decision monitor A acted on is refused by monitor B as REPLAY', async () => {
+    const r = await gateway('verifier');
+    const monitorOf = async (name: string) => {
+      const link = await openLink(
+        resolveClusterSettings({ url: redis.url, timeoutMs: 200, passwordFile: null }, '/x'),
+      );
+      links.push(link);
+      const sr = new SharedReplay(link, name);
+      const firewall = recordingFirewall();
+      const audit = memoryAudit();
+      const monitor = new Monitor({
+        serverFingerprint: r.identity.fingerprint,
+        users: () => usersOf([recordFor(alice)]),
+        replay: new ReplayStore(null),
+        firewall,
+        audit,
+        now: () => TEST_NOW.getTime(),
+        maxSkewSeconds: 120,
+        shared: { fail: 'closed', claim: (k, t) => sr.claim(k, t), release: (k) => sr.release(k) },
+      });
+      return { monitor, firewall, audit };
+    };
+    const [ma, mb] = [await monitorOf('ma'), await monitorOf('mb')];
+    const s = signedBytes(await openEnvelope(await r.knock(alice), { server: r.identity, now: TEST_NOW }));
+    const line = encodeLine({
+      t: 'decision',
+      source: CLIENT_IP,
+      sport: 40000,
+      raw: 'cd'.repeat(32),
+      literal: Buffer.from(s.literal).toString('base64'),
+      signature: Buffer.from(s.signature).toString('base64'),
+      receivedAt: process.hrtime.bigint().toString(),
+    }).trimEnd();
+    assert.deepEqual(await ma.monitor.line(line), { ok: true });
+    assert.deepEqual(await mb.monitor.line(line), { ok: false, code: 'REPLAY' });
+    assert.equal(mb.firewall.grants.length, 0);
+    assert.equal(mb.audit.lines.at(-1)?.where, 'monitor');
   });
 
   test('queued copies at one gateway while another holds the claim: none granted there', async () => {
