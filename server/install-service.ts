@@ -91,6 +91,8 @@ export function serviceSpec(flags: ServerFlags, env: NodeJS.ProcessEnv = process
   if (flags.config !== undefined) args.push('--config', resolve(flags.config));
   if (flags.auditLog !== undefined) args.push('--audit-log', resolve(flags.auditLog));
   if (flags.passphraseFile !== undefined) args.push('--passphrase-file', resolve(flags.passphraseFile));
+  // the URL as resolveConfig checked and normalized it (never a password)
+  if (flags.cluster !== undefined && cfg.cluster) args.push('--cluster', cfg.cluster.url);
   if (flags.verbose) args.push('--verbose');
   return {
     node: process.execPath,

@@ -235,6 +235,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'the daemon flag to put in the unit')
     .option('--audit-log <file>', 'the daemon flag to put in the unit (its directory is made writable)')
     .option('--passphrase-file <file>', 'the daemon flag to put in the unit')
+    .option('--cluster <url>', 'the daemon flag to put in the unit')
     .option('-v, --verbose', 'the daemon flag to put in the unit')
     .option('--unit-file <file>', 'where to write the unit', '/etc/systemd/system/spad.service')
     .option('--print', 'print the unit on stdout and change nothing')

@@ -106,6 +106,16 @@ test('an audit log file makes its directory writable and is passed by absolute p
   assert.deepEqual(s.daemonArgs, ['--udp-server', '--audit-log', join(process.cwd(), 'logs/audit.jsonl')]);
 });
 
+test('--cluster goes into the unit as checked and normalized; a password in it is refused', () => {
+  const s = serviceSpec({ udpServer: true, cluster: 'redis://203.0.113.10:6379', stateDir: '/etc/spa' });
+  assert.deepEqual(s.daemonArgs, ['--udp-server', '--cluster', 'redis://203.0.113.10:6379/0']);
+  assert.throws(
+    () =>
+      serviceSpec({ udpServer: true, cluster: 'redis://:secret@203.0.113.10:6379', stateDir: '/etc/spa' }),
+    /password in the URL/,
+  );
+});
+
 test('a flag value with a newline cannot add a directive to the unit', () => {
   assert.throws(
     () => renderUnit(spec({ daemonArgs: ['--interface', 'eth0\nExecStartPost=/bin/sh -c id'] })),
