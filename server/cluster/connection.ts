@@ -11,6 +11,7 @@
  * for `spad status`; a change of state is reported once through `onState`.
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ConfigError } from '../../protocol/errors.js';
 import { readCheckedFile } from '../../keyring/file-safety.js';
@@ -61,7 +62,8 @@ export async function redisOptions(s: ClusterSettings): Promise<RedisOptions> {
     db: s.db,
     ...(s.username ? { username: s.username } : {}),
     ...(password !== undefined ? { password } : {}),
-    ...(s.tls ? { tls: { servername: s.host, ...(ca ? { ca } : {}) } } : {}),
+    // TLS checks the certificate against the host (an IP literal needs an IP SAN); SNI only for names
+    ...(s.tls ? { tls: { ...(isIP(s.host) ? {} : { servername: s.host }), ...(ca ? { ca } : {}) } } : {}),
     connectTimeout: s.timeoutMs,
     commandTimeout: s.timeoutMs,
     enableOfflineQueue: false,

@@ -39,13 +39,32 @@ export interface TestRedis {
 }
 
 export async function startRedis(
-  opts: { bind?: string; port?: number; in?: Host; extraArgs?: readonly string[] } = {},
+  opts: {
+    bind?: string;
+    port?: number;
+    in?: Host;
+    extraArgs?: readonly string[];
+    /** TLS only (rediss://): the server's certificate, key and the CA of client certificates. */
+    tls?: { cert: string; key: string; ca: string };
+  } = {},
 ): Promise<TestRedis> {
   const bind = opts.bind ?? '127.0.0.1';
   const port = opts.port ?? (await freePort());
+  const listen = opts.tls
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        opts.tls.cert,
+        '--tls-key-file',
+        opts.tls.key,
+      ]
+    : ['--port', String(port)];
+  if (opts.tls) listen.push('--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', 'no');
   const args = [
-    '--port',
-    String(port),
+    ...listen,
     '--bind',
     bind,
     '--save',
@@ -111,7 +130,7 @@ export async function startRedis(
   return {
     host: bind,
     port,
-    url: `redis://${hostInUrl}:${port}/0`,
+    url: `${opts.tls ? 'rediss' : 'redis'}://${hostInUrl}:${port}/0`,
     get running() {
       return child !== null;
     },

@@ -4,6 +4,7 @@
  * comes back by itself, and the cluster URL and its secrets are checked before anything starts.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +165,88 @@ describe('shared replay record on a real redis-server', { skip: skip ?? false },
     await redis.start();
     await untilState(l, 'up');
     assert.deepEqual(await r.claim('EEEE:01', 60_000), { kind: 'claimed' });
+  });
+});
+
+describe('TLS (rediss://) on a real redis-server', { skip: skip ?? false }, () => {
+  test('with the CA file the link is up and claims; without it the certificate is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spa-cluster-tls-'));
+    const ssl = (args: string[]): void => {
+      const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    ssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=spa test CA',
+    ]);
+    ssl([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'redis.key',
+      '-out',
+      'redis.csr',
+      '-subj',
+      '/CN=127.0.0.1',
+    ]);
+    writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl([
+      'x509',
+      '-req',
+      '-in',
+      'redis.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'redis.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'san.cnf',
+    ]);
+    const redis = await startRedis({
+      tls: { cert: join(dir, 'redis.pem'), key: join(dir, 'redis.key'), ca: join(dir, 'ca.pem') },
+    });
+    const opened: ClusterLink[] = [];
+    try {
+      assert.match(redis.url, /^rediss:/);
+      const good = await openLink(
+        resolveClusterSettings({ url: redis.url, passwordFile: null, caFile: join(dir, 'ca.pem') }, dir),
+      );
+      opened.push(good);
+      assert.equal(good.status.state, 'up');
+      assert.equal((await new SharedReplay(good, 'a').claim('TLS0:01', 1000)).kind, 'claimed');
+      const untrusted = await openLink(
+        resolveClusterSettings({ url: redis.url, passwordFile: null, caFile: null }, dir),
+      );
+      opened.push(untrusted);
+      assert.notEqual(untrusted.status.state, 'up');
+      assert.equal((await new SharedReplay(untrusted, 'b').claim('TLS0:02', 1000)).kind, 'unavailable');
+    } finally {
+      for (const l of opened) await l.close();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
