@@ -1,5 +1,5 @@
 /**
- * Cluster benchmark (DESIGN.md §7 "With a Redis cluster: <= 1 ms more per knock"): the same spad,
+ * Cluster benchmark (the bar "with a Redis cluster: <= 1 ms more per knock"): the same spad,
  * the same knocks, in the same run, alone and with `--cluster` on a local Redis (redis-server on
  * the gateway's own loopback, in its namespace). Rounds alternate (alone, cluster, alone, ...) so
  * that the shared machine's noise falls on both. Per mode:
