@@ -15,7 +15,7 @@ set -euo pipefail
 # test starts itself with its own config; redis-server only for /usr/bin/redis-server, which the
 # cluster tests start themselves on loopback or in their namespaces. Their services stay disabled
 # and stopped (see below).
-pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh redis-server)
+pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh redis-server fwknop-client fwknop-server)
 
 # A fake root for the tests of this script; empty means the real /.
 root="${SPA_SETUP_ROOT:-}"
