@@ -462,6 +462,14 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** What verifySignature() found: the signed bytes and who signed them. */
+export interface VerifiedSignature {
+  /** The literal data packet's bytes, exactly what the signature covers. */
+  readonly data: Uint8Array;
+  readonly signer: SignerEntry;
+  readonly signingKeyFingerprint: string;
+}
+
 /**
  * Signer → signature → payload → destination → freshness (SPEC.md §7 steps 8-12): the checks
  * that need no server secret. The verifying key is the enrolled key the issuer fingerprint
@@ -469,6 +477,27 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * on the packets the verifier forwards (readSigned).
  */
 export async function verifySigned(signed: SignedLiteral, opts: VerifySignedOptions): Promise<Opened> {
+  const { data, signer, signingKeyFingerprint } = await verifySignature(signed, opts);
+  const payload = decodePayload(data);
+  if (payload.serverFingerprint !== opts.serverFingerprint) {
+    throw new VerifyError('DEST_MISMATCH', 'payload server_fpr: meant for another server key', {
+      field: 'server_fpr',
+    });
+  }
+  checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds);
+  return { payload, signer, signingKeyFingerprint, signed };
+}
+
+/**
+ * Steps 8-9 alone: signer by issuer fingerprint, signature time inside the window, signature
+ * valid for the enrolled key, enrollment enabled and not expired. Shared by spa knocks
+ * (verifySigned) and fwknop knocks (protocol/fwknop.ts, SPEC.md §11), which differ only in what
+ * the literal data holds.
+ */
+export async function verifySignature(
+  signed: SignedLiteral,
+  opts: Pick<VerifySignedOptions, 'lookupSigner' | 'now' | 'maxSkewSeconds'>,
+): Promise<VerifiedSignature> {
   const config = cfg();
   const sig = signed.signature;
   const signingFpr = issuerFingerprintOf(sig);
@@ -518,16 +547,8 @@ export async function verifySigned(signed: SignedLiteral, opts: VerifySignedOpti
     throw new VerifyError('KEY_EXPIRED', `signer ${signer.fingerprint}: enrollment expired`);
   }
 
-  const payload = decodePayload(data);
-  if (payload.serverFingerprint !== opts.serverFingerprint) {
-    throw new VerifyError('DEST_MISMATCH', 'payload server_fpr: meant for another server key', {
-      field: 'server_fpr',
-    });
-  }
-  checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds);
-  return { payload, signer, signingKeyFingerprint: signingFpr, signed };
+  return { data, signer, signingKeyFingerprint: signingFpr };
 }
-
 /**
  * Decrypts the session key with the PKESK that names one of our (already validated) decryption
  * key packets; openpgp.js then decrypts and integrity-checks the data with it. Equivalent to

@@ -12,9 +12,11 @@ export const DROP_CODES = [
   'PKT_ARMORED',
   'PKT_FRAMING',
   'PKT_NOT_FOR_US',
+  'FWK_FRAMING',
   // server gates before decryption
   'RATE_LIMITED',
   'REPLAY_RAW',
+  'FWK_HMAC_INVALID',
   // decryption and message structure
   'DECRYPT_FAILED',
   'MSG_STRUCTURE',
@@ -28,15 +30,19 @@ export const DROP_CODES = [
   'KEY_EXPIRED',
   'KEY_REVOKED',
   'KEY_DISABLED',
+  'FWK_NOT_ENABLED',
   // payload
   'PAYLOAD_MALFORMED',
   'PAYLOAD_VERSION',
+  'FWK_PLAINTEXT',
+  'FWK_DIGEST',
   'DEST_MISMATCH',
   'TS_TOO_OLD',
   'TS_IN_FUTURE',
   'REPLAY',
   // policy
   'USER_MISMATCH',
+  'FWK_NAT_UNSUPPORTED',
   'SOURCE_MISMATCH',
   'SOURCE_ANY_REFUSED',
   'SOURCE_NOT_ALLOWED',

@@ -9,6 +9,7 @@ export * from './display.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';
+export * from './fwknop.js';
 export * from './limits.js';
 export * from './payload.js';
 export * from './policy.js';

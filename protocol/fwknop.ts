@@ -1,0 +1,491 @@
+/**
+ * fwknop 2.x GPG-mode knocks (SPEC.md §11): what the unmodified fwknop client sends, read as
+ * strictly as fwknopd reads it, or more. Pure: the caller passes keys, HMAC keys and the clock.
+ *
+ * On the wire (../shared/reference/fwknop.md §2.1): base64 of a binary OpenPGP message with its
+ * `=` padding and its first two characters removed (fwknop assumes they are `hQ`, true only for
+ * RSA session keys), then optionally an HMAC tag (base64, no padding) over the full base64 text,
+ * first two characters included. Inside the signed literal data: colon-separated fields (§2.2).
+ *
+ * Order (cheapest first; no public-key work before the HMAC, when there is one):
+ *  1. `looksLikeFwknop`: length and base64 alphabet. A spa knock is binary OpenPGP, whose first
+ *     octet (>= 0x80) is never a base64 character, so the two never overlap.
+ *  2. `unwrapFwknop`: rebuild the two lost characters by trying every PKESK header octet and
+ *     length nibble and keeping the one candidate whose OpenPGP framing parses exactly
+ *     (framing.ts) and names our key; check the HMAC (constant time) against each enrolled HMAC
+ *     key; no decryption yet.
+ *  3. envelope.ts `openEnvelope` and `verifySignature`: decrypt, exactly one signature by an
+ *     enrolled key.
+ *  4. `parseFwknopPlaintext`: printable, field counts per message type, every field's grammar,
+ *     the inner digest recomputed.
+ *  5. `fwknopPayload`: map onto spa's own Payload so freshness, replay and policy are spa's.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { type PortSpec, parsePortSpec } from './access.js';
+import { tryParseAddress } from './address.js';
+import {
+  checkFreshness,
+  type Opened,
+  type OpenOptions,
+  openEnvelope,
+  type SignedLiteral,
+  type VerifySignedOptions,
+  verifySignature,
+} from './envelope.js';
+import { ParseError, PolicyError, VerifyError } from './errors.js';
+import { type Framing, isForUs, parseFraming } from './framing.js';
+import { ACCESS_MAX_ENTRIES, COMMAND_MAX_BYTES, NONCE_BYTES } from './limits.js';
+import { makePayload, type Payload } from './payload.js';
+
+/** fwknopd ignores shorter candidates (MIN_SPA_DATA_SIZE); its ceiling is < 1500 (MAX_SPA_PACKET_LEN). */
+export const FWKNOP_MIN_CHARS = 140;
+export const FWKNOP_MAX_CHARS = 1499;
+/** Decrypted plaintext bound, as fwknop's (< MAX_SPA_ENCODED_MSG_SIZE). */
+export const FWKNOP_PLAINTEXT_MAX = 1499;
+/** HMAC-SHA256 tag: 32 bytes in base64 without padding. The only HMAC type accepted. */
+export const FWKNOP_HMAC_CHARS = 43;
+export const FWKNOP_HMAC_KEY_MIN_BYTES = 16;
+export const FWKNOP_HMAC_KEY_MAX_BYTES = 128;
+
+export const FWKNOP_MSG_COMMAND = 0;
+export const FWKNOP_MSG_ACCESS = 1;
+export const FWKNOP_MSG_ACCESS_TIMEOUT = 3;
+/** NAT access, NAT + timeout, local NAT, local NAT + timeout: not carried yet (FWK_NAT_UNSUPPORTED). */
+export const FWKNOP_NAT_TYPES: readonly number[] = [2, 4, 5, 6];
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_RE = /^[A-Za-z0-9+/]+$/;
+
+function isB64Byte(c: number): boolean {
+  return (
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b ||
+    c === 0x2f
+  );
+}
+
+/** Step 1: a datagram of 140..1499 base64 characters. Nothing else is read as fwknop. */
+export function looksLikeFwknop(bytes: Uint8Array): boolean {
+  if (bytes.length < FWKNOP_MIN_CHARS || bytes.length > FWKNOP_MAX_CHARS) return false;
+  for (const c of bytes) if (!isB64Byte(c)) return false;
+  return true;
+}
+
+/** Strict unpadded base64: alphabet, length, and zero unused bits (one spelling per value). */
+export function decodeB64Strict(text: string): Uint8Array | null {
+  if (text.length === 0 || text.length % 4 === 1 || !B64_RE.test(text)) return null;
+  const bytes = new Uint8Array(Buffer.from(text, 'base64'));
+  if (Buffer.from(bytes).toString('base64').replace(/=+$/, '') !== text) return null;
+  return bytes;
+}
+
+export interface FwknopHmacKey {
+  /** Whose key this is (the primary fingerprint of the enrollment). */
+  readonly id: string;
+  readonly key: Uint8Array;
+}
+
+export interface UnwrapOptions {
+  /** Every enrolled fwknop user's HMAC key. */
+  readonly hmacKeys: readonly FwknopHmacKey[];
+  /** False when every fwknop user has an HMAC key: then nothing without a valid tag is decrypted. */
+  readonly acceptWithoutHmac: boolean;
+  readonly recipientKeyIds: ReadonlySet<string>;
+}
+
+export interface Unwrapped {
+  /** The OpenPGP message, with its first two base64 characters restored. */
+  readonly binary: Uint8Array;
+  readonly framing: Framing;
+  /** The enrollment whose HMAC key matched, or null for a knock without HMAC. */
+  readonly hmacKeyId: string | null;
+}
+
+/**
+ * PKESK packet header octets: the old format with a 1-, 2- or 4-octet length, which is what
+ * GnuPG writes (0x85 for RSA-2048/4096, 0x84 for Curve25519). The new format (0xC1) is not tried:
+ * with a length under 192 it would frame exactly like 0x84, a second reading of the same bytes.
+ */
+const HEADER_OCTETS = [0x84, 0x85, 0x86] as const;
+
+type Rebuilt = { binary: Uint8Array; framing: Framing; prefix: string } | 'framing' | 'not_for_us';
+
+/**
+ * The two characters fwknop dropped encode the first octet and the high nibble of the second.
+ * Decode once with a placeholder, then try the 64 plausible values: a candidate counts only if
+ * the whole datagram then frames exactly as PKESK(s) + SEIPD (framing.ts walks headers only).
+ */
+function rebuild(body: string, recipientKeyIds: ReadonlySet<string>): Rebuilt {
+  const decoded = decodeB64Strict(`AA${body}`);
+  if (!decoded || decoded.length < 2) return 'framing';
+  const low = (decoded[1] ?? 0) & 0x0f;
+  let found: { binary: Uint8Array; framing: Framing; prefix: string } | null = null;
+  let parsed = false;
+  for (const first of HEADER_OCTETS) {
+    for (let nibble = 0; nibble < 16; nibble++) {
+      // (64 candidates of a header walk each; decoding happened once, above)
+      const b = Uint8Array.from(decoded);
+      b[0] = first;
+      b[1] = (nibble << 4) | low;
+      let framing: Framing;
+      try {
+        framing = parseFraming(b);
+      } catch {
+        continue;
+      }
+      parsed = true;
+      if (!isForUs(framing, recipientKeyIds)) continue;
+      if (found) return 'framing'; // two readings of one datagram: refuse rather than pick
+      const prefix = (B64[first >> 2] ?? '') + (B64[((first & 3) << 4) | nibble] ?? '');
+      found = { binary: b, framing, prefix };
+    }
+  }
+  return found ?? (parsed ? 'not_for_us' : 'framing');
+}
+
+function hmacMatches(key: Uint8Array, signedText: string, tag: string): boolean {
+  const want = createHmac('sha256', key).update(signedText, 'latin1').digest('base64').replace(/=+$/, '');
+  const a = Buffer.from(want, 'latin1');
+  const b = Buffer.from(tag, 'latin1');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Step 2. Throws ParseError FWK_FRAMING (not an fwknop GPG message), PKT_NOT_FOR_US (encrypted to
+ * another key), VerifyError FWK_HMAC_INVALID (a tag that no enrolled key made, or no tag where
+ * every fwknop user has a key). Every enrolled HMAC key is tried, each in constant time: which
+ * user a datagram is for is unknown before decryption, and an HMAC costs about a microsecond.
+ */
+export function unwrapFwknop(text: string, opts: UnwrapOptions): Unwrapped {
+  if (text.length < FWKNOP_MIN_CHARS || text.length > FWKNOP_MAX_CHARS || !B64_RE.test(text)) {
+    throw new ParseError('FWK_FRAMING', 'fwknop packet: not 140..1499 base64 characters');
+  }
+  if (opts.hmacKeys.length === 0 && !opts.acceptWithoutHmac) {
+    throw new PolicyError('FWK_NOT_ENABLED', 'fwknop packet: no user is enrolled for fwknop knocks');
+  }
+  const body = text.slice(0, -FWKNOP_HMAC_CHARS);
+  const tag = text.slice(-FWKNOP_HMAC_CHARS);
+  let tagged: Rebuilt | null = null;
+  if (opts.hmacKeys.length > 0) {
+    tagged = rebuild(body, opts.recipientKeyIds);
+    if (typeof tagged !== 'string') {
+      const signed = tagged.prefix + body;
+      let matched: string | null = null;
+      // no early exit: the time taken does not depend on which key matched
+      for (const k of opts.hmacKeys) if (hmacMatches(k.key, signed, tag) && matched === null) matched = k.id;
+      if (matched !== null) return { binary: tagged.binary, framing: tagged.framing, hmacKeyId: matched };
+    }
+  }
+  const untagged = rebuild(text, opts.recipientKeyIds);
+  if (typeof untagged !== 'string') {
+    if (!opts.acceptWithoutHmac) {
+      throw new VerifyError(
+        'FWK_HMAC_INVALID',
+        'fwknop packet: no HMAC, and every fwknop user must send one',
+        {
+          field: 'hmac',
+        },
+      );
+    }
+    return { binary: untagged.binary, framing: untagged.framing, hmacKeyId: null };
+  }
+  // Neither reading holds: say why as precisely as headers allow (still no decryption).
+  tagged ??= rebuild(body, opts.recipientKeyIds);
+  if (typeof tagged !== 'string') {
+    throw new VerifyError(
+      'FWK_HMAC_INVALID',
+      opts.hmacKeys.length > 0
+        ? 'fwknop packet: HMAC does not match any enrolled HMAC key'
+        : 'fwknop packet: an HMAC is appended, but no fwknop user has an HMAC key',
+      { field: 'hmac' },
+    );
+  }
+  if (untagged === 'not_for_us' || tagged === 'not_for_us') {
+    throw new ParseError('PKT_NOT_FOR_US', 'fwknop packet: no session key for this server');
+  }
+  throw new ParseError('FWK_FRAMING', 'fwknop packet: not an OpenPGP message once its prefix is restored');
+}
+
+export type FwknopDigestType = 'sha256' | 'sha3-256' | 'sha384' | 'sha512' | 'sha3-512';
+
+export interface FwknopMessage {
+  readonly random: string;
+  /** The client-chosen username field (fwknop -U), decoded. Not an identity: the signer is. */
+  readonly username: string;
+  readonly timestamp: number;
+  readonly version: string;
+  /** 0 command, 1 access, 3 access with a client timeout. */
+  readonly type: 0 | 1 | 3;
+  /** The allow-IP inside the message; '0.0.0.0' is fwknop -s, "use the packet's source". */
+  readonly allowIp: string;
+  /** access types: the requested proto/port entries, in the client's order. */
+  readonly access: readonly PortSpec[];
+  /** type 0: the command text after the allow-IP. */
+  readonly command: string | null;
+  /** type 3: seconds asked for (0..65536); else 0. */
+  readonly clientTimeout: number;
+  readonly digestType: FwknopDigestType;
+  /** The decoded message field, as fwknop -v prints it ("Message String"). */
+  readonly message: string;
+}
+
+function bad(message: string, field: string): never {
+  throw new ParseError('FWK_PLAINTEXT', `fwknop plaintext ${field}: ${message}`, { field });
+}
+
+/** fwknop's username rule (lib/fko_user.c): printable, none of these. */
+const USER_FORBIDDEN = /["/\\[\]:;|=,+*?<>]/;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+const IPV4_RE =
+  /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
+
+function b64Field(text: string, field: string, maxChars: number): string {
+  if (text.length > maxChars) bad(`${text.length} characters, at most ${maxChars}`, field);
+  const bytes = decodeB64Strict(text);
+  if (!bytes) bad('not canonical unpadded base64', field);
+  const s = Buffer.from(bytes).toString('latin1');
+  if (!PRINTABLE.test(s)) bad('not printable ASCII once decoded', field);
+  return s;
+}
+
+const DIGESTS: ReadonlyMap<number, readonly FwknopDigestType[]> = new Map([
+  [43, ['sha256', 'sha3-256']],
+  [64, ['sha384']],
+  [86, ['sha512', 'sha3-512']],
+]);
+
+/** The inner digest type, or the drop: its length names it; MD5 (22) and SHA-1 (27) are refused. */
+function checkDigest(encoded: string, digest: string): FwknopDigestType {
+  const types = DIGESTS.get(digest.length);
+  if (!types) {
+    throw new VerifyError(
+      'FWK_DIGEST',
+      `fwknop plaintext digest: ${digest.length} characters is no accepted type (SHA-256, SHA-384, SHA-512, SHA3)`,
+      { field: 'digest', hint: 'use fwknop -m sha256 (the default); MD5 and SHA-1 digests are refused' },
+    );
+  }
+  for (const t of types) {
+    const want = createHash(t).update(encoded, 'latin1').digest('base64').replace(/=+$/, '');
+    if (want === digest) return t;
+  }
+  throw new VerifyError('FWK_DIGEST', 'fwknop plaintext digest: does not match the fields', {
+    field: 'digest',
+  });
+}
+
+/**
+ * Step 4: the signed literal data. Throws ParseError FWK_PLAINTEXT (any field out of grammar, a
+ * wrong field count for the type, a server-auth field), VerifyError FWK_DIGEST, PolicyError
+ * FWK_NAT_UNSUPPORTED (types 2, 4, 5, 6).
+ */
+export function parseFwknopPlaintext(data: Uint8Array): FwknopMessage {
+  if (data.length === 0 || data.length > FWKNOP_PLAINTEXT_MAX) bad(`${data.length} bytes`, 'length');
+  const text = Buffer.from(data).toString('latin1');
+  if (!PRINTABLE.test(text)) bad('not printable ASCII', 'text');
+  const fields = text.split(':');
+  const digest = fields.pop() ?? '';
+  // 6..9 fields before the digest (MIN/MAX_SPA_FIELDS); exact counts per type below
+  if (fields.length < 6 || fields.length > 9) bad(`${fields.length + 1} fields`, 'fields');
+  const digestType = checkDigest(text.slice(0, text.length - digest.length - 1), digest);
+  const [random = '', user = '', ts = '', version = '', typeText = '', msg = ''] = fields;
+  if (!/^[0-9]{16}$/.test(random)) bad('must be 16 decimal digits', 'random');
+  const username = b64Field(user, 'username', 64);
+  if (username.length === 0 || USER_FORBIDDEN.test(username))
+    bad('empty or has a forbidden character', 'username');
+  if (!/^[0-9]{1,12}$/.test(ts)) bad('must be 1..12 decimal digits', 'timestamp');
+  const timestamp = Number(ts);
+  if (!/^[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}$/.test(version)) bad('must look like 3.0.0', 'version');
+  if (!/^[0-9]{1,2}$/.test(typeText)) bad('must be 1..2 decimal digits', 'type');
+  const type = Number(typeText);
+  if (FWKNOP_NAT_TYPES.includes(type)) {
+    throw new PolicyError(
+      'FWK_NAT_UNSUPPORTED',
+      `fwknop message type ${type} (NAT) is not supported by spad`,
+      {
+        field: 'type',
+      },
+    );
+  }
+  if (type !== FWKNOP_MSG_COMMAND && type !== FWKNOP_MSG_ACCESS && type !== FWKNOP_MSG_ACCESS_TIMEOUT) {
+    bad(`${type} is not a message type`, 'type');
+  }
+  // the optional server-auth field (never set by the client, never used by fwknopd) is refused
+  const want = type === FWKNOP_MSG_ACCESS_TIMEOUT ? 7 : 6;
+  if (fields.length !== want) bad(`${fields.length + 1} fields, type ${type} has ${want + 1}`, 'fields');
+  let clientTimeout = 0;
+  if (type === FWKNOP_MSG_ACCESS_TIMEOUT) {
+    const t = fields[6] ?? '';
+    if (!/^(0|[1-9][0-9]{0,4})$/.test(t) || Number(t) > 65536) bad('must be 0..65536', 'client_timeout');
+    clientTimeout = Number(t);
+  }
+  const message = b64Field(msg, 'message', 256);
+  const comma = message.indexOf(',');
+  if (comma < 0) bad('no allow-IP before the first comma', 'message');
+  const allowIp = message.slice(0, comma);
+  if (!IPV4_RE.test(allowIp)) bad('allow-IP is not a dotted IPv4 address', 'message');
+  const rest = message.slice(comma + 1);
+  if (type === FWKNOP_MSG_COMMAND) {
+    if (rest.length === 0 || rest.length > COMMAND_MAX_BYTES)
+      bad(`command must be 1..${COMMAND_MAX_BYTES} bytes`, 'message');
+    return {
+      random,
+      username,
+      timestamp,
+      version,
+      type,
+      allowIp,
+      access: [],
+      command: rest,
+      clientTimeout,
+      digestType,
+      message,
+    };
+  }
+  const items = rest.split(',');
+  if (items.length > ACCESS_MAX_ENTRIES) bad(`more than ${ACCESS_MAX_ENTRIES} proto/port entries`, 'message');
+  const access: PortSpec[] = [];
+  for (const item of items) {
+    let p: PortSpec;
+    try {
+      p = parsePortSpec(item, 'message');
+    } catch {
+      bad('entries must be tcp/N or udp/N, 1..65535', 'message');
+    }
+    if (item !== `${p.proto}/${p.port}`) bad('entries must be tcp/N or udp/N, 1..65535', 'message');
+    if (access.some((q) => q.proto === p.proto && q.port === p.port))
+      bad('duplicate proto/port entry', 'message');
+    access.push(p);
+  }
+  return {
+    random,
+    username,
+    timestamp,
+    version,
+    type,
+    allowIp,
+    access,
+    command: null,
+    clientTimeout,
+    digestType,
+    message,
+  };
+}
+
+export interface FwknopContext {
+  readonly serverFingerprint: string;
+  /** The enrolled user's spa username (the signer's, never the packet's). */
+  readonly username: string;
+  /** REQUIRE_USERNAME carried over: the packet's username field must be exactly this. */
+  readonly requireUsername: string | null;
+}
+
+/** The replay identity's "nonce" for an fwknop knock: the first 16 octets of SHA-256(plaintext). */
+export function fwknopNonce(plaintext: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(plaintext).digest().subarray(0, NONCE_BYTES));
+}
+
+/**
+ * Step 5: the spa Payload the rest of the pipeline judges (freshness, replay, policy: SPEC.md
+ * §7 steps 10, 13, 14). The destination binding is the encryption to our key (fwknop names no
+ * server); the source is 'any' for allow-IP 0.0.0.0 (fwknop -s).
+ */
+export function fwknopPayload(m: FwknopMessage, plaintext: Uint8Array, ctx: FwknopContext): Payload {
+  if (ctx.requireUsername !== null && m.username !== ctx.requireUsername) {
+    throw new PolicyError('USER_MISMATCH', 'fwknop username: not the one this enrollment requires', {
+      field: 'username',
+    });
+  }
+  let source: Payload['source'] = 'any';
+  if (m.allowIp !== '0.0.0.0') {
+    const a = tryParseAddress(m.allowIp);
+    if (!a || a.family !== 4) bad('allow-IP is not an IPv4 address', 'message');
+    source = a;
+  }
+  return makePayload({
+    type: m.type === FWKNOP_MSG_COMMAND ? 'command' : 'access',
+    timestamp: m.timestamp,
+    nonce: fwknopNonce(plaintext),
+    serverFingerprint: ctx.serverFingerprint,
+    username: ctx.username,
+    source,
+    access: m.access,
+    timeoutSeconds: m.clientTimeout,
+    command: m.command,
+  });
+}
+
+/** What the server knows about a user enrolled with --fwknop. */
+export interface FwknopEnrollment {
+  /** The spa username of the enrollment. */
+  readonly username: string;
+  /** True when the user has an HMAC key: a knock without a valid tag is refused. */
+  readonly hmac: boolean;
+  readonly requireUsername: string | null;
+}
+
+export interface FwknopSignedOptions extends Pick<
+  VerifySignedOptions,
+  'serverFingerprint' | 'lookupSigner' | 'now' | 'maxSkewSeconds'
+> {
+  /** By primary fingerprint; undefined when the user is not enrolled with --fwknop. */
+  readonly fwknopOf: (fingerprint: string) => FwknopEnrollment | undefined;
+  /** The enrollment whose HMAC key matched the datagram's tag (unwrapFwknop), or null for none. */
+  readonly hmacKeyId: string | null;
+}
+
+export interface OpenedFwknop extends Opened {
+  readonly message: FwknopMessage;
+}
+
+/**
+ * Steps 3-5 and freshness on the signed literal of an fwknop knock (SPEC.md §11.3-11.4): what
+ * spad's verifier runs after decryption, and its monitor again on the packets it forwards.
+ * Throws the SpaError with the drop code, or returns spa's Payload for the policy step.
+ */
+export async function verifyFwknopSigned(
+  signed: SignedLiteral,
+  opts: FwknopSignedOptions,
+): Promise<OpenedFwknop> {
+  const { data, signer, signingKeyFingerprint } = await verifySignature(signed, opts);
+  const enrollment = opts.fwknopOf(signer.fingerprint);
+  if (!enrollment) {
+    throw new PolicyError('FWK_NOT_ENABLED', `signer ${signer.fingerprint}: not enrolled for fwknop knocks`, {
+      hint: 'remove the key and enroll it again with spa-keys add ... --fwknop',
+    });
+  }
+  if (opts.hmacKeyId !== null && opts.hmacKeyId !== signer.fingerprint) {
+    throw new VerifyError('FWK_HMAC_INVALID', "fwknop packet: HMAC made with another user's key", {
+      field: 'hmac',
+    });
+  }
+  if (opts.hmacKeyId === null && enrollment.hmac) {
+    throw new VerifyError('FWK_HMAC_INVALID', 'fwknop packet: no HMAC, and this user has an HMAC key', {
+      field: 'hmac',
+    });
+  }
+  const message = parseFwknopPlaintext(data);
+  const payload = fwknopPayload(message, data, {
+    serverFingerprint: opts.serverFingerprint,
+    username: enrollment.username,
+    requireUsername: enrollment.requireUsername,
+  });
+  checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds);
+  return { payload, signer, signingKeyFingerprint, signed, message };
+}
+
+export interface OpenFwknopOptions extends OpenOptions, Omit<UnwrapOptions, 'recipientKeyIds'> {
+  readonly fwknopOf: (fingerprint: string) => FwknopEnrollment | undefined;
+}
+
+/** Steps 2-5 and freshness for one fwknop datagram (text that passed looksLikeFwknop). */
+export async function openFwknop(text: string, opts: OpenFwknopOptions): Promise<OpenedFwknop> {
+  const u = unwrapFwknop(text, { ...opts, recipientKeyIds: opts.server.recipientKeyIds });
+  const signed = await openEnvelope(u.binary, opts);
+  return verifyFwknopSigned(signed, {
+    ...opts,
+    serverFingerprint: opts.server.fingerprint,
+    hmacKeyId: u.hmacKeyId,
+  });
+}
