@@ -229,6 +229,8 @@ export interface NewRecordPolicy {
   maxTimeout: number;
   expiresAt: string | null;
   command: KeyRecord['command'];
+  /** undefined: not enrolled for fwknop knocks (the default). */
+  fwknop?: KeyRecord['fwknop'];
 }
 
 /** A record for a key described by `inspectKey`, with `publicKey` the armored public key. */
@@ -249,6 +251,7 @@ export function buildRecord(info: KeyInfo, publicKey: string, policy: NewRecordP
     defaultTimeout: policy.defaultTimeout,
     maxTimeout: policy.maxTimeout,
     command: policy.command,
+    ...(policy.fwknop ? { fwknop: { ...policy.fwknop } } : {}),
   };
 }
 

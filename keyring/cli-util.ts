@@ -24,7 +24,7 @@ export const EXIT = {
   KEY: 3,
   /** Keyring or state file corrupt or locked. */
   STATE: 4,
-  /** Refused: already exists, not confirmed, no TTY to confirm and no `--yes`. */
+  /** Refused: already exists, not confirmed, no TTY to confirm and no `--yes`; import-fwknop refused a stanza. */
   REFUSED: 5,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -55,7 +55,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
   if (USAGE_CODES.has(code)) return EXIT.USAGE;
   if (KEY_CODES.has(code)) return EXIT.KEY;
   if (code === 'KEYRING_CORRUPT' || code === 'KEYRING_LOCKED') return EXIT.STATE;
-  if (code === 'EXISTS' || code === 'NOT_CONFIRMED') return EXIT.REFUSED;
+  if (code === 'EXISTS' || code === 'NOT_CONFIRMED' || code === 'IMPORT_INCOMPLETE') return EXIT.REFUSED;
   return EXIT.ERROR;
 }
 

@@ -189,3 +189,33 @@ export function usernameFromUserId(uid: string | undefined): string | null {
     .slice(0, 32);
   return USERNAME_RE.test(u) ? u : null;
 }
+
+/**
+ * An fwknop HMAC key (SPEC.md §11.2) from a file: `base64` holds base64 as `fwknop --key-gen`
+ * prints it (HMAC_KEY_BASE64), else the raw key text (HMAC_KEY). Returns canonical base64.
+ */
+export function parseFwknopHmacKey(text: string, base64: boolean, flag: string): string {
+  const t = text.replace(/\r?\n$/, '');
+  let bytes: Buffer;
+  if (base64) {
+    // the whole output of fwknop --key-gen is accepted too: its HMAC_KEY_BASE64 line is the key
+    const s = (/^HMAC_KEY_BASE64:?\s+(\S+)\s*$/m.exec(t)?.[1] ?? t).trim();
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s) || s.length % 4 === 1) {
+      throw new ConfigError('KEY_INVALID', `${flag}: not base64`, { field: flag });
+    }
+    bytes = Buffer.from(s, 'base64');
+  } else {
+    bytes = Buffer.from(t, 'utf8');
+  }
+  if (bytes.length < 16 || bytes.length > 128) {
+    throw new ConfigError(
+      'KEY_WEAK',
+      `${flag}: ${bytes.length} bytes, an fwknop HMAC key must have 16..128`,
+      {
+        field: flag,
+        hint: 'make one with: fwknop --key-gen (use its HMAC_KEY_BASE64 with --fwknop-hmac-key-base64)',
+      },
+    );
+  }
+  return bytes.toString('base64');
+}

@@ -194,7 +194,15 @@ export function showRecord(r: KeyRecord, now: Date): string {
     `  open ports       ${r.openPorts.join(', ')}`,
     `  timeout          ${r.defaultTimeout} s (max ${r.maxTimeout} s)`,
     `  command          ${cmd}`,
+    `  fwknop knocks    ${fwknopText(r)}`,
   ].join('\n')}\n`;
+}
+
+function fwknopText(r: KeyRecord): string {
+  if (!r.fwknop) return 'no';
+  const hmac = r.fwknop.hmacKey ? 'HMAC key set' : 'no HMAC';
+  const user = r.fwknop.requireUsername ? `, username must be ${displaySafe(r.fwknop.requireUsername)}` : '';
+  return `yes (${hmac}${user})`;
 }
 
 function sortRecords(rs: KeyRecord[]): KeyRecord[] {
@@ -226,6 +234,24 @@ interface AddFlags {
   expires?: string;
   yes?: boolean;
   requireSource: boolean;
+  fwknop?: boolean;
+  fwknopHmacKey?: string;
+  fwknopHmacKeyBase64?: string;
+}
+
+/** An fwknop HMAC key file: a secret, so its permissions are checked like a passphrase file's. */
+async function readFwknopHmacKey(path: string, base64: boolean, flag: string): Promise<string> {
+  const { readCheckedFile } = await import('./file-safety.js');
+  const { parseFwknopHmacKey } = await import('./policy.js');
+  const f = await readCheckedFile(path, { what: 'fwknop HMAC key file', secret: true, maxBytes: 4096 });
+  if (f === null) throw new ConfigError('IO', `${flag}: cannot read ${path}: no such file`, { field: flag });
+  return parseFwknopHmacKey(f.data.toString('utf8'), base64, flag);
+}
+
+/** A record as list/show print it: the fwknop HMAC key is a secret and never printed. */
+export function redactRecord(r: KeyRecord): KeyRecord {
+  if (!r.fwknop?.hmacKey) return r;
+  return { ...r, fwknop: { ...r.fwknop, hmacKey: '(set)' } };
 }
 
 const PUBLIC_END = /-----END PGP (PUBLIC|PRIVATE) KEY BLOCK-----/;
@@ -253,6 +279,20 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
     expiresAt: flags.expires !== undefined ? pol.parseExpiry(flags.expires, now) : undefined,
     requireSource: cmd.getOptionValueSource('requireSource') === 'cli' ? flags.requireSource : undefined,
   };
+  if (flags.fwknopHmacKey !== undefined && flags.fwknopHmacKeyBase64 !== undefined) {
+    throw new ConfigError('USAGE', '--fwknop-hmac-key and --fwknop-hmac-key-base64: give one of them');
+  }
+  const hmacFlag = flags.fwknopHmacKey !== undefined ? '--fwknop-hmac-key' : '--fwknop-hmac-key-base64';
+  const hmacFile = flags.fwknopHmacKey ?? flags.fwknopHmacKeyBase64;
+  if (hmacFile !== undefined && flags.fwknop !== true) {
+    throw new ConfigError('USAGE', `${hmacFlag} needs --fwknop`, {
+      hint: 'the HMAC key is for knocks from the fwknop client, which --fwknop allows',
+    });
+  }
+  const givenHmac =
+    hmacFile !== undefined
+      ? await readFwknopHmacKey(hmacFile, flags.fwknopHmacKeyBase64 !== undefined, hmacFlag)
+      : undefined;
   const missing: string[] = [];
   if (given.username === undefined) missing.push('--user');
   if (flags.key === undefined) missing.push('--key');
@@ -471,6 +511,35 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
         : pol.DEFAULT_CMD_TIMEOUT);
     command = { regex, runAs, timeoutSeconds, openPorts: [] };
   }
+  let fwknop: KeyRecord['fwknop'];
+  let wantFwknop = flags.fwknop === true;
+  if (!wantFwknop && askAll) {
+    wantFwknop = await (
+      await prompter()
+    ).confirm({
+      message: 'Also accept knocks from the unmodified fwknop client (GPG mode) for this key?',
+      default: false,
+    });
+  }
+  if (wantFwknop) {
+    let hmacKey = givenHmac ?? null;
+    if (givenHmac === undefined && askAll) {
+      const ans = await ask(
+        'fwknop HMAC key file (its HMAC_KEY_BASE64 line, as fwknop --key-gen prints it; empty for none)',
+        '',
+        () => true,
+      );
+      if (ans !== '') hmacKey = await readFwknopHmacKey(ans, true, 'fwknop HMAC key file');
+    }
+    fwknop = { hmacKey, requireUsername: null };
+    if (hmacKey === null) {
+      printWarning(
+        'fwknop knocks without an HMAC reach decryption from any source; an HMAC key (--fwknop-hmac-key-base64) lets spad drop them before',
+        io.stderr,
+      );
+    }
+  }
+
   const expiresAt =
     given.expiresAt !== undefined
       ? given.expiresAt
@@ -487,13 +556,97 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
   const record = lib.buildRecord(
     info,
     pub.armor(),
-    { username, sources, openPorts, requireSourceAddress, defaultTimeout, maxTimeout, expiresAt, command },
+    {
+      username,
+      sources,
+      openPorts,
+      requireSourceAddress,
+      defaultTimeout,
+      maxTimeout,
+      expiresAt,
+      command,
+      ...(fwknop ? { fwknop } : {}),
+    },
     now,
   );
   await lib.addRecord(stateDir, record);
   io.stdout(`enrolled ${record.username} ${record.fingerprint}\n`);
   const others = Object.values(before.keys).filter((r) => r.username === record.username).length;
   if (others > 0) io.stderr(`spa-keys: ${record.username} now has ${others + 1} enrolled keys\n`);
+}
+
+async function importFwknopAction(
+  io: SpaKeysIo,
+  file: string,
+  opts: { gpgHome?: string; dryRun?: boolean },
+  cmd: Command,
+): Promise<void> {
+  const lib = await import('./allowlist.js');
+  const insp = await import('./inspect.js');
+  const imp = await import('./import-fwknop.js');
+  const { minimalKey } = await import('./minimize.js');
+  const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
+  const now = io.now();
+  const before = await lib.readAllowlistFile(stateDir);
+  const conf = await imp.readAccessConf(file);
+  if (conf.stanzas.length === 0) {
+    throw new ConfigError('CONFIG_INVALID', `${file}: no stanza (a stanza starts with SOURCE)`);
+  }
+  const plan = await imp.planImport(conf, {
+    gpg: imp.systemGpg,
+    gpgHome: opts.gpgHome,
+    now,
+    existing: new Map(Object.entries(before.keys)),
+    loadKey: async (armored, what) => {
+      const key = await minimalKey(await insp.parseKey(armored), now, what);
+      const info = await insp.describeKey(key, now);
+      insp.assertPublic(info, what);
+      insp.checkUsable(info, 'client');
+      const pub = key.isPrivate() ? key.toPublic() : key;
+      return { info, armored: pub.armor() };
+    },
+  });
+  const rows = [['STANZA', 'LINE', 'SOURCE', 'KEY', 'USER', 'RESULT', 'REASON']];
+  let done = 0;
+  for (const r of plan.rows) {
+    let outcome = r.outcome;
+    if (outcome === 'enrolled') {
+      const rec = plan.records.find((p) => p.record.fingerprint === r.key)?.record;
+      if (opts.dryRun) outcome = 'would enroll';
+      else if (rec) {
+        await lib.addRecord(stateDir, rec);
+        done++;
+      }
+    }
+    rows.push([
+      String(r.stanza),
+      String(r.line),
+      displaySafe(r.source),
+      displaySafe(r.key),
+      displaySafe(r.user),
+      outcome,
+      displaySafe(r.reason || '-'),
+    ]);
+  }
+  io.stdout(`${table(rows)}\n`);
+  for (const w of plan.warnings) printWarning(displaySafe(w), io.stderr);
+  io.stderr(
+    `spa-keys: ${opts.dryRun ? `${plan.records.length} keys would be enrolled (dry run: nothing written)` : `${done} keys enrolled for fwknop knocks`}\n`,
+  );
+  if (plan.records.length > 0) {
+    io.stderr(
+      "spa-keys: the fwknop clients must now encrypt to spad's key: gpg --import server.asc (spa-keys export-server), then fwknop --gpg-recipient-key <its fingerprint>\n",
+    );
+  }
+  if (plan.refusedStanzas > 0) {
+    throw new ConfigError(
+      'IMPORT_INCOMPLETE',
+      `${plan.refusedStanzas} of ${conf.stanzas.length} stanzas were not fully imported (see RESULT and REASON)`,
+      {
+        hint: 'fix those stanzas or enroll their users with spa-keys add --fwknop, then run import-fwknop again',
+      },
+    );
+  }
 }
 
 export function createProgram(overrides: Partial<SpaKeysIo> = {}): Command {
@@ -546,9 +699,28 @@ secret refused, 4 keyring corrupt or locked, 5 refused (exists, not confirmed, n
     .option('--cmd-timeout <s>', 'command time limit, seconds (default 60)')
     .option('--expires <date>', 'enrollment expiry: YYYY-MM-DD (00:00 UTC), ISO date-time, or never')
     .option('--no-require-source', 'allow a knock to name another address than its source (NAT, -a, -s)')
+    .option('--fwknop', 'also accept knocks from the unmodified fwknop client, GPG mode (default off)')
+    .option('--fwknop-hmac-key <file>', 'fwknop HMAC key (HMAC_KEY) in this file: knocks must carry its HMAC')
+    .option(
+      '--fwknop-hmac-key-base64 <file>',
+      'the same, base64 (HMAC_KEY_BASE64, as fwknop --key-gen prints)',
+    )
     .option('--yes', 'do not ask to confirm the fingerprint')
     .action(async (flags: AddFlags, cmd: Command) =>
       clustered(io, cmd, true, () => addAction(io, flags, cmd)),
+    );
+
+  program
+    .command('import-fwknop')
+    .description("enroll the users of fwknopd's access.conf for fwknop knocks; prints a table per stanza")
+    .argument('<access.conf>', 'fwknopd access file, e.g. /etc/fwknop/access.conf')
+    .option(
+      '--gpg-home <dir>',
+      "GnuPG home holding the users' keys (default: each stanza's GPG_HOME_DIR, else /root/.gnupg)",
+    )
+    .option('--dry-run', 'show what would be enrolled; write nothing')
+    .action(async (file: string, opts: { gpgHome?: string; dryRun?: boolean }, cmd: Command) =>
+      importFwknopAction(io, file, opts, cmd),
     );
 
   program
@@ -580,7 +752,7 @@ keystore (SPA_HOME, default ~/.spa).`,
       const file = await clustered(io, cmd, false, () => lib.readAllowlistFile(stateDir));
       const recs = sortRecords(Object.values(file.keys));
       if (opts.json) {
-        io.stdout(`${displaySafeJson(recs, 2)}\n`);
+        io.stdout(`${displaySafeJson(recs.map(redactRecord), 2)}\n`);
         return;
       }
       if (recs.length === 0) {
@@ -621,7 +793,7 @@ keystore (SPA_HOME, default ~/.spa).`,
           'no keys are enrolled yet',
         );
       }
-      if (opts.json) io.stdout(`${displaySafeJson(recs, 2)}\n`);
+      if (opts.json) io.stdout(`${displaySafeJson(recs.map(redactRecord), 2)}\n`);
       else io.stdout(recs.map((r) => showRecord(r, io.now())).join('\n'));
     });
 

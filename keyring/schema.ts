@@ -106,6 +106,34 @@ export const commandPolicySchema = z.strictObject({
     .superRefine(uniqueStrings('port')),
 });
 
+/** fwknop's username rule (protocol/fwknop.ts): printable ASCII, none of "/\\[]:;|=,+*?<>. */
+export const FWKNOP_USERNAME_RE = /^[\x20-\x7e]{1,48}$/;
+const FWKNOP_USERNAME_FORBIDDEN = /["/\\[\]:;|=,+*?<>]/;
+
+/**
+ * Enrolled with --fwknop (SPEC.md §11): this key may also knock with the unmodified fwknop
+ * client. Absent means no. The HMAC key is a secret: keyring.json is 0600, and list/show print
+ * only whether one is set.
+ */
+export const fwknopEnrollmentSchema = z.strictObject({
+  /** Standard base64 of the raw HMAC key, 16..128 bytes; null: no HMAC. */
+  hmacKey: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected standard base64')
+    .refine((s) => {
+      const n = Buffer.from(s, 'base64').length;
+      return n >= 16 && n <= 128 && Buffer.from(s, 'base64').toString('base64') === s;
+    }, 'expected canonical base64 of 16..128 bytes')
+    .nullable(),
+  /** From fwknop's REQUIRE_USERNAME: the packet's username field must be exactly this. */
+  requireUsername: z
+    .string()
+    .regex(FWKNOP_USERNAME_RE, 'expected 1..48 printable ASCII characters')
+    .refine((s) => !FWKNOP_USERNAME_FORBIDDEN.test(s), 'has a character fwknop forbids in usernames')
+    .nullable(),
+});
+export type FwknopEnrollmentRecord = z.infer<typeof fwknopEnrollmentSchema>;
+
 export const keyRecordSchema = z
   .strictObject({
     fingerprint,
@@ -133,6 +161,7 @@ export const keyRecordSchema = z
     defaultTimeout: seconds(TIMEOUT_MAX_SECONDS),
     maxTimeout: seconds(TIMEOUT_MAX_SECONDS),
     command: commandPolicySchema.nullable(),
+    fwknop: fwknopEnrollmentSchema.optional(),
   })
   .superRefine((r, ctx) => {
     if (

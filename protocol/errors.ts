@@ -79,6 +79,7 @@ export const CONFIG_CODES = [
   'KEYRING_LOCKED',
   'EXISTS',
   'NOT_CONFIRMED',
+  'IMPORT_INCOMPLETE',
   'NOT_FOUND',
   'IO',
   'USAGE',

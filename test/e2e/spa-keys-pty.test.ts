@@ -21,6 +21,16 @@ describe('spa-keys add on a terminal', { skip }, () => {
       const k = await makeKey({ name: 'Alice', email: 'alice@example.test' });
       const keyPath = join(dir, 'alice.asc');
       await writeFile(keyPath, k.publicKey);
+      // what `fwknop --key-gen` prints, saved as is
+      const hmacPath = join(dir, 'fwknop-keys');
+      const hmac = Buffer.alloc(64, 7).toString('base64');
+      await writeFile(
+        hmacPath,
+        `KEY_BASE64: ${Buffer.alloc(32, 1).toString('base64')}\nHMAC_KEY_BASE64: ${hmac}\n`,
+        {
+          mode: 0o600,
+        },
+      );
       const pty = new Pty();
       try {
         await pty.start(
@@ -48,6 +58,8 @@ describe('spa-keys add on a terminal', { skip }, () => {
         await answer(pty, /Default firewall timeout/, '45');
         await answer(pty, /Longest timeout this key may ask for/, '');
         await answer(pty, /Allow this key to request a server command/, '');
+        await answer(pty, /Also accept knocks from the unmodified fwknop client/, 'y');
+        await answer(pty, /fwknop HMAC key file/, hmacPath);
         await answer(pty, /Enrollment expires on/, '2099-12-31');
         scr = await pty.waitFor(/EXIT:\d+/);
         assert.match(scr, /EXIT:0/, scr);
@@ -65,6 +77,7 @@ describe('spa-keys add on a terminal', { skip }, () => {
       assert.equal(rec.defaultTimeout, 45);
       assert.equal(rec.maxTimeout, 300);
       assert.equal(rec.command, null);
+      assert.deepEqual(rec.fwknop, { hmacKey: hmac, requireUsername: null });
       assert.equal(rec.expiresAt, '2099-12-31T00:00:00.000Z');
     });
   });
@@ -93,6 +106,7 @@ describe('spa-keys add on a terminal', { skip }, () => {
         await pty.waitFor(/spa: warning: --cmd-regex contains \.\*/);
         await answer(pty, /Run the command as unix user/, 'nobody');
         await answer(pty, /Command time limit/, '');
+        await answer(pty, /Also accept knocks from the unmodified fwknop client/, '');
         await answer(pty, /Enrollment expires on/, '');
         const scr = await pty.waitFor(/EXIT:\d+/);
         assert.match(scr, /EXIT:0/, scr);
@@ -110,6 +124,7 @@ describe('spa-keys add on a terminal', { skip }, () => {
         timeoutSeconds: 60,
         openPorts: [],
       });
+      assert.equal(rec.fwknop, undefined, 'fwknop knocks are off unless asked for');
     });
   });
 

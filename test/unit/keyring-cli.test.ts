@@ -435,6 +435,7 @@ describe('spa-keys add (interactive, scripted answers)', () => {
         'no body', // not a user name: re-asked
         'nobody',
         '', // 60 s
+        false, // no fwknop knocks
         'yesterday', // re-asked
         '2099-12-31',
       ]);
@@ -469,7 +470,7 @@ describe('spa-keys add (interactive, scripted answers)', () => {
     await withTmp(async (dir) => {
       const s = await initDir(dir);
       const k = await makeKey({ name: 'Hugo', email: 'hugo@example.test' });
-      const p = new ScriptedPrompter(['-', k.publicKey, true, '', '', true, '', false, '']);
+      const p = new ScriptedPrompter(['-', k.publicKey, true, '', '', true, '', false, false, '']);
       const r = await runKeys(['add', '--state-dir', s, '--open', 'tcp/2222', '--timeout', '45'], {
         prompter: p,
       });

@@ -55,6 +55,7 @@ test('bash completes subcommands, long flags and the choices of --firewall', asy
     'export-server',
     'gen',
     'import',
+    'import-fwknop',
     'init',
     'list',
     'remove',
