@@ -12,7 +12,6 @@ export const DROP_CODES = [
   'PKT_ARMORED',
   'PKT_FRAMING',
   'PKT_NOT_FOR_US',
-  'FWK_FRAMING',
   // server gates before decryption
   'RATE_LIMITED',
   'REPLAY_RAW',

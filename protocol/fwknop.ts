@@ -34,12 +34,17 @@ import {
 } from './envelope.js';
 import { ParseError, PolicyError, VerifyError } from './errors.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
-import { ACCESS_MAX_ENTRIES, COMMAND_MAX_BYTES, NONCE_BYTES } from './limits.js';
+import { ACCESS_MAX_ENTRIES, COMMAND_MAX_BYTES, NONCE_BYTES, PACKET_MAX_BYTES } from './limits.js';
 import { makePayload, type Payload } from './payload.js';
 
-/** fwknopd ignores shorter candidates (MIN_SPA_DATA_SIZE); its ceiling is < 1500 (MAX_SPA_PACKET_LEN). */
+/** fwknopd ignores shorter candidates (MIN_SPA_DATA_SIZE). */
 export const FWKNOP_MIN_CHARS = 140;
-export const FWKNOP_MAX_CHARS = 1499;
+/**
+ * spa's datagram ceiling (limits.ts), below fwknop's 1499: RSA-2048 knocks with an HMAC are about
+ * 1150 characters, RSA-4096 encryption with an RSA-2048 signature about 1370 (with an HMAC, 1412:
+ * too long; fwknop's own client refuses RSA-4096 + RSA-4096 at any size).
+ */
+export const FWKNOP_MAX_CHARS = PACKET_MAX_BYTES;
 /** Decrypted plaintext bound, as fwknop's (< MAX_SPA_ENCODED_MSG_SIZE). */
 export const FWKNOP_PLAINTEXT_MAX = 1499;
 /** HMAC-SHA256 tag: 32 bytes in base64 without padding. The only HMAC type accepted. */
@@ -66,7 +71,7 @@ function isB64Byte(c: number): boolean {
   );
 }
 
-/** Step 1: a datagram of 140..1499 base64 characters. Nothing else is read as fwknop. */
+/** Step 1: a datagram of 140..1400 base64 characters. Nothing else is read as fwknop. */
 export function looksLikeFwknop(bytes: Uint8Array): boolean {
   if (bytes.length < FWKNOP_MIN_CHARS || bytes.length > FWKNOP_MAX_CHARS) return false;
   for (const c of bytes) if (!isB64Byte(c)) return false;
@@ -153,14 +158,17 @@ function hmacMatches(key: Uint8Array, signedText: string, tag: string): boolean 
 }
 
 /**
- * Step 2. Throws ParseError FWK_FRAMING (not an fwknop GPG message), PKT_NOT_FOR_US (encrypted to
+ * Step 2. Throws ParseError PKT_FRAMING (not an fwknop GPG message), PKT_NOT_FOR_US (encrypted to
  * another key), VerifyError FWK_HMAC_INVALID (a tag that no enrolled key made, or no tag where
  * every fwknop user has a key). Every enrolled HMAC key is tried, each in constant time: which
  * user a datagram is for is unknown before decryption, and an HMAC costs about a microsecond.
  */
 export function unwrapFwknop(text: string, opts: UnwrapOptions): Unwrapped {
   if (text.length < FWKNOP_MIN_CHARS || text.length > FWKNOP_MAX_CHARS || !B64_RE.test(text)) {
-    throw new ParseError('FWK_FRAMING', 'fwknop packet: not 140..1499 base64 characters');
+    throw new ParseError(
+      'PKT_FRAMING',
+      `fwknop packet: not ${FWKNOP_MIN_CHARS}..${FWKNOP_MAX_CHARS} base64 characters`,
+    );
   }
   if (opts.hmacKeys.length === 0 && !opts.acceptWithoutHmac) {
     throw new PolicyError('FWK_NOT_ENABLED', 'fwknop packet: no user is enrolled for fwknop knocks');
@@ -205,7 +213,7 @@ export function unwrapFwknop(text: string, opts: UnwrapOptions): Unwrapped {
   if (untagged === 'not_for_us' || tagged === 'not_for_us') {
     throw new ParseError('PKT_NOT_FOR_US', 'fwknop packet: no session key for this server');
   }
-  throw new ParseError('FWK_FRAMING', 'fwknop packet: not an OpenPGP message once its prefix is restored');
+  throw new ParseError('PKT_FRAMING', 'fwknop packet: not an OpenPGP message once its prefix is restored');
 }
 
 export type FwknopDigestType = 'sha256' | 'sha3-256' | 'sha384' | 'sha512' | 'sha3-512';
@@ -475,17 +483,30 @@ export async function verifyFwknopSigned(
   return { payload, signer, signingKeyFingerprint, signed, message };
 }
 
-export interface OpenFwknopOptions extends OpenOptions, Omit<UnwrapOptions, 'recipientKeyIds'> {
+export interface OpenFwknopOptions extends OpenOptions {
   readonly fwknopOf: (fingerprint: string) => FwknopEnrollment | undefined;
 }
 
-/** Steps 2-5 and freshness for one fwknop datagram (text that passed looksLikeFwknop). */
-export async function openFwknop(text: string, opts: OpenFwknopOptions): Promise<OpenedFwknop> {
-  const u = unwrapFwknop(text, { ...opts, recipientKeyIds: opts.server.recipientKeyIds });
+/**
+ * Decryption and steps 3-5 for a datagram that unwrapFwknop accepted (its HMAC, if any, already
+ * checked): throws the SpaError with the drop code, or returns spa's Payload for the policy step.
+ */
+export async function openFwknop(u: Unwrapped, opts: OpenFwknopOptions): Promise<OpenedFwknop> {
   const signed = await openEnvelope(u.binary, opts);
   return verifyFwknopSigned(signed, {
     ...opts,
     serverFingerprint: opts.server.fingerprint,
     hmacKeyId: u.hmacKeyId,
   });
+}
+
+/**
+ * For the capture process's flood shield (server/capture/prefilter.ts): could this datagram be an
+ * fwknop knock for us, with or without an HMAC tag? Framing only: no HMAC, no decryption.
+ */
+export function fwknopMayBeForUs(bytes: Uint8Array, recipientKeyIds: ReadonlySet<string>): boolean {
+  if (!looksLikeFwknop(bytes)) return false;
+  const text = Buffer.from(bytes).toString('latin1');
+  if (typeof rebuild(text, recipientKeyIds) !== 'string') return true;
+  return typeof rebuild(text.slice(0, -FWKNOP_HMAC_CHARS), recipientKeyIds) !== 'string';
 }

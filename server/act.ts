@@ -51,6 +51,8 @@ export interface ActContext {
   source: string;
   user: string;
   fingerprint: string;
+  /** 'fwknop' for a knock from the fwknop client (SPEC.md §11); written on the grant line. */
+  kind?: 'fwknop';
   /** process.hrtime.bigint() when the datagram was seen, for the grant line's latency. */
   receivedAt: bigint;
   /** The knock's replay record: added once the firewall took the grant, or before a command starts. */
@@ -89,7 +91,7 @@ async function claimShared(deps: ActDeps, ctx: ActContext): Promise<'claimed' | 
 }
 
 export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): Promise<ActResult> {
-  const who = { user: ctx.user, fingerprint: ctx.fingerprint };
+  const who = { user: ctx.user, fingerprint: ctx.fingerprint, ...(ctx.kind ? { kind: ctx.kind } : {}) };
   const target = formatAddress(decision.address);
   if (decision.kind === 'command' && !deps.commands) {
     return {

@@ -12,6 +12,7 @@ import { parsePortSpec } from '../protocol/access.js';
 import { parseCidr } from '../protocol/address.js';
 import type { SignerEntry } from '../protocol/envelope.js';
 import { compileCommandRegex } from '../protocol/command.js';
+import type { FwknopEnrollment, FwknopHmacKey } from '../protocol/fwknop.js';
 import type { UserPolicy } from '../protocol/policy.js';
 import type { UserDirectory } from './pipeline.js';
 
@@ -45,7 +46,19 @@ export function buildDirectory(
 ): LoadedUsers {
   const signers = new Map<string, SignerEntry>();
   const policies = new Map<string, UserPolicy>();
+  const fwknop = new Map<string, FwknopEnrollment>();
+  const hmacKeys: FwknopHmacKey[] = [];
+  let acceptWithoutHmac = false;
   for (const r of records.values()) {
+    if (r.fwknop) {
+      fwknop.set(r.fingerprint, {
+        username: r.username,
+        hmac: r.fwknop.hmacKey !== null,
+        requireUsername: r.fwknop.requireUsername,
+      });
+      if (r.fwknop.hmacKey === null) acceptWithoutHmac = true;
+      else hmacKeys.push({ id: r.fingerprint, key: new Uint8Array(Buffer.from(r.fwknop.hmacKey, 'base64')) });
+    }
     const entry: SignerEntry = {
       fingerprint: r.fingerprint,
       enabled: r.enabled,
@@ -61,5 +74,6 @@ export function buildDirectory(
     records,
     lookupSigner: (fpr) => signers.get(fpr),
     policy: (fpr) => policies.get(fpr),
+    ...(fwknop.size > 0 ? { fwknop: { hmacKeys, acceptWithoutHmac, of: (fpr) => fwknop.get(fpr) } } : {}),
   };
 }

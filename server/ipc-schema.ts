@@ -23,6 +23,18 @@ export const decisionSchema = z.strictObject({
   signature: b64(4096),
   /** process.hrtime.bigint() of the capture, decimal (for the grant line's latency). */
   receivedAt: z.string().regex(/^[0-9]{1,20}$/),
+  /**
+   * Present for an fwknop knock (SPEC.md §11): the literal is fwknop's plaintext, and the
+   * enrollment whose HMAC key matched the datagram's tag (null: no tag), as the verifier found.
+   */
+  fwknop: z
+    .strictObject({
+      hmacKeyId: z
+        .string()
+        .regex(/^(?:[0-9A-F]{40}|[0-9A-F]{64})$/)
+        .nullable(),
+    })
+    .optional(),
 });
 export type DecisionMessage = z.infer<typeof decisionSchema>;
 

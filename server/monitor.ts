@@ -6,13 +6,16 @@
  * and signature packet the verifier forwards (protocol/envelope.ts readSigned: two plain packets,
  * nothing encrypted or compressed): signer lookup in its own allowlist, signature, enrollment
  * enabled and not expired, payload decode, destination, freshness (verifySigned, the same code
- * the verifier ran), then the replay check (this store is the authority), the policy, with
- * `--cluster` the fleet's shared claim (act.ts), and only then the firewall or the command. A verifier that lies gets a refusal with the step's code
+ * the verifier ran; for an fwknop knock verifyFwknopSigned, which re-parses fwknop's plaintext
+ * and checks the enrollment allows fwknop knocks), then the replay check (this store is the
+ * authority), the policy, with `--cluster` the fleet's shared claim (act.ts), and only then the
+ * firewall or the command. A verifier that lies gets a refusal with the step's code
  * and an audit line; a malformed or oversized message gets IPC_INVALID.
  */
 import { formatAddress, tryParseAddress } from '../protocol/address.js';
 import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
+import { verifyFwknopSigned } from '../protocol/fwknop.js';
 import { decide } from '../protocol/policy.js';
 import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
 import type { Audit, AuditFields } from './audit.js';
@@ -117,17 +120,30 @@ export class Monitor {
         literal: Buffer.from(m.literal, 'base64'),
         signature: Buffer.from(m.signature, 'base64'),
       });
-      opened = await verifySigned(signed, {
+      const opts = {
         serverFingerprint: deps.serverFingerprint,
         lookupSigner: users.lookupSigner,
         now: new Date(now),
         maxSkewSeconds: deps.maxSkewSeconds,
-      });
+      };
+      // an fwknop knock's literal is fwknop's plaintext: re-parsed here, under this monitor's
+      // own enrollments (SPEC.md §11.3); the HMAC itself was checked before decryption
+      opened = m.fwknop
+        ? await verifyFwknopSigned(signed, {
+            ...opts,
+            fwknopOf: (f) => users.fwknop?.of(f),
+            hmacKeyId: m.fwknop.hmacKeyId,
+          })
+        : await verifySigned(signed, opts);
     } catch (err) {
       return this.fail(err, at);
     }
     const { payload, signer } = opened;
-    const who = { user: payload.username, fingerprint: signer.fingerprint };
+    const who = {
+      user: payload.username,
+      fingerprint: signer.fingerprint,
+      ...(m.fwknop ? { kind: 'fwknop' as const } : {}),
+    };
     const key = replayKey(signer.fingerprint, payload.nonce);
     if (deps.replay.has(key, now)) return this.refuse('REPLAY', undefined, { ...at, ...who });
     if (deps.replay.forgot(payload.timestamp)) {

@@ -10,6 +10,14 @@ import { tryParseAddress } from '../protocol/address.js';
 import { type Opened, open, precheck, replayKey, type ServerIdentity } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import type { Framing } from '../protocol/framing.js';
+import {
+  type FwknopEnrollment,
+  type FwknopHmacKey,
+  looksLikeFwknop,
+  openFwknop,
+  type Unwrapped,
+  unwrapFwknop,
+} from '../protocol/fwknop.js';
 import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
 import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
 import type { Audit } from './audit.js';
@@ -18,11 +26,21 @@ import { FairQueue, type FairQueueOptions } from './fairqueue.js';
 import type { Firewall } from './firewall/types.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 
+/** The users enrolled with --fwknop (SPEC.md §11), compiled once per load. */
+export interface FwknopDirectory {
+  readonly hmacKeys: readonly FwknopHmacKey[];
+  /** Some fwknop user has no HMAC key: a knock without a tag may be theirs. */
+  readonly acceptWithoutHmac: boolean;
+  of(fingerprint: string): FwknopEnrollment | undefined;
+}
+
 /** The enrolled users as the pipeline sees them; replaced as a whole on reload. */
 export interface UserDirectory {
   lookupSigner: import('../protocol/envelope.js').LookupSigner;
   /** Policy by primary fingerprint. */
   policy(fingerprint: string): UserPolicy | undefined;
+  /** Absent: nobody may knock with the fwknop client. */
+  fwknop?: FwknopDirectory;
 }
 
 export type { CommandRunner, SharedReplayCheck } from './act.js';
@@ -34,6 +52,8 @@ export interface ActRequest {
   opened: Opened;
   /** SHA-256 (hex) of the encrypted body: the raw-replay fast path's key. */
   raw: string;
+  /** An fwknop knock (SPEC.md §11): whose HMAC key matched its tag, or null for no tag. */
+  fwknop?: { hmacKeyId: string | null };
 }
 export type ActHandler = (
   req: ActRequest,
@@ -78,6 +98,8 @@ export const BACKLOG_LOW = 16;
 interface Pending {
   d: Datagram;
   framing: Framing;
+  /** An fwknop knock (SPEC.md §11) that passed its pre-decryption checks. */
+  fwknop?: Unwrapped;
 }
 
 export type Outcome = { ok: true; decision: Decision } | { ok: false; code: DropCode | 'INTERNAL' };
@@ -103,7 +125,7 @@ export class Pipeline {
     try {
       const s = this.screen(d);
       if (!('framing' in s)) return;
-      const shed = this.queue.push({ d, framing: s.framing }, d.source, this.deps.now(), d.sourcePort);
+      const shed = this.queue.push({ d, ...s }, d.source, this.deps.now(), d.sourcePort);
       if (shed) this.drop(shed.d, 'RATE_LIMITED', 'queue_full: shed from the busiest flow');
       if (!this.backlogged && this.queue.size >= BACKLOG_HIGH) {
         this.backlogged = true;
@@ -134,7 +156,7 @@ export class Pipeline {
         this.deps.onBacklog?.(false);
       }
       try {
-        await this.verify(p.d, p.framing);
+        await this.verify(p.d, p.framing, p.fwknop);
       } catch (err) {
         this.deps.audit.log('error', { detail: `pipeline: ${(err as Error).message}` });
       }
@@ -203,42 +225,68 @@ export class Pipeline {
   /** One datagram through every step, without queueing. Exposed for tests. */
   async handle(d: Datagram): Promise<Outcome> {
     const s = this.screen(d);
-    return 'framing' in s ? this.verify(d, s.framing) : s;
+    return 'framing' in s ? this.verify(d, s.framing, s.fwknop) : s;
   }
 
-  /** Steps 1-3: size, framing, recipient. The framing when the datagram may be a knock; else its drop. */
-  private screen(d: Datagram): { framing: Framing } | Outcome {
+  /**
+   * Steps 1-3: size, framing, recipient; for an fwknop knock also its HMAC (SPEC.md §11.2), so
+   * that nothing unauthenticated by it is queued. The framing when the datagram may be a knock;
+   * else its drop.
+   */
+  private screen(d: Datagram): Omit<Pending, 'd'> | Outcome {
     if (d.oversize) return this.drop(d, 'PKT_TOO_LONG', `${d.length} bytes`);
     try {
+      // read as fwknop only while someone may knock that way (SPEC.md §11.1)
+      const dir = this.deps.users().fwknop;
+      if (dir && looksLikeFwknop(d.payload)) {
+        const u = unwrapFwknop(d.payload.toString('latin1'), {
+          hmacKeys: dir.hmacKeys,
+          acceptWithoutHmac: dir.acceptWithoutHmac,
+          recipientKeyIds: this.deps.identity.recipientKeyIds,
+        });
+        return { framing: u.framing, fwknop: u };
+      }
       return { framing: precheck(d.payload, this.deps.identity) };
     } catch (err) {
-      return this.fail(d, err);
+      return this.fail(
+        d,
+        err,
+        this.deps.users().fwknop && looksLikeFwknop(d.payload) ? { kind: 'fwknop' } : {},
+      );
     }
   }
 
   /** Steps 5-15, for a datagram that passed steps 1-3 and its turn in the queue (step 4). */
-  private async verify(d: Datagram, framing: Framing): Promise<Outcome> {
+  private async verify(d: Datagram, framing: Framing, fwknop?: Unwrapped): Promise<Outcome> {
     const { deps } = this;
     const bytes = d.payload;
     const now = deps.now();
+    const kind = fwknop ? { kind: 'fwknop' } : {};
     // 5: a duplicate of an accepted knock's ciphertext (headers may be re-framed, this cannot)
     const raw = createHash('sha256').update(framing.encryptedBody).digest('hex');
-    if (deps.replay.hasRaw(raw, now)) return this.drop(d, 'REPLAY_RAW');
+    if (deps.replay.hasRaw(raw, now)) return this.drop(d, 'REPLAY_RAW', undefined, kind);
     // 6-12: decrypt, structure, signer, signature, decode, destination, freshness
     const users = deps.users();
     let opened: Opened;
     try {
-      opened = await open(bytes, {
+      const opts = {
         server: deps.identity,
         lookupSigner: users.lookupSigner,
         now: new Date(now),
         maxSkewSeconds: deps.maxSkewSeconds,
-      });
+      };
+      opened = fwknop
+        ? await openFwknop(fwknop, { ...opts, fwknopOf: (f) => users.fwknop?.of(f) })
+        : await open(bytes, opts);
     } catch (err) {
-      return this.fail(d, err);
+      return this.fail(d, err, kind);
     }
     const { payload, signer } = opened;
-    const who = { user: payload.username, fingerprint: signer.fingerprint };
+    const who = {
+      user: payload.username,
+      fingerprint: signer.fingerprint,
+      ...(fwknop ? { kind: 'fwknop' as const } : {}),
+    };
     // 13: replay of the signed nonce. Checked here, recorded only once the knock is accepted
     // (below), so a refused copy (say from an on-path attacker's own address) burns nothing.
     const key = replayKey(signer.fingerprint, payload.nonce);
@@ -265,7 +313,13 @@ export class Pipeline {
     // 15: act (spad's verifier hands the decision to its monitor instead: deps.act, which
     // verifies it again, records it in the authoritative replay store and logs the outcome)
     if (deps.act) {
-      const r = await deps.act({ datagram: d, decision, opened, raw });
+      const r = await deps.act({
+        datagram: d,
+        decision,
+        opened,
+        raw,
+        ...(fwknop ? { fwknop: { hmacKeyId: fwknop.hmacKeyId } } : {}),
+      });
       if (!r.ok) return { ok: false, code: r.code };
       // the local replay fast path learns of it when the monitor says it was accepted
       this.queue.trust(d.source, now);

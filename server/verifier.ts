@@ -95,7 +95,7 @@ async function start(
   const replay = new ReplayStore(null);
   for (const e of init.replay) replay.add(e);
   let decided = 0;
-  const act: ActHandler = async ({ datagram: d, opened, raw }) => {
+  const act: ActHandler = async ({ datagram: d, opened, raw, fwknop }) => {
     const signed = signedBytes(opened.signed);
     send({
       t: 'decision',
@@ -105,6 +105,7 @@ async function start(
       literal: Buffer.from(signed.literal).toString('base64'),
       signature: Buffer.from(signed.signature).toString('base64'),
       receivedAt: d.receivedAt.toString(),
+      ...(fwknop ? { fwknop } : {}),
     });
     decided++;
     return { ok: true };

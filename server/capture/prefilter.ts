@@ -1,7 +1,8 @@
 /**
  * Flood shield for the pcap capture process. Before a frame crosses the pipe to spad, the
  * capture process runs the pipeline's own cheapest checks (SPEC.md §7 steps 1-3: decodable UDP,
- * size bounds, OpenPGP framing, a session key for one of our key ids). Frames that fail are junk.
+ * size bounds, OpenPGP framing, a session key for one of our key ids; for fwknop text knocks the
+ * same framing once their prefix is rebuilt, §11.1). Frames that fail are junk.
  * The first JUNK_FORWARD_PER_SECOND junk frames each second still go to spad, so at normal rates
  * every drop gets its own audit line exactly as before; beyond that, junk is only counted by
  * reason and reported once a second (spad turns the counts into counters and `drop_summary` audit
@@ -18,6 +19,7 @@
 import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
 import { isForUs, parseFraming } from '../../protocol/framing.js';
 import { isSpaError } from '../../protocol/errors.js';
+import { fwknopMayBeForUs, looksLikeFwknop } from '../../protocol/fwknop.js';
 import { FairQueue } from '../fairqueue.js';
 import { decodeFrame } from './decode.js';
 
@@ -46,6 +48,12 @@ function classify(
   if (length < PACKET_MIN_BYTES) return { reason: 'PKT_TOO_SHORT' };
   if (length > PACKET_MAX_BYTES) return { reason: 'PKT_TOO_LONG' };
   if (payload.length < length) return { reason: 'DECODE' };
+  // fwknop GPG-mode knocks are base64 text (SPEC.md §11.1): framing checked once rebuilt
+  if (looksLikeFwknop(payload)) {
+    return fwknopMayBeForUs(payload, ourKeyIds)
+      ? { reason: null, source: r.udp.source, port: r.udp.sourcePort }
+      : { reason: 'PKT_FRAMING' };
+  }
   try {
     return isForUs(parseFraming(payload), ourKeyIds)
       ? { reason: null, source: r.udp.source, port: r.udp.sourcePort }

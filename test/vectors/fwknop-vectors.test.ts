@@ -13,9 +13,11 @@ import { DROP_CODES, SpaError } from '../../protocol/errors.js';
 import {
   type FwknopEnrollment,
   type FwknopHmacKey,
+  fwknopMayBeForUs,
   looksLikeFwknop,
   type OpenedFwknop,
   openFwknop,
+  unwrapFwknop,
 } from '../../protocol/fwknop.js';
 import { keyFingerprints, VECTOR_DIR } from '../helpers/keys.js';
 
@@ -107,13 +109,17 @@ async function run(v: VectorFile): Promise<OpenedFwknop> {
   }
   const bytes = new Uint8Array(Buffer.from(v.packet, 'latin1'));
   assert.ok(looksLikeFwknop(bytes), 'the datagram is recognised as fwknop');
-  return openFwknop(v.packet, {
+  const u = unwrapFwknop(v.packet, {
+    hmacKeys,
+    acceptWithoutHmac: withoutHmac,
+    recipientKeyIds: server.recipientKeyIds,
+  });
+  assert.equal(fwknopMayBeForUs(bytes, server.recipientKeyIds), true, 'the capture prefilter lets it through');
+  return openFwknop(u, {
     server,
     lookupSigner: (f) => signers.get(f),
     now: new Date(v.now),
     maxSkewSeconds: v.max_skew,
-    hmacKeys,
-    acceptWithoutHmac: withoutHmac,
     fwknopOf: (f) => fwknop.get(f),
   });
 }
