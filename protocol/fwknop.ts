@@ -34,11 +34,17 @@ import {
 } from './envelope.js';
 import { ParseError, PolicyError, VerifyError } from './errors.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
-import { ACCESS_MAX_ENTRIES, COMMAND_MAX_BYTES, NONCE_BYTES, PACKET_MAX_BYTES } from './limits.js';
+import {
+  ACCESS_MAX_ENTRIES,
+  COMMAND_MAX_BYTES,
+  FWKNOP_MIN_CHARS,
+  NONCE_BYTES,
+  PACKET_MAX_BYTES,
+} from './limits.js';
+
+export { FWKNOP_MIN_CHARS };
 import { makePayload, type Payload } from './payload.js';
 
-/** fwknopd ignores shorter candidates (MIN_SPA_DATA_SIZE). */
-export const FWKNOP_MIN_CHARS = 140;
 /**
  * spa's datagram ceiling (limits.ts), below fwknop's 1499: RSA-2048 knocks with an HMAC are about
  * 1150 characters, RSA-4096 encryption with an RSA-2048 signature about 1370 (with an HMAC, 1412:

@@ -51,5 +51,8 @@ export const MAX_DECOMPRESSED_BYTES = 4096;
  */
 export const RSA_MIN_BITS = 2048;
 
+/** fwknop knocks (SPEC.md §11): fwknopd ignores shorter candidates (MIN_SPA_DATA_SIZE). */
+export const FWKNOP_MIN_CHARS = 140;
+
 /** UDP port, as fwknop's. */
 export const DEFAULT_SPA_PORT = 62201;

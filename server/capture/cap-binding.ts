@@ -18,7 +18,7 @@
  * - it always sets promiscuous mode, and has no pcap_stats().
  */
 import { createRequire } from 'node:module';
-import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
+import { FWKNOP_MIN_CHARS, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
 
 export interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
@@ -43,7 +43,7 @@ let capModule: CapModule | undefined;
  * a UDP payload of 64..1400 bytes starting with a PKESK packet header (0xC1 new format, or
  * 0x84-0x87 old format), so most of a random flood never leaves the kernel. libpcap's `udp[]`
  * does not index into IPv6, so IPv6 (UDP as the first next header, as the decoder expects) uses
- * `ip6[]` offsets: UDP header at 40, payload at 48.
+ * `ip6[]` offsets: UDP header at 40, payload at 48. It also passes what may be an fwknop knock.
  */
 export function bpfFilter(port: number, knocksOnly = false): string {
   const base = `udp dst port ${port}`;
@@ -51,8 +51,11 @@ export function bpfFilter(port: number, knocksOnly = false): string {
   const min = 8 + PACKET_MIN_BYTES;
   const max = 8 + PACKET_MAX_BYTES;
   const v4 = `(ip and udp[4:2] >= ${min} and udp[4:2] <= ${max} and (udp[8] == 0xc1 or udp[8] & 0xfc == 0x84))`;
+  // fwknop GPG-mode knocks (SPEC.md §11, IPv4 only: fwknop has no IPv6): base64 text of 140..1400
+  // characters, first character '+' (0x2b) .. 'z' (0x7a); the capture's prefilter then checks it
+  const fwknop = `(ip and udp[4:2] >= ${8 + FWKNOP_MIN_CHARS} and udp[4:2] <= ${max} and udp[8] >= 0x2b and udp[8] <= 0x7a)`;
   const v6 = `(ip6 and ip6[6] == 17 and ip6[44:2] >= ${min} and ip6[44:2] <= ${max} and (ip6[48] == 0xc1 or ip6[48] & 0xfc == 0x84))`;
-  return `${base} and (${v4} or ${v6})`;
+  return `${base} and (${v4} or ${fwknop} or ${v6})`;
 }
 
 export class CapOpenError extends Error {}
