@@ -27,7 +27,6 @@ describe('the fwknop client knocks spad', { skip: skip ?? false }, () => {
   const args = ['--interface', 'eth0', '--protect', 'tcp/22', '--firewall', 'nftables'];
   const ssh = (h: Topology['client']) => probeOne(h, ['tcp', topo.server.ipv4, 22], 600);
   const alice = META.alice;
-  const bob = META.bob;
 
   before(async () => {
     topo = await createTopology();
