@@ -102,7 +102,6 @@ const short = (k: openpgp.PrivateKey) => fpr(k).slice(-8);
 const hmacAlice = randomBytes(64).toString('base64');
 const rijndael = randomBytes(32).toString('base64');
 const hmacDave = randomBytes(64).toString('base64');
-writeFileSync(new URL('alice.hmac', DIR), `${hmacAlice}\n`, { mode: 0o600 });
 const meta = {
   alice: { fingerprint: fpr(alice), hmac_key_base64: hmacAlice },
   bob: { fingerprint: fpr(bob), short_id: short(bob) },
