@@ -13,6 +13,9 @@
  *    binary, from exec to exit, inside the client namespace).
  * Each system gets its own fresh topology. spa uses its defaults (Curve25519 keys, nftables);
  * fwknopd uses iptables (Debian's build) with a DROP rule for tcp/22 as its docs ask.
+ * Last, the fwknop client's own packets knocked at spad (README "Moving from fwknop": spad takes
+ * over the RSA-2048 server key, the client is enrolled with --fwknop), beside the same figures
+ * for fwknopd: the rows marked "fwknop client -> spad | -> fwknopd".
  * Prints ONE table: metric | spa | fwknop | ratio (spa / fwknop).
  * Usage: node dist/scripts/bench-fwknop.js [--knocks 20] [--burst 100] [--runs 20]
  * Needs root, gpg, /usr/sbin/fwknopd and /usr/bin/fwknop. Cleans up even when it fails.
@@ -475,6 +478,103 @@ async function fwknopSide(): Promise<Figures> {
   return f;
 }
 
+// ------------------------------------------------- fwknop client -> spad
+
+/**
+ * The fwknop client's packets (RSA-2048 keys, made as for fwknopd) knocked at spad, which takes
+ * over fwknopd's server key and enrolls the client with --fwknop (README "Moving from fwknop").
+ */
+async function fwknopToSpadSide(): Promise<Figures> {
+  const tmp = tempDir('spa-bench-fwknop-spad-');
+  const topo = await createTopology();
+  const service = await startServices(topo.server, [22], []);
+  const f: Figures = {};
+  let g: Gpg | undefined;
+  let keys: Keys | undefined;
+  const cleanup = onInterrupt(async () => {
+    service.kill('SIGKILL');
+    await topo.destroy();
+    if (g) {
+      for (const h of ['srv', 'cli'])
+        await run('gpgconf', ['--homedir', join(g.dir, h), '--kill', 'gpg-agent'], { env: g.env });
+    }
+    keys?.cleanup();
+    await tmp.remove();
+  });
+  try {
+    g = await gpgSetup(tmp.path);
+    const gg = g;
+    keys = await setupKeys();
+    const gpgOut = (args: string[]) =>
+      must('gpg', ['--homedir', join(gg.dir, 'srv'), '--batch', ...args], gg.env);
+    writeFileSync(
+      join(keys.stateDir, 'server.key'),
+      await gpgOut(['--armor', '--export-secret-keys', gg.srv]),
+      {
+        mode: 0o600,
+      },
+    );
+    writeFileSync(join(keys.stateDir, 'server.asc'), await gpgOut(['--armor', '--export', gg.srv]));
+    await must(process.execPath, [
+      BIN['spa-keys'],
+      'add',
+      '--state-dir',
+      keys.stateDir,
+      '--user',
+      'client',
+      '--key',
+      join(gg.dir, 'client.asc'),
+      '--open',
+      'tcp/22',
+      '--timeout',
+      '30',
+      '--fwknop',
+      '--yes',
+    ]);
+    const spad = await startSpad(topo.server, keys.stateDir, ['--interface', 'eth0', '--protect', 'tcp/22']);
+    const sock = join(keys.stateDir, 'spad.sock');
+    try {
+      const probe = startProbe(topo.client, topo.server.ipv4);
+      const ms: number[] = [];
+      for (const p of await fwknopPackets(gg, topo, KNOCKS)) {
+        const x = await probe.measure(Buffer.from(p).toString('hex'));
+        if (x !== null) ms.push(x);
+        await callControl(sock, 'fw-flush');
+      }
+      probe.close();
+      f['latency-pcap'] = pct(ms, 50);
+      f['lost-pcap'] = KNOCKS - ms.length;
+      const burst = await fwknopPackets(gg, topo, BURST);
+      const mark = spad.lines.length;
+      const pid = spad.proc.pid as number;
+      const cpu = () => cpuMs(pid, true) + childPids(pid).reduce((n, c) => n + cpuMs(c), 0);
+      const c0 = cpu();
+      const t0 = Date.now();
+      await blast(
+        topo.client,
+        topo.server.ipv4,
+        burst.map((p) => Buffer.from(p).toString('hex')),
+      );
+      await waitFor(
+        async () =>
+          spad.lines.slice(mark).filter((l) => l.event === 'grant' || l.event === 'drop').length >= BURST,
+        60_000,
+        20,
+      );
+      const t1 = Date.now();
+      const granted = spad.lines.slice(mark).filter((l) => l.event === 'grant').length;
+      f.rate = (granted * 1000) / (t1 - t0);
+      f.cpu = (cpu() - c0) / Math.max(1, granted);
+      f.burst = `${granted}/${BURST}`;
+    } finally {
+      await spad.stop();
+    }
+  } finally {
+    await cleanup();
+  }
+  return f;
+}
+
 function fmt(x: number | string | undefined, digits = 1): string {
   return typeof x === 'number' ? (Number.isFinite(x) ? x.toFixed(digits) : '-') : (x ?? '-');
 }
@@ -483,6 +583,7 @@ async function main(): Promise<void> {
   for (const bin of [FWKNOPD, FWKNOP]) if (!existsSync(bin)) throw new Error(`${bin} is not installed`);
   const spa = await spaSide();
   const fwk = await fwknopSide();
+  const mixed = await fwknopToSpadSide();
   const ratio = (a: number | string | undefined, b: number | string | undefined) =>
     typeof a === 'number' && typeof b === 'number' && b !== 0 ? `${(a / b).toFixed(2)}` : '-';
   const rows: Array<[string, number | string | undefined, number | string | undefined, number]> = [
@@ -501,6 +602,17 @@ async function main(): Promise<void> {
     ['packet bytes, both RSA-2048', spa.sizeRsa, fwk.size, 0],
     ['packet bytes, both Curve25519', spa.size, 'n/a: fwknop GPG mode fails with ECC keys', 0],
     ['client wall time median ms (real send)', spa.client, fwk.client, 1],
+    // the fwknop client's own packets (RSA-2048), knocked at spad (first column) and at fwknopd
+    [
+      'fwknop client -> spad | -> fwknopd: knock-to-open median ms (pcap)',
+      mixed['latency-pcap'],
+      fwk['latency-pcap'],
+      1,
+    ],
+    ['fwknop client -> spad | -> fwknopd: knocks lost (pcap)', mixed['lost-pcap'], fwk['lost-pcap'], 0],
+    ['fwknop client -> spad | -> fwknopd: valid knocks per second (burst)', mixed.rate, fwk.rate, 1],
+    ['fwknop client -> spad | -> fwknopd: of the burst, handled', mixed.burst, fwk.burst, 0],
+    ['fwknop client -> spad | -> fwknopd: server CPU ms per valid knock', mixed.cpu, fwk.cpu, 1],
   ];
   const table = rows.map(([metric, a, b, digits]) => ({
     metric,
