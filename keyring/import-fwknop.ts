@@ -1,7 +1,7 @@
 /**
  * `spa-keys import-fwknop ACCESS_CONF`: turns fwknopd's access.conf stanzas into enrollments with
  * `fwknop` set (SPEC.md §11), so users keep their fwknop client while the server becomes spad.
- * Directive meanings are fwknopd's (../shared/reference/fwknop.md §1.1). Every directive is
+ * Directive meanings are fwknopd's (its access.conf documentation, fwknopd(8)). Every directive is
  * either carried over, or reported: a stanza spa cannot honour is refused with its reason, an
  * option with no spa equivalent is a warning on that stanza. Nothing is dropped silently.
  *

@@ -2,7 +2,7 @@
  * fwknop 2.x GPG-mode knocks (SPEC.md §11): what the unmodified fwknop client sends, read as
  * strictly as fwknopd reads it, or more. Pure: the caller passes keys, HMAC keys and the clock.
  *
- * On the wire (../shared/reference/fwknop.md §2.1): base64 of a binary OpenPGP message with its
+ * On the wire (fwknop's lib/fko_encryption.c and lib/fko_funcs.c, checked against the real client): base64 of a binary OpenPGP message with its
  * `=` padding and its first two characters removed (fwknop assumes they are `hQ`, true only for
  * RSA session keys), then optionally an HMAC tag (base64, no padding) over the full base64 text,
  * first two characters included. Inside the signed literal data: colon-separated fields (§2.2).
