@@ -8,6 +8,7 @@ import { formatPortSpec, parseAccessList } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { commandRegexError, compileCommandRegex } from '../protocol/command.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
+import { FWKNOP_HMAC_KEY_MAX_BYTES, FWKNOP_HMAC_KEY_MIN_BYTES } from '../protocol/fwknop.js';
 import { TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
 import { CMD_TIMEOUT_MAX_SECONDS, SOURCES_MAX } from './schema.js';
 
@@ -207,10 +208,10 @@ export function parseFwknopHmacKey(text: string, base64: boolean, flag: string):
   } else {
     bytes = Buffer.from(t, 'utf8');
   }
-  if (bytes.length < 16 || bytes.length > 128) {
+  if (bytes.length < FWKNOP_HMAC_KEY_MIN_BYTES || bytes.length > FWKNOP_HMAC_KEY_MAX_BYTES) {
     throw new ConfigError(
       'KEY_WEAK',
-      `${flag}: ${bytes.length} bytes, an fwknop HMAC key must have 16..128`,
+      `${flag}: ${bytes.length} bytes, an fwknop HMAC key must have ${FWKNOP_HMAC_KEY_MIN_BYTES}..${FWKNOP_HMAC_KEY_MAX_BYTES}`,
       {
         field: flag,
         hint: 'make one with: fwknop --key-gen (use its HMAC_KEY_BASE64 with --fwknop-hmac-key-base64)',

@@ -14,6 +14,7 @@ import { formatPortSpec, parsePortSpec } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { commandRegexError } from '../protocol/command.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
+import { FWKNOP_HMAC_KEY_MAX_BYTES, FWKNOP_HMAC_KEY_MIN_BYTES } from '../protocol/fwknop.js';
 import { ACCESS_MAX_ENTRIES, TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
 
 export const FILE_VERSION = 1;
@@ -122,8 +123,9 @@ export const fwknopEnrollmentSchema = z.strictObject({
     .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected standard base64')
     .refine((s) => {
       const n = Buffer.from(s, 'base64').length;
-      return n >= 16 && n <= 128 && Buffer.from(s, 'base64').toString('base64') === s;
-    }, 'expected canonical base64 of 16..128 bytes')
+      const ok = n >= FWKNOP_HMAC_KEY_MIN_BYTES && n <= FWKNOP_HMAC_KEY_MAX_BYTES;
+      return ok && Buffer.from(s, 'base64').toString('base64') === s;
+    }, `expected canonical base64 of ${FWKNOP_HMAC_KEY_MIN_BYTES}..${FWKNOP_HMAC_KEY_MAX_BYTES} bytes`)
     .nullable(),
   /** From fwknop's REQUIRE_USERNAME: the packet's username field must be exactly this. */
   requireUsername: z
