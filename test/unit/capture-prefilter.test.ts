@@ -5,10 +5,12 @@
  * may be knocks in a fair queue and sheds from the busiest source.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import * as openpgp from 'openpgp';
 import { seal, serverIdentity } from '../../protocol/envelope.js';
 import { FramePump, junkReason, Prefilter, type RecordSink } from '../../server/capture/prefilter.js';
-import { freshPayload, testKey } from '../helpers/keys.js';
+import { freshPayload, testKey, VECTOR_DIR } from '../helpers/keys.js';
 import { ethernet, ipv4, udp } from './capture-frames.js';
 
 const ETHERNET = 1;
@@ -35,6 +37,20 @@ describe('capture prefilter', async () => {
     const p = new Prefilter(ids, 2);
     for (let i = 0; i < 100; i++) assert.equal(p.pass(ETHERNET, frameOf(knock), false, 5000), true);
     assert.equal(p.takeCounts(), null);
+  });
+
+  test('a real fwknop-client knock for us (SPEC.md §11) is never junk; one for another key is', async () => {
+    const v = JSON.parse(readFileSync(`${VECTOR_DIR}fwknop/ok-hmac-ecc.json`, 'utf8')) as {
+      server_key: string;
+      packet: string;
+    };
+    const fwkIds = (await serverIdentity(await openpgp.readPrivateKey({ armoredKey: v.server_key })))
+      .recipientKeyIds;
+    const text = new Uint8Array(Buffer.from(v.packet, 'latin1'));
+    assert.equal(junkReason(ETHERNET, frameOf(text), false, fwkIds), null, 'with its HMAC tag');
+    const untagged = text.subarray(0, text.length - 43);
+    assert.equal(junkReason(ETHERNET, frameOf(untagged), false, fwkIds), null, 'without one');
+    assert.equal(junkReason(ETHERNET, frameOf(text), false, ids), 'PKT_FRAMING', 'for another server');
   });
 
   test('junk gets the reason spad would give: too short, too long, framing, not for us, undecodable', () => {
