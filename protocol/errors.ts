@@ -51,6 +51,8 @@ export const DROP_CODES = [
   'CMD_NO_MATCH',
   'CMD_USER_UNKNOWN',
   'CMD_BUSY',
+  'FORWARD_NOT_ALLOWED',
+  'REPLY_NOT_ALLOWED',
   // the fleet's shared replay record (cluster_fail: closed and Redis unreachable or too slow)
   'CLUSTER_UNAVAILABLE',
   // acting
@@ -82,6 +84,9 @@ export const CONFIG_CODES = [
   'NOT_FOUND',
   'IO',
   'USAGE',
+  // a client refusing a reply datagram (SPEC.md §11.3); spad never sends for one
+  'REPLY_INVALID',
+  'REPLY_TIMEOUT',
 ] as const;
 export type ConfigCode = (typeof CONFIG_CODES)[number];
 

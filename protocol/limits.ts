@@ -9,6 +9,17 @@ export const PAYLOAD_VERSION = 1;
 export const MSG_ACCESS = 1;
 export const MSG_COMMAND = 2;
 
+/** Extension flags (SPEC.md §4.6), the byte after `command` when present. */
+export const EXT_REPLY = 0x01;
+export const EXT_FORWARD = 0x02;
+export const EXT_RANDOM_PORT = 0x04;
+export const EXT_KNOWN = EXT_REPLY | EXT_FORWARD | EXT_RANDOM_PORT;
+
+/** A signed reply datagram (SPEC.md §11) is never longer than this. */
+export const REPLY_MAX_BYTES = 1024;
+/** Reply body type octet: distinct from every knock payload type. */
+export const MSG_REPLY = 0x81;
+
 /** Nonce bytes: 128 bits, so collisions never matter and replay keys are unique. */
 export const NONCE_BYTES = 16;
 

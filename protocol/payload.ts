@@ -5,13 +5,21 @@
  * Canonical means one byte string per meaning: access entries are sorted and unique, lengths are
  * exact, nothing follows the last field. `decode(encode(p))` equals `p`, and every byte string
  * `decode` accepts re-encodes to itself (property-tested).
+ *
+ * The optional extension block (SPEC.md §4.6) follows `command` only when a knock asks for a
+ * reply or a forwarding grant; a knock without it is byte for byte a version 1 knock of before.
  */
 import { type PortSpec, PROTO_NUMBER, protoFromNumber } from './access.js';
 import { type Address, formatAddress, unmapV4 } from './address.js';
 import { ParseError } from './errors.js';
+import { type ForwardTarget, formatForwardTarget } from './forward.js';
 import {
   ACCESS_MAX_ENTRIES,
   COMMAND_MAX_BYTES,
+  EXT_FORWARD,
+  EXT_KNOWN,
+  EXT_RANDOM_PORT,
+  EXT_REPLY,
   FINGERPRINT_LENGTHS,
   MSG_ACCESS,
   MSG_COMMAND,
@@ -24,6 +32,12 @@ import {
 } from './limits.js';
 
 export type MessageType = 'access' | 'command';
+
+/** A forwarding request (`spa -N`): access[0] is the external proto/port on the gateway. */
+export interface ForwardRequest extends ForwardTarget {
+  /** The external port was picked by the client from the server's range (`--rand-port`). */
+  readonly randomPort: boolean;
+}
 
 export interface Payload {
   readonly type: MessageType;
@@ -41,6 +55,10 @@ export interface Payload {
   readonly timeoutSeconds: number;
   /** command messages only. */
   readonly command: string | null;
+  /** Asks for a signed reply (§11); absent = false. Access messages only. */
+  readonly reply?: boolean;
+  /** Asks for a forwarding grant; absent = none. Access messages with one entry only. */
+  readonly forward?: ForwardRequest;
 }
 
 const utf8 = new TextEncoder();
@@ -97,6 +115,22 @@ function validate(p: Payload): void {
   if (!Number.isInteger(p.timeoutSeconds) || p.timeoutSeconds < 0 || p.timeoutSeconds > TIMEOUT_MAX_SECONDS) {
     fail('timeout', `must be 0..${TIMEOUT_MAX_SECONDS}`);
   }
+  if (p.reply !== undefined && typeof p.reply !== 'boolean') fail('ext_flags', 'reply must be a boolean');
+  if ((p.reply === true || p.forward !== undefined) && p.type !== 'access') {
+    fail('ext_flags', 'a reply or forwarding request needs an access message');
+  }
+  if (p.forward !== undefined) {
+    const f = p.forward;
+    if (p.access.length !== 1) fail('forward', 'a forwarding request names exactly one access entry');
+    if (!Number.isInteger(f.port) || f.port < 1 || f.port > 65535) fail('forward', 'port out of range');
+    if (typeof f.randomPort !== 'boolean') fail('forward', 'randomPort must be a boolean');
+    if (f.host !== 'local') {
+      if (f.host.bytes.length !== (f.host.family === 4 ? 4 : 16)) fail('forward', 'address length');
+      if (f.host.family === 6 && unmapV4(f.host).family === 4) {
+        fail('forward', 'an IPv4-mapped IPv6 address must be sent as IPv4 (family 4)');
+      }
+    }
+  }
   if (p.type === 'access') {
     if (p.access.length < 1 || p.access.length > ACCESS_MAX_ENTRIES)
       fail('access', `1..${ACCESS_MAX_ENTRIES} entries`);
@@ -125,7 +159,9 @@ export function encodePayload(p: Payload): Uint8Array {
   const user = utf8.encode(p.username);
   const cmd = p.command === null ? new Uint8Array(0) : utf8.encode(p.command);
   const addr = p.source === 'any' ? new Uint8Array(0) : p.source.bytes;
+  const ext = encodeExtension(p);
   const len =
+    ext.length +
     1 +
     1 +
     8 +
@@ -170,6 +206,26 @@ export function encodePayload(p: Payload): Uint8Array {
   dv.setUint16(o, cmd.length);
   o += 2;
   out.set(cmd, o);
+  o += cmd.length;
+  out.set(ext, o);
+  return out;
+}
+
+/** `ext_flags`, then (forward) `fwd_family`, `fwd_address`, `fwd_port`; empty when not asked. */
+function encodeExtension(p: Payload): Uint8Array {
+  const f = p.forward;
+  const flags =
+    (p.reply === true ? EXT_REPLY : 0) |
+    (f ? EXT_FORWARD : 0) |
+    (f?.randomPort === true ? EXT_RANDOM_PORT : 0);
+  if (flags === 0) return new Uint8Array(0);
+  if (!f) return Uint8Array.of(flags);
+  const host = f.host === 'local' ? new Uint8Array(0) : f.host.bytes;
+  const out = new Uint8Array(1 + 1 + host.length + 2);
+  out[0] = flags;
+  out[1] = f.host === 'local' ? 0 : f.host.family;
+  out.set(host, 2);
+  new DataView(out.buffer).setUint16(2 + host.length, f.port);
   return out;
 }
 
@@ -259,6 +315,32 @@ export function decodePayload(bytes: Uint8Array): Payload {
     }
   }
   o += cmdLen;
+  let reply = false;
+  let forward: ForwardRequest | undefined;
+  if (o < bytes.length) {
+    const flags = bytes[o++] ?? 0;
+    if (flags === 0) fail('ext_flags', 'must be absent rather than 0');
+    if ((flags & ~EXT_KNOWN) !== 0) fail('ext_flags', `unknown bits 0x${flags.toString(16)}`);
+    if ((flags & EXT_RANDOM_PORT) !== 0 && (flags & EXT_FORWARD) === 0) {
+      fail('ext_flags', 'random port without a forwarding request');
+    }
+    reply = (flags & EXT_REPLY) !== 0;
+    if ((flags & EXT_FORWARD) !== 0) {
+      need(1, 'forward');
+      const ffam = bytes[o++];
+      let host: Address | 'local';
+      if (ffam === 0) host = 'local';
+      else if (ffam === 4 || ffam === 6) {
+        const n = ffam === 4 ? 4 : 16;
+        need(n, 'forward');
+        host = { family: ffam, bytes: bytes.slice(o, o + n) };
+        o += n;
+      } else fail('forward', `unknown family ${String(ffam)}`);
+      need(2, 'forward');
+      forward = { host, port: dv.getUint16(o), randomPort: (flags & EXT_RANDOM_PORT) !== 0 };
+      o += 2;
+    }
+  }
   if (o !== bytes.length) fail('trailing', `${bytes.length - o} bytes after the last field`);
   const p: Payload = {
     type,
@@ -270,6 +352,8 @@ export function decodePayload(bytes: Uint8Array): Payload {
     access,
     timeoutSeconds,
     command,
+    ...(reply ? { reply } : {}),
+    ...(forward ? { forward } : {}),
   };
   validate(p);
   return p;
@@ -287,5 +371,9 @@ export function describePayload(p: Payload): Record<string, unknown> {
     access: p.access.map((a) => `${a.proto}/${a.port}`).join(',') || null,
     timeout: p.timeoutSeconds,
     command: p.command,
+    ...(p.reply === true ? { reply: true } : {}),
+    ...(p.forward
+      ? { forward: formatForwardTarget(p.forward), ...(p.forward.randomPort ? { random_port: true } : {}) }
+      : {}),
   };
 }

@@ -7,6 +7,7 @@ import { type PortSpec, portSpecEquals } from './access.js';
 import { type Address, addressEquals, type Cidr, cidrContains, unmapV4 } from './address.js';
 import { commandArgv } from './command.js';
 import { PolicyError } from './errors.js';
+import { type ForwardRule, type ForwardTarget, forwardTargetEquals } from './forward.js';
 import type { Payload } from './payload.js';
 
 export interface CommandPolicy {
@@ -26,6 +27,22 @@ export interface UserPolicy {
   readonly defaultTimeout: number;
   readonly maxTimeout: number;
   readonly command: CommandPolicy | null;
+  /** Internal destinations this user may ask a forwarding grant to (§9.6); absent = none. */
+  readonly forward?: readonly ForwardRule[];
+  /** May ask for a signed reply (§11); absent = false. */
+  readonly reply?: boolean;
+}
+
+/** The server's side of gateway mode; null or absent: spad forwards nothing. */
+export interface GatewayPolicy {
+  /** Inclusive range a `--rand-port` external port must fall in. */
+  readonly randomPorts: { readonly min: number; readonly max: number };
+}
+
+/** A forwarding grant: `ports[0]` (external, on the gateway) leads to `target`. */
+export interface ForwardDecision {
+  readonly target: ForwardTarget;
+  readonly randomPort: boolean;
 }
 
 export type Decision =
@@ -34,6 +51,10 @@ export type Decision =
       readonly address: Address;
       readonly ports: readonly PortSpec[];
       readonly timeoutSeconds: number;
+      /** Set for a forwarding grant (then `ports` has the one external port). */
+      readonly forward?: ForwardDecision;
+      /** The knock asked for, and may have, a signed reply. */
+      readonly reply?: boolean;
     }
   | {
       readonly kind: 'command';
@@ -47,7 +68,16 @@ export type Decision =
       readonly ports: readonly PortSpec[];
     };
 
-export function decide(payload: Payload, policy: UserPolicy, packetSource: Address): Decision {
+function refuseForward(why: string): never {
+  throw new PolicyError('FORWARD_NOT_ALLOWED', `forward: ${why}`, { field: 'forward' });
+}
+
+export function decide(
+  payload: Payload,
+  policy: UserPolicy,
+  packetSource: Address,
+  gateway: GatewayPolicy | null = null,
+): Decision {
   if (payload.username !== policy.username) {
     throw new PolicyError('USER_MISMATCH', 'payload username: does not match the enrolled user', {
       field: 'username',
@@ -107,7 +137,30 @@ export function decide(payload: Payload, policy: UserPolicy, packetSource: Addre
     };
   }
 
-  for (const want of payload.access) {
+  if (payload.reply === true && policy.reply !== true) {
+    throw new PolicyError('REPLY_NOT_ALLOWED', 'reply: this user may not ask for a signed reply', {
+      field: 'reply',
+    });
+  }
+  const fwd = payload.forward;
+  if (fwd) {
+    const want = payload.access[0];
+    if (!gateway) refuseForward('this server forwards nothing');
+    if (!want) refuseForward('no external port');
+    if (!(policy.forward ?? []).some((r) => r.proto === want.proto && forwardTargetEquals(r, fwd))) {
+      refuseForward('destination not enrolled for this user');
+    }
+    if (fwd.host !== 'local' && fwd.host.family !== address.family) {
+      refuseForward('internal host and client address are of different families');
+    }
+    if (fwd.randomPort && (want.port < gateway.randomPorts.min || want.port > gateway.randomPorts.max)) {
+      refuseForward(
+        `external port ${want.port} outside ${gateway.randomPorts.min}-${gateway.randomPorts.max}`,
+      );
+    }
+  }
+  // A random external port is checked against the server's range above, not open_ports.
+  for (const want of fwd?.randomPort === true ? [] : payload.access) {
     if (!policy.openPorts.some((p) => portSpecEquals(p, want))) {
       throw new PolicyError(
         'PORT_NOT_ALLOWED',
@@ -128,5 +181,12 @@ export function decide(payload: Payload, policy: UserPolicy, packetSource: Addre
       },
     );
   }
-  return { kind: 'access', address, ports: payload.access, timeoutSeconds };
+  return {
+    kind: 'access',
+    address,
+    ports: payload.access,
+    timeoutSeconds,
+    ...(fwd ? { forward: { target: { host: fwd.host, port: fwd.port }, randomPort: fwd.randomPort } } : {}),
+    ...(payload.reply === true ? { reply: true } : {}),
+  };
 }

@@ -398,6 +398,121 @@ async function main(): Promise<void> {
         now: NOW,
       }),
     }),
+    'ok-forward-reply': async (name) => {
+      const p = payload(name, {
+        reply: true,
+        forward: { host: parseAddress('203.0.113.10'), port: 22, randomPort: false },
+      });
+      return {
+        expect: 'ok',
+        description: 'a forwarding request (-N 203.0.113.10:22 -A tcp/22) asking for a signed reply',
+        server,
+        signers: [{ key: client }],
+        packet: await sealFor(p, client, server),
+        payload: p,
+      };
+    },
+    'ok-forward-rand-local': async (name) => {
+      const p = payload(name, {
+        access: [{ proto: 'tcp', port: 23456 }],
+        forward: { host: 'local', port: 22, randomPort: true },
+      });
+      return {
+        expect: 'ok',
+        description: 'a local forwarding request (--nat-local) on a client-picked random port 23456',
+        server,
+        signers: [{ key: client }],
+        packet: await sealFor(p, client, server),
+        payload: p,
+      };
+    },
+    'ok-forward-v6': async (name) => {
+      const p = payload(name, {
+        source: parseAddress('2001:db8::2'),
+        access: [{ proto: 'udp', port: 5353 }],
+        forward: { host: parseAddress('2001:db8:1::10'), port: 53, randomPort: false },
+      });
+      return {
+        expect: 'ok',
+        description: 'an IPv6 forwarding request, udp/5353 on the gateway to [2001:db8:1::10]:53',
+        server,
+        signers: [{ key: client }],
+        packet: await sealFor(p, client, server),
+        payload: p,
+      };
+    },
+    'ok-reply-only': async (name) => {
+      const p = payload(name, { reply: true });
+      return {
+        expect: 'ok',
+        description: 'a plain access knock with the reply flag (extension block of one byte)',
+        server,
+        signers: [{ key: client }],
+        packet: await sealFor(p, client, server),
+        payload: p,
+      };
+    },
+    'ext-flags-zero': async (name) => ({
+      expect: 'PAYLOAD_MALFORMED',
+      description: 'an extension block whose flags byte is 0 (not canonical: it must be absent)',
+      server,
+      signers: [{ key: client }],
+      packet: await craftKnock(concat(encodePayload(payload(name)), Uint8Array.of(0)), {
+        signers: [client.privateKey],
+        to: server.publicKey,
+        now: NOW,
+      }),
+    }),
+    'ext-unknown-flag': async (name) => ({
+      expect: 'PAYLOAD_MALFORMED',
+      description: 'an extension block with an unknown flag bit (0x08)',
+      server,
+      signers: [{ key: client }],
+      packet: await craftKnock(concat(encodePayload(payload(name)), Uint8Array.of(0x09)), {
+        signers: [client.privateKey],
+        to: server.publicKey,
+        now: NOW,
+      }),
+    }),
+    'ext-forward-two-ports': async (name) => {
+      // a forwarding request must name one external port: build it by hand past makePayload
+      const base = encodePayload(
+        payload(name, {
+          access: [
+            { proto: 'tcp', port: 22 },
+            { proto: 'tcp', port: 80 },
+          ],
+        }),
+      );
+      const ext = Uint8Array.of(0x02, 4, 203, 0, 113, 10, 0, 22);
+      return {
+        expect: 'PAYLOAD_MALFORMED',
+        description: 'a forwarding request with two access entries (exactly one external port is allowed)',
+        server,
+        signers: [{ key: client }],
+        packet: await craftKnock(concat(base, ext), {
+          signers: [client.privateKey],
+          to: server.publicKey,
+          now: NOW,
+        }),
+      };
+    },
+    'ext-command-reply': async (name) => {
+      const base = encodePayload(
+        payload(name, { type: 'command', access: [], command: 'uptime', source: 'any' }),
+      );
+      return {
+        expect: 'PAYLOAD_MALFORMED',
+        description: 'a command message with the reply flag (replies answer access knocks only)',
+        server,
+        signers: [{ key: client }],
+        packet: await craftKnock(concat(base, Uint8Array.of(0x01)), {
+          signers: [client.privateKey],
+          to: server.publicKey,
+          now: NOW,
+        }),
+      };
+    },
     'payload-version': async (name) => {
       const bytes = encodePayload(payload(name));
       bytes[0] = 2;

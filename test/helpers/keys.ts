@@ -206,5 +206,7 @@ export function freshPayload(o: PayloadOverrides = {}): Payload {
     access,
     timeoutSeconds: o.timeoutSeconds ?? 0,
     command: o.command ?? null,
+    ...(o.reply === undefined ? {} : { reply: o.reply }),
+    ...(o.forward === undefined ? {} : { forward: o.forward }),
   });
 }

@@ -405,9 +405,13 @@ describe('payload decoding refuses', () => {
     if (p) assert.deepEqual(encodePayload(p), bytes, 'the decoded command must re-encode to the bytes sent');
   });
 
-  test('one trailing byte after the last field', () => {
-    refuses(raw({ trailing: Uint8Array.of(0) }), 'PAYLOAD_MALFORMED', 'trailing');
-    refuses(rawCommand({ trailing: Uint8Array.of(0x41) }), 'PAYLOAD_MALFORMED', 'trailing');
+  test('one byte after command that is no valid extension block (SPEC.md §4.6)', () => {
+    refuses(raw({ trailing: Uint8Array.of(0) }), 'PAYLOAD_MALFORMED', 'ext_flags');
+    refuses(rawCommand({ trailing: Uint8Array.of(0x41) }), 'PAYLOAD_MALFORMED', 'ext_flags');
+  });
+
+  test('one trailing byte after a complete extension block', () => {
+    refuses(raw({ trailing: Uint8Array.of(0x01, 0) }), 'PAYLOAD_MALFORMED', 'trailing');
   });
 
   test('a declared command length longer than the bytes present', () => {
