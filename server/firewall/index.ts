@@ -38,3 +38,11 @@ export function createFirewall(kind: FirewallKind, opts: FirewallOptions, runner
   if (kind === 'iptables') return new IptablesFirewall(o, runner ?? execRunner());
   throw new TypeError(`unknown firewall kind`);
 }
+
+export {
+  type ActiveForward,
+  createForwarder,
+  type ForwardGrantRequest,
+  type Forwarder,
+  type ForwardOptions,
+} from './forward.js';
