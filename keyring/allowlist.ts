@@ -231,6 +231,8 @@ export interface NewRecordPolicy {
   command: KeyRecord['command'];
   /** undefined: not enrolled for fwknop knocks (the default). */
   fwknop?: KeyRecord['fwknop'];
+  forward?: string[];
+  reply?: boolean;
 }
 
 /** A record for a key described by `inspectKey`, with `publicKey` the armored public key. */
@@ -252,6 +254,8 @@ export function buildRecord(info: KeyInfo, publicKey: string, policy: NewRecordP
     maxTimeout: policy.maxTimeout,
     command: policy.command,
     ...(policy.fwknop ? { fwknop: { ...policy.fwknop } } : {}),
+    ...(policy.forward && policy.forward.length > 0 ? { forward: [...policy.forward] } : {}),
+    ...(policy.reply === true ? { reply: true } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { formatCidr, parseCidr } from '../protocol/address.js';
 import { commandRegexError, compileCommandRegex } from '../protocol/command.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
 import { FWKNOP_HMAC_KEY_MAX_BYTES, FWKNOP_HMAC_KEY_MIN_BYTES } from '../protocol/fwknop.js';
+import { formatForwardRule, parseForwardList } from '../protocol/forward.js';
 import { TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
 import { CMD_TIMEOUT_MAX_SECONDS, SOURCES_MAX } from './schema.js';
 
@@ -54,6 +55,11 @@ export function parseSources(text: string, flag = '--source'): 'any' | string[] 
     throw new ConfigError('LIMIT_EXCEEDED', `${flag}: at most ${SOURCES_MAX} CIDR blocks`, { field: flag });
   }
   return out;
+}
+
+/** `host:port[,host:port...]` (also `[v6]:port`, `local:port`, `udp/` prefix), to canonical text. */
+export function parseForward(text: string, flag = '--forward'): string[] {
+  return parseForwardList(text, flag).map(formatForwardRule);
 }
 
 export function parseOpenPorts(text: string, flag = '--open'): string[] {

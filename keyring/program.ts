@@ -195,6 +195,8 @@ export function showRecord(r: KeyRecord, now: Date): string {
     `  timeout          ${r.defaultTimeout} s (max ${r.maxTimeout} s)`,
     `  command          ${cmd}`,
     `  fwknop knocks    ${fwknopText(r)}`,
+    `  forward          ${r.forward ? r.forward.join(', ') : 'none'}`,
+    `  signed reply     ${r.reply === true ? 'yes' : 'no'}`,
   ].join('\n')}\n`;
 }
 
@@ -232,6 +234,8 @@ interface AddFlags {
   cmdUser?: string;
   cmdTimeout?: string;
   expires?: string;
+  forward?: string;
+  reply?: boolean;
   yes?: boolean;
   requireSource: boolean;
   fwknop?: boolean;
@@ -277,6 +281,8 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
     cmdUser: flags.cmdUser !== undefined ? pol.parseRunAs(flags.cmdUser) : undefined,
     cmdTimeout: flags.cmdTimeout !== undefined ? pol.parseCmdTimeout(flags.cmdTimeout) : undefined,
     expiresAt: flags.expires !== undefined ? pol.parseExpiry(flags.expires, now) : undefined,
+    forward: flags.forward !== undefined ? pol.parseForward(flags.forward) : undefined,
+    reply: flags.reply === true ? true : undefined,
     requireSource: cmd.getOptionValueSource('requireSource') === 'cli' ? flags.requireSource : undefined,
   };
   if (flags.fwknopHmacKey !== undefined && flags.fwknopHmacKeyBase64 !== undefined) {
@@ -552,6 +558,26 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
           )
         : null;
 
+  let forward = given.forward;
+  if (forward === undefined && askAll) {
+    const text = await ask(
+      'Internal hosts this key may be forwarded to (host:port list, local:port, or none)',
+      'none',
+      (t) => (t.trim().toLowerCase() === 'none' ? [] : pol.parseForward(t)),
+    );
+    forward = text.toLowerCase() === 'none' ? [] : pol.parseForward(text);
+  }
+  const reply =
+    given.reply ??
+    (askAll
+      ? await (
+          await prompter()
+        ).confirm({
+          message: 'May this key ask for a signed "door is open" reply?',
+          default: false,
+        })
+      : false);
+
   const pub = key.isPrivate() ? key.toPublic() : key;
   const record = lib.buildRecord(
     info,
@@ -566,6 +592,8 @@ async function addAction(io: SpaKeysIo, flags: AddFlags, cmd: Command): Promise<
       expiresAt,
       command,
       ...(fwknop ? { fwknop } : {}),
+      ...(forward && forward.length > 0 ? { forward } : {}),
+      ...(reply ? { reply } : {}),
     },
     now,
   );
@@ -698,6 +726,8 @@ secret refused, 4 keyring corrupt or locked, 5 refused (exists, not confirmed, n
     .option('--cmd-user <user>', 'unix user that runs the commands')
     .option('--cmd-timeout <s>', 'command time limit, seconds (default 60)')
     .option('--expires <date>', 'enrollment expiry: YYYY-MM-DD (00:00 UTC), ISO date-time, or never')
+    .option('--forward <dests>', 'internal host:port list this key may be forwarded to (gateway mode)')
+    .option('--reply', 'allow this key to ask for a signed reply to its knocks')
     .option('--no-require-source', 'allow a knock to name another address than its source (NAT, -a, -s)')
     .option('--fwknop', 'also accept knocks from the unmodified fwknop client, GPG mode (default off)')
     .option('--fwknop-hmac-key <file>', 'fwknop HMAC key (HMAC_KEY) in this file: knocks must carry its HMAC')

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { formatPortSpec, parsePortSpec } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { commandRegexError } from '../protocol/command.js';
+import { FORWARD_MAX_ENTRIES, formatForwardRule, parseForwardRule } from '../protocol/forward.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
 import { FWKNOP_HMAC_KEY_MAX_BYTES, FWKNOP_HMAC_KEY_MIN_BYTES } from '../protocol/fwknop.js';
 import { ACCESS_MAX_ENTRIES, TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
@@ -77,6 +78,13 @@ function uniqueStrings(field: string) {
     });
   };
 }
+
+const forwardText = z.string().superRefine(
+  viaParser((s) => {
+    const canon = formatForwardRule(parseForwardRule(s, 'forward'));
+    return canon === s ? null : `not in canonical form: write ${canon}`;
+  }),
+);
 
 const portList = (min: number) =>
   z
@@ -164,6 +172,14 @@ export const keyRecordSchema = z
     maxTimeout: seconds(TIMEOUT_MAX_SECONDS),
     command: commandPolicySchema.nullable(),
     fwknop: fwknopEnrollmentSchema.optional(),
+    // gateway mode (SPEC.md §9.6, §9.7); absent in files written before it, meaning none/false
+    forward: z
+      .array(forwardText)
+      .min(1, 'leave the field out rather than give an empty list')
+      .max(FORWARD_MAX_ENTRIES, `at most ${FORWARD_MAX_ENTRIES} destinations`)
+      .superRefine(uniqueStrings('destination'))
+      .optional(),
+    reply: z.boolean().optional(),
   })
   .superRefine((r, ctx) => {
     if (

@@ -10,6 +10,7 @@ import type * as openpgp from 'openpgp';
 import type { KeyRecord } from '../keyring/index.js';
 import { parsePortSpec } from '../protocol/access.js';
 import { parseCidr } from '../protocol/address.js';
+import { parseForwardRule } from '../protocol/forward.js';
 import type { SignerEntry } from '../protocol/envelope.js';
 import { compileCommandRegex } from '../protocol/command.js';
 import type { FwknopEnrollment, FwknopHmacKey } from '../protocol/fwknop.js';
@@ -32,6 +33,8 @@ export function policyOf(r: KeyRecord): UserPolicy {
           openPorts: r.command.openPorts.map((p) => parsePortSpec(p, 'command.openPorts')),
         }
       : null,
+    ...(r.forward ? { forward: r.forward.map((f) => parseForwardRule(f, 'forward')) } : {}),
+    ...(r.reply === true ? { reply: true } : {}),
   };
 }
 

@@ -61,6 +61,11 @@ describe('spa-keys add on a terminal', { skip }, () => {
         await answer(pty, /Also accept knocks from the unmodified fwknop client/, 'y');
         await answer(pty, /fwknop HMAC key file/, hmacPath);
         await answer(pty, /Enrollment expires on/, '2099-12-31');
+        await answer(pty, /Internal hosts this key may be forwarded to/, 'local:0');
+        await pty.waitFor(/port must be 1\.\.65535/);
+        await pty.clearLine();
+        await pty.type('203.0.113.10:22,[2001:db8:1::10]:22');
+        await answer(pty, /signed "door is open" reply/, 'y');
         scr = await pty.waitFor(/EXIT:\d+/);
         assert.match(scr, /EXIT:0/, scr);
         assert.match(scr, new RegExp(`enrolled alice ${k.fingerprint}`));
@@ -79,6 +84,8 @@ describe('spa-keys add on a terminal', { skip }, () => {
       assert.equal(rec.command, null);
       assert.deepEqual(rec.fwknop, { hmacKey: hmac, requireUsername: null });
       assert.equal(rec.expiresAt, '2099-12-31T00:00:00.000Z');
+      assert.deepEqual(rec.forward, ['203.0.113.10:22', '[2001:db8:1::10]:22']);
+      assert.equal(rec.reply, true);
     });
   });
 
@@ -108,6 +115,8 @@ describe('spa-keys add on a terminal', { skip }, () => {
         await answer(pty, /Command time limit/, '');
         await answer(pty, /Also accept knocks from the unmodified fwknop client/, '');
         await answer(pty, /Enrollment expires on/, '');
+        await answer(pty, /Internal hosts this key may be forwarded to/, '');
+        await answer(pty, /signed "door is open" reply/, '');
         const scr = await pty.waitFor(/EXIT:\d+/);
         assert.match(scr, /EXIT:0/, scr);
       } finally {

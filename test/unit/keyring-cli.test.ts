@@ -196,6 +196,36 @@ describe('spa-keys add (scripted)', () => {
     });
   });
 
+  it('--forward and --reply are stored canonically; without them the record has neither field', async () => {
+    await withTmp(async (dir) => {
+      const s = await initDir(dir);
+      const a = await keyFile(dir, 'Alice');
+      const b = await keyFile(dir, 'Bob');
+      const base = ['add', '--state-dir', s, '--open', 'tcp/22', '--yes'];
+      const r = await runKeys([
+        ...base,
+        '--user',
+        'alice',
+        '--key',
+        a.path,
+        '--forward',
+        '203.0.113.10:22,udp/[2001:DB8:1::10]:53,203.0.113.10:22',
+        '--reply',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await runKeys([...base, '--user', 'bob', '--key', b.path])).code, 0);
+      const recs = await records(s);
+      const alice = recs.find((x) => x.username === 'alice');
+      const bob = recs.find((x) => x.username === 'bob');
+      assert.deepEqual(alice?.forward, ['203.0.113.10:22', 'udp/[2001:db8:1::10]:53']);
+      assert.equal(alice?.reply, true);
+      assert.ok(bob && !('forward' in bob) && !('reply' in bob));
+      const bad = await runKeys([...base, '--user', 'bob', '--key', b.path, '--forward', 'gw.example:22']);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /^spa: error: --forward: 'gw\.example:22' /m);
+    });
+  });
+
   it('uses the defaults for what is not given: any source, source address required, 30/300 s, no command, no expiry', async () => {
     await withTmp(async (dir) => {
       const s = await initDir(dir);
@@ -438,13 +468,26 @@ describe('spa-keys add (interactive, scripted answers)', () => {
         false, // no fwknop knocks
         'yesterday', // re-asked
         '2099-12-31',
+        'gw.example:22', // forward: names are not resolved, re-asked
+        '203.0.113.10:22,local:22',
+        true, // signed reply
       ]);
       const r = await runKeys(['add', '--state-dir', s], { prompter: p });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(p.remaining, 0);
       assert.deepEqual(
         p.rejected.map((x) => x.answer),
-        [join(dir, 'missing.asc'), k.sec, 'Bad User!', 'tcp/99999', '10', 'a(', 'no body', 'yesterday'],
+        [
+          join(dir, 'missing.asc'),
+          k.sec,
+          'Bad User!',
+          'tcp/99999',
+          '10',
+          'a(',
+          'no body',
+          'yesterday',
+          'gw.example:22',
+        ],
       );
       assert.match(p.rejected[1]?.reason ?? '', /SECRET key/);
       assert.match(p.rejected[2]?.reason ?? '', /not a valid user name/);
@@ -463,6 +506,8 @@ describe('spa-keys add (interactive, scripted answers)', () => {
         openPorts: [],
       });
       assert.equal(rec.expiresAt, '2099-12-31T00:00:00.000Z');
+      assert.deepEqual(rec.forward, ['203.0.113.10:22', 'local:22']);
+      assert.equal(rec.reply, true);
     });
   });
 
@@ -470,7 +515,7 @@ describe('spa-keys add (interactive, scripted answers)', () => {
     await withTmp(async (dir) => {
       const s = await initDir(dir);
       const k = await makeKey({ name: 'Hugo', email: 'hugo@example.test' });
-      const p = new ScriptedPrompter(['-', k.publicKey, true, '', '', true, '', false, false, '']);
+      const p = new ScriptedPrompter(['-', k.publicKey, true, '', '', true, '', false, false, '', '', false]);
       const r = await runKeys(['add', '--state-dir', s, '--open', 'tcp/2222', '--timeout', '45'], {
         prompter: p,
       });
