@@ -9,12 +9,12 @@
  * and never with --gpg-home-dir, the import starts before DNS and file reads so they overlap, and
  * the independent steps (destination + socket, source address, keys) run concurrently.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import type * as openpgp from 'openpgp';
 import { pgp } from '../keyring/inspect.js';
 import { type Address, formatAddress } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
-import { PACKET_MAX_BYTES } from '../protocol/limits.js';
+import { DEFAULT_RANDOM_PORTS, PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { encodePayload, makePayload, type Payload } from '../protocol/payload.js';
 import type { GpgOptions } from './gpg.js';
 import { findOwnKey, findServerKey, ownUsername, usernameFor } from './keys.js';
@@ -49,9 +49,15 @@ export interface PreparedKnock {
   readonly signer: string;
   /** 'openpgp.js' or 'gpg'. */
   readonly engine: 'openpgp.js' | 'gpg';
+  /** What each knock asks to open (with --rand-port: the one random external port, fixed per run). */
+  readonly access: Settings['access'];
+  /** The server public key (openpgp.js mode), to verify signed replies with; null with gpg. */
+  readonly serverKey: openpgp.PublicKey | null;
   seal(now?: Date): Promise<SealedKnock>;
   /** Sends one datagram; only when prepared with `willSend` or an automatic source. */
   send(packet: Uint8Array): Promise<void>;
+  /** The next datagram from the server within `timeoutMs`, or null (needs the socket). */
+  receive(timeoutMs: number): Promise<Uint8Array | null>;
   close(): void;
 }
 
@@ -62,6 +68,7 @@ interface KeyPlan {
   readonly serverFingerprint: string;
   readonly signer: string;
   readonly sealer: Sealer;
+  readonly serverKey: openpgp.PublicKey | null;
 }
 
 /** `gate`: what must succeed before anyone is asked for a passphrase (destination, source). */
@@ -93,6 +100,7 @@ async function openpgpKeys(
     username,
     serverFingerprint: server.fingerprint,
     signer: own.fingerprint,
+    serverKey: server.key,
     sealer: (payload, now) => seal(payload, { signingKey, serverKey: server.key, now }),
   };
 }
@@ -123,6 +131,7 @@ async function gpgKeys(req: KnockRequest, home: string): Promise<KeyPlan> {
     username: usernameFor({ username, fingerprint: signer.fingerprint }),
     serverFingerprint: recipient.fingerprint,
     signer: signer.fingerprint,
+    serverKey: null,
     sealer: (payload) => gpgSeal(opts, encodePayload(payload), recipient, signer.fingerprint),
   };
 }
@@ -136,7 +145,30 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
     });
   }
   const type = s.serverCmd !== null ? 'command' : 'access';
-  const access = s.access ?? req.defaultAccess;
+  const asked = s.access ?? req.defaultAccess;
+  // --rand-port: -A gives the protocol; the external port is drawn once, so every retry (and
+  // spa connect) uses the same one
+  const access =
+    s.randPort && asked !== undefined
+      ? [
+          {
+            proto: asked[0]?.proto ?? 'tcp',
+            port: randomInt(DEFAULT_RANDOM_PORTS.min, DEFAULT_RANDOM_PORTS.max + 1),
+          } as const,
+        ]
+      : asked;
+  if (s.forward && access !== undefined && access.length !== 1) {
+    throw new ConfigError('USAGE', '-N: a forwarding request names one external port (one -A entry)');
+  }
+  if (s.retries !== null && s.gpgHomeDir !== undefined) {
+    throw new ConfigError(
+      'USAGE',
+      '--retries: verifying the signed reply needs the server key in the keystore',
+      {
+        hint: "import it with 'spa-keys import server.asc', or drop --gpg-home-dir",
+      },
+    );
+  }
   if (type === 'access' && access === undefined) {
     throw new ConfigError('USAGE', 'say what to open: -A/--access is required', {
       hint: 'e.g. spa -A tcp/22 HOST, or --server-cmd CMD for a command request',
@@ -198,6 +230,8 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
     serverFingerprint: plan.serverFingerprint,
     signer: plan.signer,
     engine: s.gpgHomeDir === undefined ? 'openpgp.js' : 'gpg',
+    access,
+    serverKey: plan.serverKey,
     async seal(now = new Date()) {
       const payload = makePayload({
         type,
@@ -209,6 +243,8 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
         access: type === 'access' ? (access ?? []) : [],
         timeoutSeconds: type === 'access' ? s.fwTimeout : 0,
         command: s.serverCmd,
+        ...(s.retries !== null ? { reply: true } : {}),
+        ...(s.forward ? { forward: { ...s.forward, randomPort: s.randPort } } : {}),
       });
       const packet = await plan.sealer(payload, now);
       if (packet.length > PACKET_MAX_BYTES) {
@@ -225,6 +261,10 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
     async send(packet) {
       if (!sock) throw new ConfigError('USAGE', 'this knock was prepared without a socket (--test)');
       await sock.send(packet);
+    },
+    receive(timeoutMs) {
+      if (!sock) return Promise.resolve(null);
+      return sock.receive(timeoutMs);
     },
     close() {
       sock?.close();

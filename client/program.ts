@@ -16,7 +16,9 @@ import { printWarning, type Write } from '../keyring/cli-util.js';
 import { formatAddress } from '../protocol/address.js';
 import { displaySafe } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
+import { formatForwardTarget } from '../protocol/forward.js';
 import { describePayload, type Payload } from '../protocol/payload.js';
+import type { Reply } from '../protocol/reply.js';
 import { resolveHome } from './keys.js';
 import { type KnockRequest, type PreparedKnock, prepareKnock } from './knock.js';
 import type { AskPassphrase } from './passphrase.js';
@@ -34,7 +36,9 @@ import {
 import {
   type Layer,
   mergeLayers,
+  DEFAULT_RETRIES,
   parseIntIn,
+  REPLY_WAIT_MS,
   resolveSettings,
   type Settings,
   toRcValues,
@@ -72,6 +76,10 @@ interface CliOpts {
   fwTimeout?: string;
   serverCmd?: string;
   connectTimeout?: string;
+  natAccess?: string;
+  randPort?: boolean;
+  natLocal?: boolean;
+  retries?: string;
   destination?: string;
   namedConfig?: string;
   saveRcStanza?: boolean;
@@ -101,6 +109,10 @@ const KEY_OF_OPT: Readonly<Partial<Record<keyof CliOpts, RcKey>>> = {
   fwTimeout: 'fw-timeout',
   serverCmd: 'server-cmd',
   connectTimeout: 'connect-timeout',
+  natAccess: 'nat-access',
+  randPort: 'rand-port',
+  natLocal: 'nat-local',
+  retries: 'retries',
 };
 
 const collect = (value: string, previous: string | undefined): string =>
@@ -145,6 +157,16 @@ function addKnockOptions(cmd: Command): Command {
     .option('-U, --username <name>', 'username in the knock (default: the one stored with your key)')
     .option('--fw-timeout <seconds>', "how long to keep the port open (default: the server's for you)")
     .option('--server-cmd <command>', 'ask the server to run this command (no -A)')
+    .option('-N, --nat-access <host:port>', "gateway mode: forward -A's port to this internal host:port")
+    .option('--rand-port', "with -N: use a random external port (signed in the knock) instead of -A's")
+    .option(
+      '--nat-local',
+      "gateway mode: forward to a port on the gateway itself (-N local:PORT, or -A's port)",
+    )
+    .option(
+      '--retries <n>',
+      'ask for a signed reply, wait 1 s for it, and knock again (fresh knock) up to N times without one',
+    )
     .option('-n, --named-config <name>', 'load settings from this stanza of the rc file')
     .option('--save-rc-stanza', 'save the settings of this run as stanza -n NAME (then knock, unless --test)')
     .option('--rc-file <file>', 'rc file (default HOME/spa.rc)')
@@ -178,8 +200,10 @@ Settings: HOME/spa.rc holds [NAME] stanzas of "key = value" lines; -n NAME loads
 ${wrap(RC_KEYS, 76, '  ')}
 
 Exit codes:
-  0  knock sent (or printed with --test; connect: relayed until the server closed)
-  1  runtime error: name not resolved, network unreachable, gpg failed, port never opened
+  0  knock sent (or printed with --test; connect: relayed until the server closed);
+     with --retries: a verified reply said access was granted
+  1  runtime error: name not resolved, network unreachable, gpg failed, port never opened,
+     no verified reply after the retries
   2  usage: bad or missing flags, bad -A / -a / -R / port / timeout, bad rc file
   3  key: not found, ambiguous, invalid, expired, revoked, wrong or missing passphrase
   4  keystore corrupt or locked
@@ -282,7 +306,8 @@ async function sealAndSend(
   ctx: RunContext,
   p: PreparedKnock,
   save: { rcFile: string; values: RcValues } | null,
-): Promise<void> {
+  retries: number | null = null,
+): Promise<Reply | null> {
   const { payload, packet } = await p.seal();
   if (ctx.opts.savePacket !== undefined) {
     const { writeFile } = await import('node:fs/promises');
@@ -305,11 +330,29 @@ async function sealAndSend(
   }
   if (ctx.opts.test) {
     ctx.out(`${JSON.stringify(describePayload(payload))}\npacket bytes: ${packet.length}\n`);
-    return;
+    return null;
   }
   ctx.log?.(`payload ${JSON.stringify(describePayload(payload))}`);
+  if (retries !== null) {
+    // this first packet is only the --save-packet / -v copy: each attempt seals its own
+    const { knockUntilReply, grantedLine } = await import('./await-reply.js');
+    const g = await knockUntilReply(p, {
+      retries,
+      waitMs: REPLY_WAIT_MS,
+      ...(ctx.log ? { log: ctx.log } : {}),
+    });
+    ctx.err(`spa: ${grantedLine(g.reply)}\n`);
+    ctx.log?.(`reply after knock ${g.knocks}, ${g.latencyMs.toFixed(1)} ms after it was sent`);
+    return g.reply;
+  }
   await p.send(packet);
   ctx.log?.(`sent ${packet.length} bytes to ${hostPort(p.destination.address, p.destination.port)}`);
+  if (p.access && payload.forward) {
+    ctx.err(
+      `spa: knock sent: ${p.access.map((a) => `${a.proto}/${a.port}`).join(',')} -> ${formatForwardTarget(payload.forward)}\n`,
+    );
+  }
+  return null;
 }
 
 async function knockAction(host: string | undefined, opts: CliOpts, io: ClientIo): Promise<void> {
@@ -317,7 +360,7 @@ async function knockAction(host: string | undefined, opts: CliOpts, io: ClientIo
   const { settings, save, rcFile, home } = await loadSettings(opts, host);
   const p = await prepare(ctx, settings, home);
   try {
-    await sealAndSend(ctx, p, opts.saveRcStanza ? { rcFile, values: save } : null);
+    await sealAndSend(ctx, p, opts.saveRcStanza ? { rcFile, values: save } : null, settings.retries);
   } finally {
     p.close();
   }
@@ -330,12 +373,15 @@ async function connectAction(host: string, portText: string, opts: CliOpts, io: 
   const p = await prepare(ctx, settings, home, [{ proto: 'tcp', port }]);
   let sock: import('node:net').Socket;
   try {
-    await sealAndSend(ctx, p, opts.saveRcStanza ? { rcFile, values: save } : null);
+    // a random external port is confirmed by the signed reply before connecting to it
+    const retries = settings.retries ?? (settings.randPort ? DEFAULT_RETRIES : null);
+    const reply = await sealAndSend(ctx, p, opts.saveRcStanza ? { rcFile, values: save } : null, retries);
     if (opts.test) return;
+    const target = reply?.granted[0]?.port ?? (settings.forward ? p.access?.[0]?.port : undefined) ?? port;
     const { waitForPort } = await import('./connect.js');
     sock = await waitForPort({
       address: p.destination.address,
-      port,
+      port: target,
       timeoutMs: settings.connectTimeout * 1000,
       reknock: async () => {
         const again = await p.seal();

@@ -13,7 +13,7 @@
  * - A stanza starts with `[NAME]`, NAME = 1..64 of `A-Z a-z 0-9 _ . -`.
  * - Inside, `key = value` lines. Keys are the long flag names (RC_KEYS). The value runs to the end
  *   of the line, trimmed; there is no quoting and no inline comment (a `#` in a value is kept).
- *   Switches (`source-any`, `insecure-resolve`, `ipv4`, `ipv6`) take yes/no, true/false, on/off or 1/0.
+ *   Switches (`source-any`, `insecure-resolve`, `ipv4`, `ipv6`, `rand-port`, `nat-local`) take yes/no, true/false, on/off or 1/0.
  * - A stanza named `default`, when present, applies under every run (then the `-n` stanza, then
  *   the command line, each overriding the one before).
  * - Values are checked with the same parsers as the flags, when used, and errors name the file,
@@ -55,6 +55,10 @@ export const RC_KEYS = [
   'fw-timeout',
   'server-cmd',
   'connect-timeout',
+  'nat-access',
+  'rand-port',
+  'nat-local',
+  'retries',
 ] as const;
 export type RcKey = (typeof RC_KEYS)[number];
 
@@ -64,6 +68,8 @@ export const RC_SWITCHES: ReadonlySet<RcKey> = new Set<RcKey>([
   'insecure-resolve',
   'ipv4',
   'ipv6',
+  'rand-port',
+  'nat-local',
 ]);
 
 export type RcValues = Partial<Record<RcKey, string>>;

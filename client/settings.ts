@@ -11,12 +11,18 @@
 import { type PortSpec, parseAccessList } from '../protocol/access.js';
 import { type Address, parseAddress, unmapV4 } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
+import { type ForwardTarget, parseForwardTarget } from '../protocol/forward.js';
 import { COMMAND_MAX_BYTES, DEFAULT_SPA_PORT, TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
 import { RC_KEYS, RC_SWITCHES, type RcKey, type RcValues } from './rc.js';
 
 /** Default bound on `spa connect`'s wait for the port to answer, seconds. */
 export const DEFAULT_CONNECT_TIMEOUT = 5;
 export const CONNECT_TIMEOUT_MAX = 300;
+/** `--retries` when a reply is asked for without it (spa connect --rand-port), and its bound. */
+export const DEFAULT_RETRIES = 3;
+export const RETRIES_MAX = 10;
+/** How long each knock waits for its signed reply, ms. */
+export const REPLY_WAIT_MS = 1000;
 
 /** How the payload's address is chosen (SPEC.md §6). */
 export type SourceChoice =
@@ -41,6 +47,12 @@ export interface Settings {
   readonly fwTimeout: number;
   readonly serverCmd: string | null;
   readonly connectTimeout: number;
+  /** -N / --nat-local: where the gateway should forward (SPEC.md §4.6); null = no forwarding. */
+  readonly forward: ForwardTarget | null;
+  /** --rand-port: the external port is drawn at random from the server's range. */
+  readonly randPort: boolean;
+  /** --retries N: ask for a signed reply and knock up to N more times without one; null = no reply asked. */
+  readonly retries: number | null;
 }
 
 export interface Layer {
@@ -69,12 +81,17 @@ export const FLAG_OF: Readonly<Record<RcKey, string>> = {
   'fw-timeout': '--fw-timeout',
   'server-cmd': '--server-cmd',
   'connect-timeout': '--connect-timeout',
+  'nat-access': '-N/--nat-access',
+  'rand-port': '--rand-port',
+  'nat-local': '--nat-local',
+  retries: '--retries',
 };
 
 const GROUPS: readonly (readonly RcKey[])[] = [
   ['allow-ip', 'source-any', 'resolve-ip-http'],
   ['ipv4', 'ipv6'],
   ['access', 'server-cmd'],
+  ['nat-access', 'nat-local'],
 ];
 
 function groupOf(k: RcKey): readonly RcKey[] {
@@ -241,7 +258,49 @@ export function resolveSettings(merged: ReadonlyMap<RcKey, Sourced>): Settings {
     throw new ConfigError('USERNAME_INVALID', `${field('username')}: must match ${USERNAME_RE.source}`);
   }
 
+  // gateway mode: -N HOST:PORT, or --nat-local (the gateway's own port: -N local:PORT, or -A's port)
+  const natText = str('nat-access');
+  const natLocal = sw('nat-local');
+  const randPort = sw('rand-port');
+  let forward: ForwardTarget | null = null;
+  if (natText !== undefined) forward = parseForwardTarget(natText, field('nat-access'));
+  if (natLocal) {
+    if (forward && forward.host !== 'local') {
+      throw usage(
+        `${field('nat-local')} and ${field('nat-access')}`,
+        'choose one: forward to the gateway itself, or to HOST:PORT',
+      );
+    }
+    const port = forward?.port ?? access?.[0]?.port;
+    if (port === undefined)
+      throw usage(field('nat-local'), 'say which local port: -N local:PORT or -A tcp/PORT');
+    forward = { host: 'local', port };
+  }
+  if (forward) {
+    if (serverCmd !== null)
+      throw usage(field(natLocal ? 'nat-local' : 'nat-access'), 'a command request cannot forward');
+    if (access && access.length !== 1) {
+      throw usage(field('access'), 'a forwarding request names one external port (one -A entry)');
+    }
+  }
+  if (randPort && !forward) {
+    throw usage(
+      field('rand-port'),
+      'a random external port needs a forwarding request',
+      'add -N HOST:PORT or --nat-local',
+    );
+  }
+  const retriesText = str('retries');
+  const retries =
+    retriesText === undefined ? null : parseIntIn(retriesText, field('retries'), 0, RETRIES_MAX);
+  if (retries !== null && serverCmd !== null) {
+    throw usage(field('retries'), 'a signed reply answers access knocks only, not --server-cmd');
+  }
+
   return {
+    forward,
+    randPort,
+    retries,
     host: host === undefined ? undefined : checkHost(host, field('host')),
     access,
     source,

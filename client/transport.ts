@@ -67,12 +67,43 @@ export class KnockSocket {
   readonly destination: Destination;
   readonly #socket: Socket;
   #closed = false;
+  /** Datagrams not yet taken by receive(), bounded; a connected socket gets them from the server only. */
+  readonly #inbox: Uint8Array[] = [];
+  #waiter: ((m: Uint8Array | null) => void) | null = null;
 
   private constructor(socket: Socket, dest: Destination) {
     this.#socket = socket;
     this.destination = dest;
     // late ICMP errors (port unreachable after a send) are reported on the next send, never thrown
     socket.on('error', () => undefined);
+    socket.on('message', (msg: Buffer) => {
+      const m = new Uint8Array(msg);
+      const w = this.#waiter;
+      if (w) {
+        this.#waiter = null;
+        w(m);
+      } else if (this.#inbox.length < 16) this.#inbox.push(m);
+    });
+  }
+
+  /**
+   * The next datagram from the server (the socket is connected: the kernel delivers only those
+   * from its address and port), or null after `timeoutMs`.
+   */
+  receive(timeoutMs: number): Promise<Uint8Array | null> {
+    const queued = this.#inbox.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#closed || timeoutMs <= 0) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#waiter = null;
+        resolve(null);
+      }, timeoutMs);
+      this.#waiter = (m) => {
+        clearTimeout(t);
+        resolve(m);
+      };
+    });
   }
 
   static async connect(dest: Destination): Promise<KnockSocket> {
@@ -133,6 +164,9 @@ export class KnockSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.(null);
     this.#socket.close();
   }
 }

@@ -15,6 +15,12 @@ export const EXT_FORWARD = 0x02;
 export const EXT_RANDOM_PORT = 0x04;
 export const EXT_KNOWN = EXT_REPLY | EXT_FORWARD | EXT_RANDOM_PORT;
 
+/**
+ * Default range a `--rand-port` external port is drawn from (client) and must fall in (server,
+ * `gateway.random_ports`). Below the Linux ephemeral range (32768-60999).
+ */
+export const DEFAULT_RANDOM_PORTS = { min: 20000, max: 29999 } as const;
+
 /** A signed reply datagram (SPEC.md §11) is never longer than this. */
 export const REPLY_MAX_BYTES = 1024;
 /** Reply body type octet: distinct from every knock payload type. */
