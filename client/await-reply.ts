@@ -9,14 +9,14 @@ import { ConfigError, isSpaError } from '../protocol/errors.js';
 import { formatForwardTarget } from '../protocol/forward.js';
 import { DEFAULT_MAX_SKEW_SECONDS } from '../protocol/limits.js';
 import type { Reply } from '../protocol/reply.js';
-import type { PreparedKnock } from './knock.js';
+import type { PreparedKnock, SealedKnock } from './knock.js';
 
 export interface AwaitReplyOptions {
   readonly retries: number;
   readonly waitMs: number;
   readonly log?: (line: string) => void;
-  /** Called with each sealed packet before it is sent (--save-packet, -v). */
-  readonly onSent?: (packet: Uint8Array, attempt: number) => void;
+  /** The first knock, already sealed (so that --save-packet holds what was sent first). */
+  readonly first?: SealedKnock;
 }
 
 export interface Granted {
@@ -41,9 +41,8 @@ export async function knockUntilReply(p: PreparedKnock, o: AwaitReplyOptions): P
   const nonces: Uint8Array[] = [];
   const total = o.retries + 1;
   for (let attempt = 1; attempt <= total; attempt++) {
-    const { payload, packet } = await p.seal();
+    const { payload, packet } = attempt === 1 && o.first ? o.first : await p.seal();
     nonces.push(payload.nonce);
-    o.onSent?.(packet, attempt);
     await p.send(packet);
     const sentAt = performance.now();
     const deadline = sentAt + o.waitMs;

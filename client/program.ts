@@ -334,9 +334,10 @@ async function sealAndSend(
   }
   ctx.log?.(`payload ${JSON.stringify(describePayload(payload))}`);
   if (retries !== null) {
-    // this first packet is only the --save-packet / -v copy: each attempt seals its own
+    // the first attempt sends this packet; each retry seals a fresh one (new nonce)
     const { knockUntilReply, grantedLine } = await import('./await-reply.js');
     const g = await knockUntilReply(p, {
+      first: { payload, packet },
       retries,
       waitMs: REPLY_WAIT_MS,
       ...(ctx.log ? { log: ctx.log } : {}),

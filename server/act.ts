@@ -8,9 +8,11 @@
 import { formatAccessList } from '../protocol/access.js';
 import { formatAddress } from '../protocol/address.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
+import { formatForwardTarget } from '../protocol/forward.js';
 import type { Decision } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { ClaimResult } from './cluster/replay.js';
+import type { Forwarder } from './firewall/forward.js';
 import type { Firewall } from './firewall/types.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 
@@ -44,6 +46,10 @@ export interface ActDeps {
   shared?: SharedReplayCheck | null | undefined;
   /** The clock (ms) for the shared claim's lifetime; default Date.now. */
   now?: () => number;
+  /** Gateway mode's forwarding grants; absent: a forwarding decision fails (FW_ERROR). */
+  forwarder?: Forwarder | null | undefined;
+  /** Ports the input firewall protects: a --nat-local target among them is granted there too. */
+  protect?: readonly { proto: string; port: number }[];
 }
 
 export interface ActContext {
@@ -107,11 +113,39 @@ export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): P
   if (claim !== 'claimed' && claim !== 'local') return claim;
   if (decision.kind === 'access') {
     try {
-      await deps.firewall.grant({
-        source: target,
-        ports: decision.ports,
-        timeoutSeconds: decision.timeoutSeconds,
-      });
+      const fwd = decision.forward;
+      const ext = decision.ports[0];
+      if (fwd && ext) {
+        if (!deps.forwarder) throw new Error('gateway mode is not configured');
+        const host = fwd.target.host === 'local' ? 'local' : formatAddress(fwd.target.host);
+        // A redirect to a port the input firewall protects must pass that firewall too: grant
+        // it there for the same source and time (first, so the path never opens half-way).
+        const local = { proto: ext.proto, port: fwd.target.port };
+        if (
+          host === 'local' &&
+          (deps.protect ?? []).some((p) => p.proto === local.proto && p.port === local.port)
+        ) {
+          await deps.firewall.grant({
+            source: target,
+            ports: [local],
+            timeoutSeconds: decision.timeoutSeconds,
+          });
+        }
+        await deps.forwarder.grant({
+          source: target,
+          proto: ext.proto,
+          externalPort: ext.port,
+          host,
+          port: fwd.target.port,
+          timeoutSeconds: decision.timeoutSeconds,
+        });
+      } else {
+        await deps.firewall.grant({
+          source: target,
+          ports: decision.ports,
+          timeoutSeconds: decision.timeoutSeconds,
+        });
+      }
     } catch (err) {
       // the knock may be sent again (see below): give the fleet's claim back too
       if (claim === 'claimed') await deps.shared?.release(ctx.used.key);
@@ -130,6 +164,7 @@ export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): P
       address: target,
       ...who,
       ports: formatAccessList(decision.ports),
+      ...(decision.forward ? { forward: formatForwardTarget(decision.forward.target) } : {}),
       seconds: decision.timeoutSeconds,
       ms: Number(process.hrtime.bigint() - ctx.receivedAt) / 1e6,
     });

@@ -5,7 +5,9 @@
  * Config file keys (all optional): interface, udp_server, udp_host, port, firewall, protect,
  * always_allow, max_skew, audit_log, remove_on_exit, passphrase_file, table, rate_burst,
  * rate_per_second, max_commands_per_user, verifier_user, cluster, cluster_fail,
- * cluster_timeout_ms, cluster_password_file, cluster_ca_file (server/cluster/settings.ts).
+ * cluster_timeout_ms, cluster_password_file, cluster_ca_file (server/cluster/settings.ts),
+ * gateway (`{ "internal": [CIDR...],
+ * "random_ports": "20000-29999" }`: forwarding grants, SPEC.md §9.6).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,8 +15,8 @@ import { z } from 'zod';
 import { type PortSpec, parseAccessList } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
-import { DEFAULT_MAX_SKEW_SECONDS, DEFAULT_SPA_PORT } from '../protocol/limits.js';
 import { type ClusterSettings, resolveClusterSettings } from './cluster/settings.js';
+import { DEFAULT_MAX_SKEW_SECONDS, DEFAULT_RANDOM_PORTS, DEFAULT_SPA_PORT } from '../protocol/limits.js';
 
 export interface ServerConfig {
   stateDir: string;
@@ -36,6 +38,8 @@ export interface ServerConfig {
   verifierUser: string | null;
   /** The fleet's Redis (`--cluster`), or null for a gateway on its own. */
   cluster: ClusterSettings | null;
+  /** Gateway mode: the internal networks forwarding protects and grants lead to; null = off. */
+  gateway: { internal: string[]; randomPorts: { min: number; max: number } } | null;
 }
 
 const fileSchema = z.strictObject({
@@ -67,6 +71,15 @@ const fileSchema = z.strictObject({
   cluster_timeout_ms: z.number().int().optional(),
   cluster_password_file: z.string().min(1).nullable().optional(),
   cluster_ca_file: z.string().min(1).nullable().optional(),
+  gateway: z
+    .strictObject({
+      internal: z.array(z.string()).min(1).max(256),
+      random_ports: z
+        .string()
+        .regex(/^[1-9][0-9]{0,4}-[1-9][0-9]{0,4}$/, 'expected LOW-HIGH, e.g. 20000-29999')
+        .optional(),
+    })
+    .optional(),
 });
 export type ConfigFile = z.infer<typeof fileSchema>;
 
@@ -166,7 +179,32 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
         stateDir,
       )
     : null;
+  let gateway: ServerConfig['gateway'] = null;
+  if (file.gateway) {
+    const internal = file.gateway.internal.map((c) => {
+      try {
+        const cidr = parseCidr(c, 'gateway.internal');
+        if (cidr.prefix < 1)
+          throw new ConfigError('CONFIG_INVALID', 'gateway.internal: /0 is not an internal network');
+        return formatCidr(cidr);
+      } catch (e) {
+        throw isSpaError(e)
+          ? new ConfigError('CONFIG_INVALID', `config: ${e.message}`, { field: 'gateway' })
+          : e;
+      }
+    });
+    const [lo, hi] = (file.gateway.random_ports ?? `${DEFAULT_RANDOM_PORTS.min}-${DEFAULT_RANDOM_PORTS.max}`)
+      .split('-')
+      .map(Number);
+    if (lo === undefined || hi === undefined || lo > hi || hi > 65535) {
+      throw new ConfigError('CONFIG_INVALID', 'config: gateway.random_ports: LOW-HIGH within 1..65535', {
+        field: 'gateway',
+      });
+    }
+    gateway = { internal, randomPorts: { min: lo, max: hi } };
+  }
   return {
+    gateway,
     stateDir,
     capture: udp ? { mode: 'udp', host: file.udp_host ?? '::' } : { mode: 'pcap', device: device ?? 'any' },
     port: flags.port ? portNumber(flags.port) : (file.port ?? DEFAULT_SPA_PORT),

@@ -12,6 +12,8 @@ import type { Server } from 'node:net';
 import { loadServerKey, readPassphraseFile } from '../keyring/index.js';
 import { formatAccessList } from '../protocol/access.js';
 import { serverIdentity } from '../protocol/envelope.js';
+import type { GatewayPolicy } from '../protocol/policy.js';
+import { signReply } from '../protocol/reply.js';
 import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { type Audit, createAudit } from './audit.js';
@@ -19,13 +21,14 @@ import { captureChildArgs } from './capture/child-args.js';
 import { lookupAccount } from './commands.js';
 import type { ServerConfig } from './config.js';
 import { callControl, listenControl } from './control.js';
-import { createFirewall } from './firewall/index.js';
+import { createFirewall, createForwarder, execRunner } from './firewall/index.js';
 import type { Firewall } from './firewall/types.js';
 import type { CountersMessage } from './ipc.js';
 import { type ClusterLink, openLink } from './cluster/connection.js';
 import { KeyringSync, type SyncResult } from './cluster/keyring.js';
 import { SharedReplay } from './cluster/replay.js';
 import { Monitor } from './monitor.js';
+import { bindReplySockets } from './reply-socket.js';
 import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
 import type { CommandRunner } from './pipeline.js';
 import { ReplayStore } from './replay.js';
@@ -124,6 +127,23 @@ export async function startDaemon(
     await closeCluster();
     throw err;
   }
+  // Gateway mode: forwarding grants in a table/chains of their own (server/firewall/forward.ts).
+  const forwarder = cfg.gateway
+    ? createForwarder(cfg.firewall, { name: cfg.table, internal: cfg.gateway.internal }, execRunner())
+    : null;
+  const gateway: GatewayPolicy | null = cfg.gateway ? { randomPorts: cfg.gateway.randomPorts } : null;
+  // The signed reply (SPEC.md §11) leaves from the SPA port. With pcap nothing else binds it,
+  // and our own rule drops what arrives there, so this socket only ever sends. With the UDP
+  // socket the verifier owns the port (a second bind would need SO_REUSEADDR, which would let
+  // any local user bind it too and take knocks): it sends the bytes the monitor signed.
+  let replySockets: Awaited<ReturnType<typeof bindReplySockets>> | null = null;
+  try {
+    await forwarder?.init();
+    replySockets = cfg.capture.mode === 'pcap' ? await bindReplySockets(cfg.port) : null;
+  } catch (err) {
+    await closeCluster();
+    throw err;
+  }
 
   const replay = new ReplayStore(cfg.replayFile, (err) =>
     audit.log(err ? 'persist_error' : 'persist_ok', {
@@ -148,6 +168,20 @@ export async function startDaemon(
         ? { fail: cfg.cluster.fail, claim: (k, t) => shared.claim(k, t), release: (k) => shared.release(k) }
         : null,
     notify: (msg) => supervisor?.send(msg),
+    gateway,
+    forwarder,
+    protect: cfg.protect,
+    sendReply: async (reply, to) => {
+      const bytes = await signReply(reply, key, new Date());
+      if (replySockets) await replySockets.send(bytes, to.address, to.port);
+      else
+        supervisor?.send({
+          t: 'reply',
+          address: to.address,
+          port: to.port,
+          bytes: Buffer.from(bytes).toString('base64'),
+        });
+    },
     ...(opts.commands ? { commands: opts.commands(audit) } : {}),
   });
   // the verifier's counters: those of the running one, plus the last ones of each before it
@@ -275,6 +309,15 @@ export async function startDaemon(
       // a missed message on the channel is caught up within KEYRING_POLL_SECONDS
       if (keyringSync && ++ticks % KEYRING_POLL_SECONDS === 0) void keyringSync.sync();
       await firewall.sweep(now);
+      if (forwarder) {
+        await forwarder.sweep(now);
+        if (!(await forwarder.healthy())) {
+          await forwarder.init();
+          audit.log('firewall_restored', {
+            detail: 'our forwarding rules were missing or altered; reinstalled',
+          });
+        }
+      }
       if (!(await firewall.healthy())) {
         await firewall.init();
         audit.log('firewall_restored', {
@@ -314,6 +357,7 @@ export async function startDaemon(
         port: cfg.port,
         maxSkewSeconds: cfg.maxSkewSeconds,
         verbose: cfg.verbose,
+        gateway,
       },
       replay: replay.live(Date.now()),
     }),
@@ -379,6 +423,8 @@ export async function startDaemon(
       await new Promise<void>((r) => control.close(() => r()));
       await closeCluster();
       await firewall.shutdown({ removeProtections: cfg.removeOnExit });
+      await forwarder?.shutdown({ removeProtections: cfg.removeOnExit });
+      replySockets?.close();
       audit.log('stop', { counters: counters() });
       audit.flush();
     },

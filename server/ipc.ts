@@ -12,6 +12,7 @@
  * start (init) and on every reload, and notices of accepted knocks (for the verifier's replay
  * fast path). The verifier trusts its monitor.
  */
+import type { GatewayPolicy } from '../protocol/policy.js';
 import type { KeyRecord } from '../keyring/index.js';
 import type { ReplayEntry } from './replay.js';
 
@@ -29,6 +30,8 @@ export interface VerifierSettings {
   port: number;
   maxSkewSeconds: number;
   verbose: boolean;
+  /** Gateway mode's policy half (random port range); absent or null: forwarding is refused. */
+  gateway?: GatewayPolicy | null;
 }
 
 export type MonitorMessage =
@@ -43,6 +46,8 @@ export type MonitorMessage =
   | { t: 'reload'; records: KeyRecord[] }
   | { t: 'accepted'; entry: ReplayEntry }
   /** Stop capturing, finish the queue, exit. */
+  /** UDP-socket mode: send this reply (signed by the monitor, SPEC.md §11) from the SPA port. */
+  | { t: 'reply'; address: string; port: number; bytes: string }
   | { t: 'stop' };
 
 /**

@@ -16,8 +16,11 @@ import { formatAddress, tryParseAddress } from '../protocol/address.js';
 import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import { verifyFwknopSigned } from '../protocol/fwknop.js';
-import { decide } from '../protocol/policy.js';
 import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
+import type { PortSpec } from '../protocol/access.js';
+import { decide, type GatewayPolicy } from '../protocol/policy.js';
+import type { Reply } from '../protocol/reply.js';
+import type { Forwarder } from './firewall/forward.js';
 import type { Audit, AuditFields } from './audit.js';
 import type { Firewall } from './firewall/types.js';
 import { MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
@@ -44,6 +47,15 @@ export interface MonitorDeps extends VerifierPeer {
   maxSkewSeconds: number;
   /** Sends a message to the verifier (accepted notices). */
   notify?: (msg: MonitorMessage) => void;
+  /** Gateway mode: the policy half the monitor re-checks forwarding against, and its forwarder. */
+  gateway?: GatewayPolicy | null;
+  forwarder?: Forwarder | null;
+  protect?: readonly PortSpec[];
+  /**
+   * Signs and sends the reply of SPEC.md §11 to the knock's source address and port. Called only
+   * here, only after act() succeeded for a knock that asked for one and was allowed to, once.
+   */
+  sendReply?: (reply: Reply, to: { address: string; port: number }) => Promise<void>;
 }
 
 /** The process a line came from: its ready, fatal and counters messages go to it. */
@@ -153,7 +165,7 @@ export class Monitor {
     if (!policy) return this.refuse('SIGNER_UNKNOWN', 'removed during reload', { ...at, ...who });
     let decision: ReturnType<typeof decide>;
     try {
-      decision = decide(payload, policy, source);
+      decision = decide(payload, policy, source, deps.gateway ?? null);
     } catch (err) {
       return this.fail(err, { ...at, ...who });
     }
@@ -180,6 +192,8 @@ export class Monitor {
         replay,
         shared: deps.shared,
         now: deps.now,
+        forwarder: deps.forwarder,
+        ...(deps.protect ? { protect: deps.protect } : {}),
       },
       decision,
       {
@@ -191,6 +205,22 @@ export class Monitor {
     );
     if (r.ok) {
       this.count(r.counter);
+      if (decision.kind === 'access' && decision.reply === true && deps.sendReply) {
+        const reply: Reply = {
+          issued: Math.floor(now / 1000),
+          nonce: payload.nonce,
+          serverFingerprint: deps.serverFingerprint,
+          timeoutSeconds: decision.timeoutSeconds,
+          granted: decision.ports,
+          forward: decision.forward?.target ?? null,
+        };
+        try {
+          await deps.sendReply(reply, { address: m.source, port: m.sport });
+          this.count('REPLIED');
+        } catch (err) {
+          deps.audit.log('error', { detail: `reply: ${(err as Error).message}`, ...at, ...who });
+        }
+      }
       return { ok: true };
     }
     if (r.logged) {

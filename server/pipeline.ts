@@ -18,8 +18,10 @@ import {
   type Unwrapped,
   unwrapFwknop,
 } from '../protocol/fwknop.js';
-import { type Decision, decide, type UserPolicy } from '../protocol/policy.js';
 import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
+import type { PortSpec } from '../protocol/access.js';
+import { type Decision, decide, type GatewayPolicy, type UserPolicy } from '../protocol/policy.js';
+import type { Forwarder } from './firewall/forward.js';
 import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
 import { FairQueue, type FairQueueOptions } from './fairqueue.js';
@@ -76,6 +78,11 @@ export interface PipelineDeps {
   commands?: CommandRunner;
   /** With `--cluster` and no `act`: the fleet's shared replay record (act.ts). */
   shared?: SharedReplayCheck | null;
+  /** Gateway mode (SPEC.md §9.6): forwarding is refused without it. */
+  gateway?: GatewayPolicy | null;
+  /** The in-process act step's forwarder and protected ports (act.ts). */
+  forwarder?: Forwarder | null;
+  protect?: readonly PortSpec[];
   /**
    * Datagrams that may wait; beyond this the busiest flow (source and port) sheds one (RATE_LIMITED,
    * detail queue_full). Default 1024.
@@ -306,7 +313,7 @@ export class Pipeline {
     if (!source) return this.drop(d, 'INTERNAL', 'capture gave an unparseable source');
     let decision: Decision;
     try {
-      decision = decide(payload, policy, source);
+      decision = decide(payload, policy, source, deps.gateway ?? null);
     } catch (err) {
       return this.fail(d, err, who);
     }
@@ -334,6 +341,8 @@ export class Pipeline {
         replay: deps.replay,
         shared: deps.shared,
         now: deps.now,
+        forwarder: deps.forwarder,
+        ...(deps.protect ? { protect: deps.protect } : {}),
       },
       decision,
       { source: d.source, ...who, receivedAt: d.receivedAt, used },

@@ -118,6 +118,7 @@ async function start(
     audit,
     now,
     maxSkewSeconds: settings.maxSkewSeconds,
+    gateway: settings.gateway ?? null,
     // a backlog withholds the capture process's credits, so it sheds the flood fairly instead
     onBacklog: (busy) => (busy ? capture?.pause?.() : capture?.resume?.()),
   });
@@ -125,6 +126,7 @@ async function start(
   onMessage((m) => {
     if (m.t === 'reload') users = usersOf(m.records);
     else if (m.t === 'accepted') replay.add(m.entry);
+    else if (m.t === 'reply') void capture?.send?.(Buffer.from(m.bytes, 'base64'), m.address, m.port);
     else if (m.t === 'stop') {
       void (async () => {
         await capture?.stop();

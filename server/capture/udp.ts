@@ -105,6 +105,13 @@ export function createUdpCapture(opts: UdpCaptureOptions): Capture {
         });
       });
     },
+    send(bytes: Uint8Array, address: string, port: number): Promise<void> {
+      const s = socket;
+      if (!s) return Promise.resolve();
+      // a dual-stack socket reaches IPv4 peers through their mapped address
+      const to = family === 6 && !address.includes(':') ? `::ffff:${address}` : address;
+      return new Promise<void>((resolve) => s.send(bytes, port, to, () => resolve()));
+    },
     stop(): Promise<void> {
       const s = socket;
       if (!s) return Promise.resolve();
