@@ -370,13 +370,22 @@ async function knockAction(host: string | undefined, opts: CliOpts, io: ClientIo
 async function connectAction(host: string, portText: string, opts: CliOpts, io: ClientIo): Promise<void> {
   const ctx = context(opts, io);
   const port = parseIntIn(portText, 'PORT', 1, 65535);
-  const { settings, save, rcFile, home } = await loadSettings(opts, host);
+  const loaded = await loadSettings(opts, host);
+  const { save, rcFile, home } = loaded;
+  // a random external port is confirmed by the signed reply before connecting to it
+  const settings: Settings = {
+    ...loaded.settings,
+    retries: loaded.settings.retries ?? (loaded.settings.randPort ? DEFAULT_RETRIES : null),
+  };
   const p = await prepare(ctx, settings, home, [{ proto: 'tcp', port }]);
   let sock: import('node:net').Socket;
   try {
-    // a random external port is confirmed by the signed reply before connecting to it
-    const retries = settings.retries ?? (settings.randPort ? DEFAULT_RETRIES : null);
-    const reply = await sealAndSend(ctx, p, opts.saveRcStanza ? { rcFile, values: save } : null, retries);
+    const reply = await sealAndSend(
+      ctx,
+      p,
+      opts.saveRcStanza ? { rcFile, values: save } : null,
+      settings.retries,
+    );
     if (opts.test) return;
     const target = reply?.granted[0]?.port ?? (settings.forward ? p.access?.[0]?.port : undefined) ?? port;
     const { waitForPort } = await import('./connect.js');

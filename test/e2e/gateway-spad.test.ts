@@ -17,7 +17,7 @@ import { type Host, waitFor } from '../../scripts/netns.js';
 import { openSession, probe, probeOne } from './firewall-harness.js';
 import { unavailable } from './firewall-suite.js';
 import { createGateway, INTERNAL4, INTERNAL_NETS } from './gateway-harness.js';
-import { type Keys, must, setupKeys, spa, startSpad, type Spad } from './spad-harness.js';
+import { BIN, type Keys, must, setupKeys, spa, startSpad, type Spad } from './spad-harness.js';
 
 const NODE = process.execPath;
 
@@ -202,6 +202,26 @@ for (const [kind, capture] of [
           session.close();
         }
         assert.equal(await probeOne(attacker, ['tcp', server.ipv4, ext]), 'refused');
+
+        // ssh's ProxyCommand: spa connect learns the random port from the reply and relays
+        const relay = await client.exec(
+          NODE,
+          [
+            BIN.spa,
+            'connect',
+            '--home',
+            alice.home,
+            '-N',
+            `${INTERNAL4}:22`,
+            '--rand-port',
+            server.ipv4,
+            '22',
+          ],
+          { input: 'hello-through-connect\n', timeoutMs: 20_000 },
+        );
+        assert.equal(relay.code, 0, relay.stderr);
+        assert.equal(relay.stdout, 'hello-through-connect\n');
+        assert.match(relay.stderr, /^spa: access granted: tcp\/2\d{4} -> 203\.0\.113\.10:22 for 3 s$/m);
 
         if (kind === 'nftables') {
           // spad SIGKILLed right after granting: the kernel still closes the path on time
