@@ -18,14 +18,19 @@
  * attempt. With the C flooder (raw socket), three scenarios send them with the client's own
  * address as source at 10, 100 and 1,000 a second (a lockout attempt: every knock must open),
  * and the last one from random spoofed sources in 198.18.0.0/15 at full rate, where only the
- * fair queue's sharing by prefix stands between the flood and the knocks.
+ * fair queue's sharing by prefix stands between the flood and the knocks. A last row repeats that
+ * flood with the real `spa` client knocking `--retries 3` (SPEC.md §11: wait 1 s for the signed
+ * reply, else a fresh knock), one run after another: "opened" counts runs that got a verified
+ * reply, and the median is knock-to-reply of the answered knock (the client's -v line).
  *
  * Usage: node dist/scripts/bench-flood.js [--seconds 10] [--max-packets 2000000] [--knocks 10]
+ *        [--only retries]
  * Needs root. Cleans up namespaces, processes and temp files even when it fails, and on
  * SIGINT/SIGTERM/SIGHUP (scripts/cleanup.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type FaultRig, faultRig } from '../test/e2e/faults-harness.js';
 import {
@@ -41,13 +46,19 @@ import {
 } from './bench-lib.js';
 import { onInterrupt, tempDir } from './cleanup.js';
 
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     'max-packets': { type: 'string', default: '2000000' },
     knocks: { type: 'string', default: '10' },
+    only: { type: 'string' },
   },
 });
+/** `--only retries`: just the --retries row (the others take a minute each). */
+const only = values.only;
+if (only !== undefined && only !== 'retries') throw new Error(`bench-flood: --only retries, not ${only}`);
 const SECONDS = Math.min(10, Math.max(2, Number(values.seconds)));
 const MAX_PACKETS = Math.min(2_000_000, Number(values['max-packets']));
 const KNOCKS = Math.min(30, Number(values.knocks));
@@ -153,11 +164,95 @@ async function scenario(rig: FaultRig, name: string, flooder: string | null, fl:
   }
 }
 
+/** The spoofed-random flood again, knocked by the real client with --retries 3 (signed reply). */
+async function retryScenario(rig: FaultRig, flooder: string, template: string): Promise<Row> {
+  await rig.spad.stop();
+  const spad = await rig.start();
+  const pid = spad.proc.pid as number;
+  const server = rig.topo.server.ipv4;
+  const cpus = (): number => cpuMs(pid) + childPids(pid).reduce((s, p) => s + cpuMs(p), 0);
+  let out = '';
+  const flood = rig.topo.attacker.spawn(
+    flooder,
+    flooderArgs({ to: server, seconds: SECONDS, maxPackets: MAX_PACKETS, template, spoof: 'random' }),
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  flood.stdout?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<void>((r) => flood.once('exit', () => r()));
+  try {
+    const c0 = cpus();
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const ms: number[] = [];
+    const tries: number[] = [];
+    let ran = 0;
+    for (let i = 0; i < KNOCKS; i++) {
+      ran++;
+      const r = await rig.topo.client.exec(
+        process.execPath,
+        [
+          join(ROOT, 'client/cli.js'),
+          '--home',
+          rig.alice.home,
+          '-A',
+          'tcp/22',
+          '--retries',
+          '3',
+          '-v',
+          server,
+        ],
+        { timeoutMs: 20_000 },
+      );
+      const m = /reply after knock (\d+), ([\d.]+) ms/.exec(r.stderr);
+      if (r.code === 0 && m) {
+        tries.push(Number(m[1]));
+        ms.push(Number(m[2]));
+      }
+      await rig.control('fw-flush');
+    }
+    await exited;
+    const elapsed = (Date.now() - t0) / 1000;
+    const c1 = cpus();
+    const rss = statusKb(pid, 'VmHWM') + childPids(pid).reduce((s, p) => s + statusKb(p, 'VmHWM'), 0);
+    const status = (await rig.control('status')) as {
+      counters: Record<string, number>;
+      captureStats: { received: number; dropped?: number };
+    };
+    const f = out ? (JSON.parse(out) as { sent: number; ms: number }) : null;
+    return {
+      scenario: `key id + garbage, spoofed random sources, spa --retries 3 (knocks per run: ${tries.join(',') || '-'})`,
+      'flood pps': f
+        ? `${Math.round((f.sent * 1000) / f.ms).toLocaleString('en')} (${f.sent.toLocaleString('en')} sent)`
+        : '-',
+      opened: `${ms.length}/${ran}`,
+      'knock→open median ms': ms.length ? `${pct(ms, 50).toFixed(1)} (to reply)` : '-',
+      'max ms': ms.length ? Math.max(...ms).toFixed(1) : '-',
+      'spad CPU %': (((c1 - c0) / 10 / elapsed) | 0).toString(),
+      'peak RSS MB (spad+capture)': (rss / 1024).toFixed(0),
+      'capture dropped': `${(status.captureStats.dropped ?? 0).toLocaleString('en')} of ${(
+        status.captureStats.received + (status.captureStats.dropped ?? 0)
+      ).toLocaleString('en')}`,
+      drops: Object.entries(status.counters)
+        .filter(([k]) => k !== 'GRANTED')
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' '),
+    };
+  } finally {
+    flood.kill('SIGKILL');
+  }
+}
+
 async function main(): Promise<void> {
   const tmp = tempDir('spa-bench-flood-');
   const dir = tmp.path;
   const flooder = buildFlooder(dir);
-  const rig = await faultRig({ auditLog: join(dir, 'audit.jsonl') });
+  // alice may ask for the signed reply (the --retries row); the other rows do not ask for it
+  const rig = await faultRig({
+    auditLog: join(dir, 'audit.jsonl'),
+    enroll: ['--open', 'tcp/22', '--timeout', '30', '--reply'],
+  });
   const cleanup = onInterrupt(async () => {
     await rig.close();
     await tmp.remove();
@@ -167,11 +262,15 @@ async function main(): Promise<void> {
     const template = knock as string;
     const client = rig.topo.client.ipv4;
     const rows: Row[] = [];
-    rows.push(await scenario(rig, 'no flood', flooder, null));
-    rows.push(await scenario(rig, 'random UDP', flooder, { template: '' }));
-    rows.push(await scenario(rig, 'key id + garbage', flooder, { template }));
+    const all = only === undefined;
+    if (all) {
+      rows.push(await scenario(rig, 'no flood', flooder, null));
+      rows.push(await scenario(rig, 'random UDP', flooder, { template: '' }));
+      rows.push(await scenario(rig, 'key id + garbage', flooder, { template }));
+    }
+    if (!flooder && !all) throw new Error('bench-flood --only retries needs gcc (the spoofing C flooder)');
     if (flooder) {
-      for (const pps of [10, 100, 1000]) {
+      for (const pps of all ? [10, 100, 1000] : []) {
         rows.push(
           await scenario(
             rig,
@@ -191,6 +290,7 @@ async function main(): Promise<void> {
           spoof: 'random',
         }),
       );
+      rows.push(await retryScenario(rig, flooder, template));
     }
     console.log(
       `spa flood benchmark: pcap, nftables, default settings; flood ≤ ${SECONDS} s and ≤ ${MAX_PACKETS.toLocaleString('en')} packets from one ${
