@@ -56,8 +56,9 @@ describe('user ids the key owner did not certify', () => {
         assert.equal((await runKeys(['init', '--state-dir', state])).code, 0);
         const file = join(dir, 'k.asc');
         await writeFile(file, key().armor());
-        // confirm the fingerprint, then accept every default ('') and allow no command nor fwknop knocks
-        const p = new ScriptedPrompter([true, '', '', true, '', '', false, false, '']);
+        // confirm the fingerprint, then accept every default ('') and allow no command, no fwknop
+        // knocks, no forwarding and no reply
+        const p = new ScriptedPrompter([true, '', '', true, '', '', false, false, '', '', false]);
         const r = await runKeys(['add', '--state-dir', state, '--key', file, '--open', 'tcp/22'], {
           prompter: p,
           now: TEST_NOW,

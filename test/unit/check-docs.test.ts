@@ -58,8 +58,8 @@ describe('check-docs', () => {
       /§6\.1, which does not exist/,
     );
     assert.match(
-      checkSpecRefs(spec, one('x.ts', 'freshness (SPEC.md §7 step 16)')).join('\n'),
-      /§7 step 16, which does not exist/,
+      checkSpecRefs(spec, one('x.ts', 'freshness (SPEC.md §7 step 17)')).join('\n'),
+      /§7 step 17, which does not exist/,
     );
     assert.match(checkSpecRefs(spec, one('x.ts', 'limits (SPEC.md §3, §15)')).join('\n'), /§15/);
     assert.deepEqual(checkSpecRefs(spec, one('x.ts', 'SPEC.md §9.5 and SPEC.md §7 steps 8-12')), []);
