@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, beforeEach, describe, test } from 'node:test';
-import { parseAddress } from '../../protocol/address.js';
+import { type Address, parseAddress } from '../../protocol/address.js';
 import { openEnvelope, type SignedBytes, signedBytes } from '../../protocol/envelope.js';
 import { type Reply, signReply, verifyReply } from '../../protocol/reply.js';
 import { memoryAudit } from '../../server/audit.js';
@@ -45,6 +45,7 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
   let replies: { reply: Reply; to: { address: string; port: number } }[];
   let monitor: Monitor;
   let replay: ReplayStore;
+  let firewall: ReturnType<typeof recordingFirewall>;
 
   before(async () => {
     server = await testKey('gw-server');
@@ -57,15 +58,16 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
     forwarder = recordingForwarder();
     replies = [];
     replay = new ReplayStore(null);
+    firewall = recordingFirewall();
     const records = [
-      recordFor(alice, { forward: ['203.0.113.10:22'], reply: true }),
+      recordFor(alice, { forward: ['203.0.113.10:22', 'local:22', 'local:7022'], reply: true }),
       recordFor(bob, { username: 'bob', forward: ['203.0.113.10:22'] }),
     ];
     monitor = new Monitor({
       serverFingerprint: r.identity.fingerprint,
       users: () => usersOf(records),
       replay,
-      firewall: recordingFirewall(),
+      firewall,
       audit: memoryAudit(),
       now: () => TEST_NOW.getTime(),
       maxSkewSeconds: 120,
@@ -93,7 +95,7 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
     }).trimEnd();
   }
 
-  const fwd = (port: number, randomPort: boolean, host = internal): PayloadOverrides => ({
+  const fwd = (port: number, randomPort: boolean, host: Address | 'local' = internal): PayloadOverrides => ({
     access: [{ proto: 'tcp', port }],
     forward: { host, port: 22, randomPort },
     reply: true,
@@ -147,6 +149,21 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
     });
     assert.equal(forwarder.grants.length, 0);
     assert.equal(replies.length, 0);
+  });
+
+  test('--nat-local to a protected port also opens that port in the input firewall, for that source only', async () => {
+    assert.deepEqual(await monitor.line(await line(alice, fwd(23456, true, 'local'))), { ok: true });
+    assert.deepEqual(firewall.grants, [
+      { source: CLIENT_IP, ports: [{ proto: 'tcp', port: 22 }], timeoutSeconds: 30 },
+    ]);
+    assert.equal(forwarder.grants[0]?.host, 'local');
+    // an unprotected local port needs no input grant
+    const l = await line(alice, {
+      ...fwd(23457, true),
+      forward: { host: 'local', port: 7022, randomPort: true },
+    });
+    assert.deepEqual(await monitor.line(l), { ok: true });
+    assert.equal(firewall.grants.length, 1);
   });
 
   test('a monitor without gateway mode refuses forwarding even if its verifier passed it', async () => {
