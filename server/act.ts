@@ -119,7 +119,9 @@ export async function act(deps: ActDeps, decision: Decision, ctx: ActContext): P
         if (!deps.forwarder) throw new Error('gateway mode is not configured');
         const host = fwd.target.host === 'local' ? 'local' : formatAddress(fwd.target.host);
         // A redirect to a port the input firewall protects must pass that firewall too: grant
-        // it there for the same source and time (first, so the path never opens half-way).
+        // it there for the same source and time. It goes first; if the forwarder then fails the
+        // knock is refused (FW_ERROR, not recorded as used) and that port stays open for the
+        // source until the timeout, as a plain grant of it would.
         const local = { proto: ext.proto, port: fwd.target.port };
         if (
           host === 'local' &&
