@@ -16,7 +16,7 @@ import { describe, test } from 'node:test';
 import { type Host, waitFor } from '../../scripts/netns.js';
 import { openSession, probe, probeOne } from './firewall-harness.js';
 import { unavailable } from './firewall-suite.js';
-import { createGateway, INTERNAL4, INTERNAL_NETS } from './gateway-harness.js';
+import { createGateway, INTERNAL4, INTERNAL6, INTERNAL_NETS } from './gateway-harness.js';
 import { BIN, type Keys, must, setupKeys, spa, startSpad, type Spad } from './spad-harness.js';
 
 const NODE = process.execPath;
@@ -56,7 +56,7 @@ for (const [kind, capture] of [
           '--open',
           'tcp/22',
           '--forward',
-          `${INTERNAL4}:22`,
+          `${INTERNAL4}:22,[${INTERNAL6}]:22`,
           '--reply',
           '--timeout',
           '3',
@@ -222,6 +222,32 @@ for (const [kind, capture] of [
         assert.equal(relay.code, 0, relay.stderr);
         assert.equal(relay.stdout, 'hello-through-connect\n');
         assert.match(relay.stderr, /^spa: access granted: tcp\/2\d{4} -> 203\.0\.113\.10:22 for 3 s$/m);
+
+        // IPv6: the same over the gateway's IPv6 address, reply included
+        const v6 = await spa(client, [
+          '--home',
+          alice.home,
+          '-N',
+          `[${INTERNAL6}]:22`,
+          '--rand-port',
+          '-A',
+          'tcp/22',
+          '--retries',
+          '2',
+          server.ipv6,
+        ]);
+        assert.equal(v6.code, 0, `${v6.stderr}\nspad: ${JSON.stringify(spad.lines.slice(-6))}`);
+        const m6 = /^spa: access granted: tcp\/(\d+) -> \[2001:db8:1::10\]:22 for 3 s$/m.exec(v6.stderr);
+        assert.ok(m6, v6.stderr);
+        const ext6 = Number(m6[1]);
+        assert.deepEqual(
+          await probe(client, [
+            ['tcp', server.ipv6, ext6],
+            ['tcp', INTERNAL6, 22],
+          ]),
+          ['open', 'closed'],
+        );
+        assert.equal(await probeOne(attacker, ['tcp', server.ipv6, ext6]), 'refused');
 
         if (kind === 'nftables') {
           // spad SIGKILLed right after granting: the kernel still closes the path on time
