@@ -1,5 +1,5 @@
 /**
- * Knock, then wait for the server's signed reply (SPEC.md §11); without one, knock again with a
+ * Knock, then wait for the server's signed reply (SPEC.md §12); without one, knock again with a
  * fresh packet (new nonce and timestamp), up to `retries` more times. A datagram that does not
  * verify (forged, garbage, a replay of an earlier run's reply) is ignored and the wait goes on,
  * so an attacker cannot cut it short. Bounded: (retries + 1) knocks, each waiting `waitMs`.

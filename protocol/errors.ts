@@ -84,7 +84,7 @@ export const CONFIG_CODES = [
   'NOT_FOUND',
   'IO',
   'USAGE',
-  // a client refusing a reply datagram (SPEC.md §11.3); spad never sends for one
+  // a client refusing a reply datagram (SPEC.md §12.3); spad never sends for one
   'REPLY_INVALID',
   'REPLY_TIMEOUT',
 ] as const;

@@ -21,7 +21,7 @@ export const EXT_KNOWN = EXT_REPLY | EXT_FORWARD | EXT_RANDOM_PORT;
  */
 export const DEFAULT_RANDOM_PORTS = { min: 20000, max: 29999 } as const;
 
-/** A signed reply datagram (SPEC.md §11) is never longer than this. */
+/** A signed reply datagram (SPEC.md §12) is never longer than this. */
 export const REPLY_MAX_BYTES = 1024;
 /** Reply body type octet: distinct from every knock payload type. */
 export const MSG_REPLY = 0x81;

@@ -55,7 +55,7 @@ export interface Payload {
   readonly timeoutSeconds: number;
   /** command messages only. */
   readonly command: string | null;
-  /** Asks for a signed reply (§11); absent = false. Access messages only. */
+  /** Asks for a signed reply (§12); absent = false. Access messages only. */
   readonly reply?: boolean;
   /** Asks for a forwarding grant; absent = none. Access messages with one entry only. */
   readonly forward?: ForwardRequest;

@@ -29,7 +29,7 @@ export interface UserPolicy {
   readonly command: CommandPolicy | null;
   /** Internal destinations this user may ask a forwarding grant to (§9.6); absent = none. */
   readonly forward?: readonly ForwardRule[];
-  /** May ask for a signed reply (§11); absent = false. */
+  /** May ask for a signed reply (§12); absent = false. */
   readonly reply?: boolean;
 }
 

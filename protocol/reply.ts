@@ -1,5 +1,5 @@
 /**
- * The signed reply (SPEC.md §11): one UDP datagram spad sends back to the knock's source address
+ * The signed reply (SPEC.md §12): one UDP datagram spad sends back to the knock's source address
  * and port after it accepted a knock that asked for one. It says which knock it answers (the
  * knock's nonce), what was granted and until when, and it is signed by the server key, so the
  * client can tell it from a forgery or a replay.
@@ -228,7 +228,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * The client's check (SPEC.md §11.3), cheapest first: size and strict body; the server
+ * The client's check (SPEC.md §12.3), cheapest first: size and strict body; the server
  * fingerprint is the imported server key's; the nonce is one this client is waiting on; the
  * issue time is fresh; exactly one signature packet, of type binary document, whose Issuer
  * Fingerprint names the server key (primary or signing subkey) and whose key id agrees; and the

@@ -19,7 +19,7 @@
  * address as source at 10, 100 and 1,000 a second (a lockout attempt: every knock must open),
  * and the last one from random spoofed sources in 198.18.0.0/15 at full rate, where only the
  * fair queue's sharing by prefix stands between the flood and the knocks. A last row repeats that
- * flood with the real `spa` client knocking `--retries 3` (SPEC.md §11: wait 1 s for the signed
+ * flood with the real `spa` client knocking `--retries 3` (SPEC.md §12: wait 1 s for the signed
  * reply, else a fresh knock), one run after another: "opened" counts runs that got a verified
  * reply, and the median is knock-to-reply of the answered knock (the client's -v line).
  *

@@ -132,7 +132,7 @@ export async function startDaemon(
     ? createForwarder(cfg.firewall, { name: cfg.table, internal: cfg.gateway.internal }, execRunner())
     : null;
   const gateway: GatewayPolicy | null = cfg.gateway ? { randomPorts: cfg.gateway.randomPorts } : null;
-  // The signed reply (SPEC.md §11) leaves from the SPA port. With pcap nothing else binds it,
+  // The signed reply (SPEC.md §12) leaves from the SPA port. With pcap nothing else binds it,
   // and our own rule drops what arrives there, so this socket only ever sends. With the UDP
   // socket the verifier owns the port (a second bind would need SO_REUSEADDR, which would let
   // any local user bind it too and take knocks): it sends the bytes the monitor signed.

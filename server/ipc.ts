@@ -46,7 +46,7 @@ export type MonitorMessage =
   | { t: 'reload'; records: KeyRecord[] }
   | { t: 'accepted'; entry: ReplayEntry }
   /** Stop capturing, finish the queue, exit. */
-  /** UDP-socket mode: send this reply (signed by the monitor, SPEC.md §11) from the SPA port. */
+  /** UDP-socket mode: send this reply (signed by the monitor, SPEC.md §12) from the SPA port. */
   | { t: 'reply'; address: string; port: number; bytes: string }
   | { t: 'stop' };
 

@@ -52,7 +52,7 @@ export interface MonitorDeps extends VerifierPeer {
   forwarder?: Forwarder | null;
   protect?: readonly PortSpec[];
   /**
-   * Signs and sends the reply of SPEC.md §11 to the knock's source address and port. Called only
+   * Signs and sends the reply of SPEC.md §12 to the knock's source address and port. Called only
    * here, only after act() succeeded for a knock that asked for one and was allowed to, once.
    */
   sendReply?: (reply: Reply, to: { address: string; port: number }) => Promise<void>;

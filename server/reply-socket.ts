@@ -1,5 +1,5 @@
 /**
- * The monitor's send-only sockets for signed replies in pcap mode (SPEC.md §11): UDP, IPv4 and
+ * The monitor's send-only sockets for signed replies in pcap mode (SPEC.md §12): UDP, IPv4 and
  * IPv6, bound to the SPA port so that a reply comes from the port the client knocked (its socket
  * is connected there and takes nothing else). Nothing arrives on them: in pcap mode our own
  * firewall rule drops the SPA port for every source (nftables.ts/iptables.ts `stealthPort`), and

@@ -59,7 +59,7 @@ export interface Capture {
   pause?(): void;
   resume?(): void;
   /**
-   * Sends one datagram from the SPA port (the UDP socket only: the signed reply of SPEC.md §11,
+   * Sends one datagram from the SPA port (the UDP socket only: the signed reply of SPEC.md §12,
    * made and decided by the monitor). Best effort: never rejects.
    */
   send?(bytes: Uint8Array, address: string, port: number): Promise<void>;

@@ -1,6 +1,6 @@
 /**
  * Gateway mode in protocol/: the payload extension block (SPEC.md §4.6), forwarding destination
- * text, the forwarding and reply policy (§9.6, §9.7), and the signed reply (§11).
+ * text, the forwarding and reply policy (§9.6, §9.7), and the signed reply (§12).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
