@@ -43,7 +43,7 @@ export interface SupervisorOptions {
   captureArgs: string[] | null;
   /** Whom the children run as; null when spad itself is not root (nothing to drop: tests). */
   account: Account | null;
-  /** The verifier's own directory (its cwd). */
+  /** The verifier's own directory (its cwd, entered by the verifier itself). */
   cwd: string;
   /** The init message for a new verifier (built at each start: current allowlist and replay entries). */
   init: () => MonitorMessage;
@@ -160,8 +160,9 @@ export function lastWords(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('at ') && !/^Node\.js v\d/.test(l) && !/^\^+$/.test(l));
-  return lines.at(-1) ?? '';
+    .filter((l) => l !== '' && !l.startsWith('at ') && !/^Node\.js v\d/.test(l) && !/^[\^{}]+$/.test(l));
+  // an error's own line (`Error: ...`, `spad verifier: ...`) over the fields node prints after it
+  return lines.findLast((l) => /^(\w*Error\b|spad verifier:)/.test(l)) ?? lines.at(-1) ?? '';
 }
 
 interface Generation {
@@ -242,7 +243,10 @@ export class VerifierSupervisor {
     const { account } = this.opts;
     const argv = [process.execPath, script, ...args];
     const [cmd, ...rest] = account ? [setprivPath(), ...dropTo(account, caps), ...argv] : argv;
-    return spawn(cmd as string, rest, { stdio: stdio as never, env, cwd: this.opts.cwd });
+    // cwd `/`: the chdir runs before setpriv drops to the account, as root without
+    // CAP_DAC_OVERRIDE under the systemd unit, which cannot enter the account's 0700 directory.
+    // The verifier enters its directory itself, once it is that account (verifier.ts --dir).
+    return spawn(cmd as string, rest, { stdio: stdio as never, env, cwd: '/' });
   }
 
   private launch(first = false): Promise<void> {
@@ -268,7 +272,7 @@ export class VerifierSupervisor {
         verifier = this.spawnAs(
           'none',
           VERIFIER_SCRIPT,
-          [],
+          ['--dir', this.opts.cwd],
           [capture?.stdout ?? 'ignore', 'pipe', 'pipe', 'pipe', ...(capture?.stdin ? [capture.stdin] : [])],
         );
       } catch (err) {

@@ -203,6 +203,16 @@ async function start(
 }
 
 function main(): void {
+  // its own directory (monitor-process.ts verifierDir), entered now that it runs as its account
+  const at = process.argv.indexOf('--dir');
+  const dir = at >= 0 ? process.argv[at + 1] : undefined;
+  if (dir) {
+    try {
+      process.chdir(dir);
+    } catch {
+      process.chdir('/');
+    }
+  }
   const control = new Socket({ fd: 3, readable: true, writable: false });
   let buf = '';
   let handler: ((m: MonitorMessage) => void) | null = null;

@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -104,6 +105,8 @@ describe(
 
     before(async () => {
       tmp = mkdtempSync(join(tmpdir(), 'spa-pkg-'));
+      // as under /usr/local: spad's verifier runs as an unprivileged user and must read the package
+      chmodSync(tmp, 0o755);
       const src = join(tmp, 'src');
       prefix = join(tmp, 'prefix');
       elsewhere = join(tmp, 'elsewhere');
