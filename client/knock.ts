@@ -5,7 +5,8 @@
  * again); `send` puts it on the wire as one datagram. `buildKnock` + `sendKnock` are the
  * one-shot form.
  *
- * Speed matters (one knock, whole process: target 150 ms): openpgp.js is imported on first use
+ * Speed matters (one knock, whole process: target 120 ms; the bin runs from a one-file bundle
+ * with a code cache, client/cli.ts): openpgp.js is imported on first use
  * and never with --gpg-home-dir, the import starts before DNS and file reads so they overlap, and
  * the independent steps (destination + socket, source address, keys) run concurrently.
  */

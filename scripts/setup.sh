@@ -5,7 +5,8 @@
 #     install_without_services;
 #   - npm packages with `npm ci` when node_modules is missing or older than package-lock.json;
 #   - the system user `spa` for spad's unprivileged processes, when missing and we are root;
-#   - the TypeScript build (dist/).
+#   - the TypeScript build (dist/), then the one-file `spa` bundle and its code cache
+#     (scripts/bundle-client.ts).
 # README.md "What setup installs and changes" lists the effects on the host.
 # Usage: scripts/setup.sh [--no-build]
 #        (sourced, it only defines the functions: test/unit/setup-leaves-no-service.test.ts)
@@ -130,6 +131,7 @@ main() {
   if [[ "${1:-}" != "--no-build" ]]; then
     rm -rf dist
     npx tsc -p tsconfig.json
+    node dist/scripts/bundle-client.js
   fi
 }
 
