@@ -23,6 +23,8 @@
  * reply, else a fresh knock), one run after another: "opened" counts runs that got a verified
  * reply, and the median is knock-to-reply of the answered knock (the client's -v line).
  *
+ * With $SPA_BENCH_DATA set, also writes the raw figures there as flood.json (bench-plot.ts).
+ *
  * Usage: node dist/scripts/bench-flood.js [--seconds 10] [--max-packets 2000000] [--knocks 10]
  *        [--only retries]
  * Needs root. Cleans up namespaces, processes and temp files even when it fails, and on
@@ -37,10 +39,12 @@ import {
   buildFlooder,
   childPids,
   cpuMs,
+  type FloodFigures,
   flooderArgs,
   keyIdGarbageKeep,
   NODE_FLOOD,
   pct,
+  saveFigures,
   startProbe,
   statusKb,
 } from './bench-lib.js';
@@ -83,6 +87,9 @@ interface Flood {
   /** Datagrams a second; 0 = as fast as one core sends. */
   readonly pps?: number;
 }
+
+/** Raw figures of every scenario run, for bench-plot.ts. */
+const raw: Array<FloodFigures['scenarios'][number]> = [];
 
 async function scenario(rig: FaultRig, name: string, flooder: string | null, fl: Flood | null): Promise<Row> {
   await rig.spad.stop();
@@ -140,6 +147,7 @@ async function scenario(rig: FaultRig, name: string, flooder: string | null, fl:
     };
     const f = out ? (JSON.parse(out) as { sent: number; ms: number }) : null;
     const ok = ms.filter((x): x is number => x !== null);
+    raw.push({ name, pps: f ? Math.round((f.sent * 1000) / f.ms) : null, ms });
     return {
       scenario: name,
       'flood pps': f
@@ -298,6 +306,7 @@ async function main(): Promise<void> {
       }; ${KNOCKS} knocks 300 ms apart; ${new Date().toISOString()}`,
     );
     console.table(rows);
+    saveFigures('flood', { scenarios: raw } satisfies FloodFigures);
   } finally {
     await cleanup();
   }

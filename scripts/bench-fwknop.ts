@@ -10,13 +10,14 @@
  *    knocks / time until the last was handled; server CPU per granted knock (the daemon and its
  *    children, plus gpg-agent for fwknop);
  *  - packet size on the wire; client wall time (median of --runs real sends of each client
- *    binary, from exec to exit, inside the client namespace).
+ *    binary, from exec to exit, inside the client namespace), beside a bare `node -e 0` there.
  * Each system gets its own fresh topology. spa uses its defaults (Curve25519 keys, nftables);
  * fwknopd uses iptables (Debian's build) with a DROP rule for tcp/22 as its docs ask.
  * Last, the fwknop client's own packets knocked at spad (README "Moving from fwknop": spad takes
  * over the RSA-2048 server key, the client is enrolled with --fwknop), beside the same figures
  * for fwknopd: the rows marked "fwknop client -> spad | -> fwknopd".
- * Prints ONE table: metric | spa | fwknop | ratio (spa / fwknop).
+ * Prints ONE table: metric | spa | fwknop | ratio (spa / fwknop); with $SPA_BENCH_DATA set, also
+ * writes the raw figures there as fwknop.json (bench-lib.ts saveFigures, for bench-plot.ts).
  * Usage: node dist/scripts/bench-fwknop.js [--knocks 20] [--burst 100] [--runs 20]
  * Needs root, gpg, /usr/sbin/fwknopd and /usr/bin/fwknop. Cleans up even when it fails.
  */
@@ -29,7 +30,17 @@ import { callControl } from '../server/control.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { BIN, type Keys, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
 import { freshPayload, testKey } from '../test/helpers/keys.js';
-import { blast, childPids, cpuMs, pct, sealKnocks, startProbe } from './bench-lib.js';
+import {
+  blast,
+  childPids,
+  cpuMs,
+  type FwknopFigures,
+  pct,
+  type SystemFigures,
+  saveFigures,
+  sealKnocks,
+  startProbe,
+} from './bench-lib.js';
 import { onInterrupt, tempDir } from './cleanup.js';
 import { createTopology, type Host, run, type Topology, waitFor } from './netns.js';
 
@@ -47,6 +58,15 @@ const FWKNOPD = '/usr/sbin/fwknopd';
 const FWKNOP = '/usr/bin/fwknop';
 
 type Figures = Record<string, number | string>;
+type Side = { f: Figures; raw: SystemFigures };
+/** `node -e 0` wall times in spa's client namespace (spaSide measures them). */
+let nodeFloor: number[] = [];
+const emptyRaw = (): SystemFigures => ({
+  latency: { pcap: [], udp: [] },
+  rate: Number.NaN,
+  cpuMs: Number.NaN,
+  client: [],
+});
 
 async function must(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<string> {
   const r = await run(cmd, args, { timeoutMs: 120_000, ...(env ? { env } : {}) });
@@ -72,11 +92,12 @@ function wall(host: Host, cmd: string, args: readonly string[], env?: NodeJS.Pro
 
 // ---------------------------------------------------------------- spa
 
-async function spaSide(): Promise<Figures> {
+async function spaSide(): Promise<Side> {
   const topo = await createTopology();
   let keys: Keys | undefined;
   const service = await startServices(topo.server, [22], []);
   const f: Figures = {};
+  const raw = emptyRaw();
   const cleanup = onInterrupt(async () => {
     service.kill('SIGKILL');
     await topo.destroy();
@@ -109,6 +130,7 @@ async function spaSide(): Promise<Figures> {
         const ms: number[] = [];
         for (const hex of await knocks(KNOCKS)) {
           const x = await probe.measure(hex);
+          raw.latency[mode].push(x);
           if (x !== null) ms.push(x);
           await callControl(sock, 'fw-flush');
         }
@@ -135,6 +157,8 @@ async function spaSide(): Promise<Figures> {
           f.cpu = (cpu() - c0) / Math.max(1, granted);
           f.burst = `${granted}/${BURST}`;
           f.size = Buffer.from(burst[0] as string, 'hex').length;
+          raw.rate = f.rate;
+          raw.cpuMs = f.cpu;
         }
       } finally {
         await spad.stop();
@@ -168,10 +192,16 @@ async function spaSide(): Promise<Figures> {
       );
     }
     f.client = pct(times, 50);
+    raw.client = times;
+    // the floor: a bare node in the same namespace
+    const floor: number[] = [];
+    for (let i = 0; i < RUNS; i++) floor.push(await wall(topo.client, process.execPath, ['-e', '0']));
+    f.node = pct(floor, 50);
+    nodeFloor = floor;
   } finally {
     await cleanup();
   }
-  return f;
+  return { f, raw };
 }
 
 // ---------------------------------------------------------------- fwknop
@@ -359,12 +389,13 @@ function agentCpu(home: string): number {
 const grants = (log: string): number => (log.match(/Incoming SPA data signed by/g) ?? []).length;
 const handled = (log: string): number => (log.match(/SPA Packet from IP/g) ?? []).length;
 
-async function fwknopSide(): Promise<Figures> {
+async function fwknopSide(): Promise<Side> {
   const tmp = tempDir('spa-bench-fwknop-');
   const dir = tmp.path;
   const topo = await createTopology();
   const service = await startServices(topo.server, [22], []);
   const f: Figures = {};
+  const raw = emptyRaw();
   let g: Gpg | undefined;
   const cleanup = onInterrupt(async () => {
     service.kill('SIGKILL');
@@ -420,6 +451,7 @@ async function fwknopSide(): Promise<Figures> {
         const ms: number[] = [];
         for (const p of packets) {
           const x = await probe.measure(Buffer.from(p).toString('hex'));
+          raw.latency[mode].push(x);
           if (x !== null) ms.push(x);
           await flush();
         }
@@ -461,6 +493,8 @@ async function fwknopSide(): Promise<Figures> {
           f.rate = (granted * 1000) / (t1 - t0);
           f.cpu = (cpu() - c0) / Math.max(1, granted);
           f.burst = `${granted}/${BURST}`;
+          raw.rate = f.rate;
+          raw.cpuMs = f.cpu;
         }
       } finally {
         await d.stop();
@@ -472,10 +506,11 @@ async function fwknopSide(): Promise<Figures> {
       times.push(await wall(topo.client, FWKNOP, clientArgs(gg, topo.server.ipv4, topo.client.ipv4), gg.env));
     }
     f.client = pct(times, 50);
+    raw.client = times;
   } finally {
     await cleanup();
   }
-  return f;
+  return { f, raw };
 }
 
 // ------------------------------------------------- fwknop client -> spad
@@ -581,8 +616,12 @@ function fmt(x: number | string | undefined, digits = 1): string {
 
 async function main(): Promise<void> {
   for (const bin of [FWKNOPD, FWKNOP]) if (!existsSync(bin)) throw new Error(`${bin} is not installed`);
-  const spa = await spaSide();
-  const fwk = await fwknopSide();
+  const spaRun = await spaSide();
+  const fwkRun = await fwknopSide();
+  const spa = spaRun.f;
+  const fwk = fwkRun.f;
+  const figures: FwknopFigures = { spa: spaRun.raw, fwknop: fwkRun.raw, node: nodeFloor };
+  saveFigures('fwknop', figures);
   const mixed = await fwknopToSpadSide();
   const ratio = (a: number | string | undefined, b: number | string | undefined) =>
     typeof a === 'number' && typeof b === 'number' && b !== 0 ? `${(a / b).toFixed(2)}` : '-';
@@ -602,6 +641,7 @@ async function main(): Promise<void> {
     ['packet bytes, both RSA-2048', spa.sizeRsa, fwk.size, 0],
     ['packet bytes, both Curve25519', spa.size, 'n/a: fwknop GPG mode fails with ECC keys', 0],
     ['client wall time median ms (real send)', spa.client, fwk.client, 1],
+    ['  bare `node -e 0` wall time median ms (the floor of a Node client)', spa.node, fwk.client, 1],
     // the fwknop client's own packets (RSA-2048), knocked at spad (first column) and at fwknopd
     [
       'fwknop client -> spad | -> fwknopd: knock-to-open median ms (pcap)',

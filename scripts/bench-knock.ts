@@ -5,7 +5,9 @@
  *  - throughput: a burst of valid knocks (distinct nonces) sent as fast as one process can;
  *    valid knocks per second = knocks granted / (last grant − first send), and spad's CPU time
  *    per knock from /proc (utime + stime of the daemon and its child processes: with privilege
- *    separation, the monitor, the verifier and the capture process).
+ *    separation, the monitor, the verifier and the capture process, plus the children it reaped,
+ *    like nft).
+ * With $SPA_BENCH_DATA set, also writes the raw figures there as knock.json (bench-plot.ts).
  * Usage: node dist/scripts/bench-knock.js [--knocks 40] [--burst 300] [--mode pcap|udp|both]
  *        [--firewall nftables|iptables]
  * Needs root. Cleans up its namespaces, processes and temp files even when it fails, and on
@@ -15,7 +17,16 @@ import { parseArgs } from 'node:util';
 import { callControl } from '../server/control.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, type Spad, setupKeys, startSpad } from '../test/e2e/spad-harness.js';
-import { BLAST, childPids, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
+import {
+  BLAST,
+  childPids,
+  cpuMs,
+  type KnockFigures,
+  PROBE,
+  pct,
+  saveFigures,
+  sealKnocks,
+} from './bench-lib.js';
 import { onInterrupt } from './cleanup.js';
 import { createTopology, type Topology } from './netns.js';
 
@@ -40,7 +51,7 @@ async function runMode(
   keys: Keys,
   home: string,
   mode: 'pcap' | 'udp',
-): Promise<Record<string, string>> {
+): Promise<{ row: Record<string, string>; raw: KnockFigures['modes'][number] }> {
   const capture = mode === 'pcap' ? ['--interface', 'eth0'] : ['--udp-server'];
   const cfg = `${keys.dir}/bench.json`;
   (await import('node:fs')).writeFileSync(cfg, JSON.stringify({ rate_burst: 5000, rate_per_second: 5000 }));
@@ -91,9 +102,10 @@ async function runMode(
     // throughput and CPU
     const burst = await knocks(keys, home, topo.client.ipv4, BURST);
     const mark = spad.lines.length;
-    // every spad process: the daemon (monitor) and its children (verifier, capture process)
-    const pids = [spad.proc.pid as number, ...childPids(spad.proc.pid as number)];
-    const cpuAll = (): number => pids.reduce((sum, p) => sum + cpuMs(p), 0);
+    // every spad process: the daemon (monitor), its children (verifier, capture process) and
+    // the ones it reaped (nft)
+    const pid = spad.proc.pid as number;
+    const cpuAll = (): number => cpuMs(pid, true) + childPids(pid).reduce((sum, p) => sum + cpuMs(p), 0);
     const cpu0 = cpuAll();
     const t0 = Date.now();
     const blast = await topo.client.exec(NODE, ['-e', BLAST, topo.server.ipv4], {
@@ -116,16 +128,19 @@ async function runMode(
     );
     const granted = after.filter((l) => l.event === 'grant').length;
     const drops = after.filter((l) => l.event === 'drop').map((l) => l.reason);
-    return {
+    const rate = (granted * 1000) / (t1 - t0);
+    const cpuPerKnock = (cpu1 - cpu0) / Math.max(1, granted);
+    const row = {
       mode,
       'knock→open median ms': pct(ok, 50).toFixed(1),
       'p90 ms': pct(ok, 90).toFixed(1),
       'lost knocks': String(results.length - ok.length),
       'server recv→grant median ms': pct(serverMs, 50).toFixed(2),
-      'valid knocks/s': ((granted * 1000) / (t1 - t0)).toFixed(0),
-      'cpu ms/knock': ((cpu1 - cpu0) / Math.max(1, granted)).toFixed(2),
+      'valid knocks/s': rate.toFixed(0),
+      'cpu ms/knock (spad + children)': cpuPerKnock.toFixed(2),
       'burst granted': `${granted}/${BURST}${drops.length ? ` (drops: ${[...new Set(drops)].join(',')})` : ''}`,
     };
+    return { row, raw: { mode, ms: results, rate, cpuMs: cpuPerKnock } };
   } finally {
     await spad.stop();
   }
@@ -145,7 +160,13 @@ async function main(): Promise<void> {
     const modes: Array<'pcap' | 'udp'> =
       values.mode === 'both' ? ['pcap', 'udp'] : [values.mode as 'pcap' | 'udp'];
     const rows = [];
-    for (const m of modes) rows.push(await runMode(topo, keys, alice.home, m));
+    const raw: KnockFigures['modes'][number][] = [];
+    for (const m of modes) {
+      const r = await runMode(topo, keys, alice.home, m);
+      rows.push(r.row);
+      raw.push(r.raw);
+    }
+    saveFigures('knock', { modes: raw } satisfies KnockFigures);
     console.log(
       `spa knock benchmark: ${KNOCKS} knocks for latency, ${BURST} for throughput, ${values.firewall}, ${new Date().toISOString()}`,
     );

@@ -6,7 +6,7 @@
  * 2 s per knock.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveOwnKey, resolveServerKey } from '../keyring/index.js';
 import { parseAddress } from '../protocol/address.js';
@@ -40,6 +40,44 @@ export async function blast(
   });
   if (r.code !== 0) throw new Error(`blast failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { sent: number; ms: number };
+}
+
+/**
+ * The raw figures of one benchmark, for scripts/bench-plot.ts: written as NAME.json (mode 0600)
+ * into $SPA_BENCH_DATA when it is set (scripts/bench.sh sets it to its output folder's data/);
+ * nothing is written otherwise.
+ */
+export function saveFigures(name: string, figures: unknown): void {
+  const dir = process.env.SPA_BENCH_DATA;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(figures, null, 1)}\n`, { mode: 0o600 });
+}
+
+/** What each benchmark saves (ms: knock-to-open per knock in order, null = never opened). */
+export interface KnockFigures {
+  readonly modes: ReadonlyArray<{
+    mode: 'pcap' | 'udp';
+    ms: Array<number | null>;
+    rate: number;
+    cpuMs: number;
+  }>;
+}
+export interface SystemFigures {
+  readonly latency: { pcap: Array<number | null>; udp: Array<number | null> };
+  rate: number;
+  cpuMs: number;
+  /** Client wall time of each real send, ms. */
+  client: number[];
+}
+export interface FwknopFigures {
+  readonly spa: SystemFigures;
+  readonly fwknop: SystemFigures;
+  /** `node -e 0` wall time in the same namespace, ms: the floor of any Node client. */
+  readonly node: number[];
+}
+export interface FloodFigures {
+  readonly scenarios: ReadonlyArray<{ name: string; pps: number | null; ms: Array<number | null> }>;
 }
 
 export function pct(xs: readonly number[], p: number): number {

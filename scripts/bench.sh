@@ -6,8 +6,11 @@
 #   4. bench-fwknop  spa and fwknop 2.6.10 side by side (one table)
 #   5. bench-refused CPU per refused datagram by kind (bombs included) beside a valid knock's, in process
 #   6. bench-cluster knock-to-open alone and with --cluster on a local Redis, and the extra per knock
-# Needs root (network namespaces). Output: stdout, and a copy in results.txt in a fresh private
-# directory (mktemp -d, mode 0700) named at the end.
+#   7. bench-plot    SVG pictures of 1, 2 and 4 from the raw figures they saved in data/
+# Needs root (network namespaces). Output: stdout, and in a fresh private directory (mktemp -d,
+# mode 0700) named at the end: a copy in results.txt, the raw figures in data/*.json and the
+# pictures (*.svg). scripts/setup.sh installs what the comparisons need (fwknop-server and
+# fwknop-client from Debian, redis-server, with no service started).
 # SIGINT, SIGTERM, SIGHUP: the running benchmark gets SIGTERM and removes its namespaces and
 # processes (scripts/cleanup.ts); then the script names the partial results and dies of that signal.
 # Usage: npm run bench [-- quick]   ("quick": fewer knocks and keys, for a smoke run)
@@ -23,6 +26,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 dir="$(mktemp -d "${TMPDIR:-/tmp}/spa-bench.XXXXXXXX")"
 out="$dir/results.txt"
+# the benchmarks save their raw figures here (scripts/bench-lib.ts saveFigures)
+export SPA_BENCH_DATA="$dir/data"
 # everything to the terminal and to the file; tee ignores the Ctrl-C meant for the benchmark so
 # that the cleanup's last lines still reach both
 exec > >(trap '' INT TERM HUP; exec tee "$out") 2>&1
@@ -74,4 +79,6 @@ run 900 dist/scripts/bench-keys.js "${keys[@]}"
 run 600 dist/scripts/bench-fwknop.js "${fwk[@]}"
 run 180 dist/scripts/bench-refused.js "${refused[@]}"
 run 300 dist/scripts/bench-cluster.js "${cluster[@]}"
-echo "bench: results in $out"
+run 120 dist/scripts/bench-plot.js "$dir"
+echo "bench: results in $out, pictures:"
+find "$dir" -maxdepth 1 -name '*.svg' | sort | sed 's/^/  /'

@@ -12,10 +12,11 @@
 #        (sourced, it only defines the functions: test/unit/setup-leaves-no-service.test.ts)
 set -euo pipefail
 
-# What the tests need. openssh-server is here only for /usr/sbin/sshd, which the ProxyCommand e2e
-# test starts itself with its own config; redis-server only for /usr/bin/redis-server, which the
-# cluster tests start themselves on loopback or in their namespaces. Their services stay disabled
-# and stopped (see below).
+# What the tests and the benchmarks need. openssh-server is here only for /usr/sbin/sshd, which the
+# ProxyCommand e2e test starts itself with its own config; redis-server only for
+# /usr/bin/redis-server, which the cluster tests start themselves on loopback or in their
+# namespaces; fwknop-client for the fwknop migration tests and fwknop-server for bench-fwknop,
+# which starts fwknopd itself in a namespace. Their services stay disabled and stopped (see below).
 pkgs=(libpcap-dev nftables iptables iproute2 gnupg openssh-server openssh-client procps iputils-ping tmux systemd man-db groff-base zsh redis-server fwknop-client fwknop-server)
 
 # A fake root for the tests of this script; empty means the real /.
