@@ -35,7 +35,7 @@ export function grantedLine(r: Reply): string {
 }
 
 export async function knockUntilReply(p: PreparedKnock, o: AwaitReplyOptions): Promise<Granted> {
-  const serverKey = p.serverKey;
+  const serverKey = await p.serverKey();
   if (!serverKey) throw new ConfigError('USAGE', '--retries: no server key to verify the reply with');
   const { verifyReply } = await import('../protocol/reply.js');
   const nonces: Uint8Array[] = [];

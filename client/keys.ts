@@ -41,14 +41,14 @@ export interface ServerKey {
   readonly key: openpgp.PublicKey;
 }
 
-interface OwnRec {
+export interface OwnRec {
   fingerprint: string;
   username: string;
   secretKey: string;
   publicKey: string;
   userIds: string[];
 }
-interface ServerRec {
+export interface ServerRec {
   fingerprint: string;
   name?: string | undefined;
   publicKey: string;
@@ -131,18 +131,14 @@ function listing(lines: string[]): string {
   return lines.map((l) => `  ${l}`.trimEnd()).join('\n');
 }
 
-/** One's own key: the only one when `query` is absent, else the one `query` names. */
-export async function findOwnKey(home: string, query?: string): Promise<OwnKey> {
-  if (query !== undefined && keyFilePath(query) !== null) {
-    const r = await (await import('../keyring/keystore.js')).resolveOwnKey(home, query);
-    return {
-      fingerprint: r.record.fingerprint,
-      username: r.record.username,
-      userIds: r.record.userIds,
-      key: r.key,
-    };
-  }
-  const pg = await pgp();
+/**
+ * The keystore record of one's own key (see findOwnKey), without parsing the key. Not for a
+ * query written as a file path (findOwnKey hands those to keyring/keystore.ts).
+ */
+export async function findOwnRecord(
+  home: string,
+  query?: string,
+): Promise<{ store: { path: string }; rec: OwnRec }> {
   const store = await readStoreFast(home);
   const emptyHint = `no own key in ${store.path}; make one with: spa-keys gen --user NAME, or import one with: spa-keys import FILE`;
   let rec: OwnRec;
@@ -157,24 +153,14 @@ export async function findOwnKey(home: string, query?: string): Promise<OwnKey> 
   } else {
     rec = await resolveAmong(store.own, query, (r) => [r.username], 'own key', emptyHint);
   }
-  let key: openpgp.PrivateKey;
-  try {
-    key = await pg.readPrivateKey({ armoredKey: rec.secretKey, config: await pgpConfig() });
-  } catch (e) {
-    throw new ConfigError('KEYRING_CORRUPT', `own key ${rec.fingerprint} in ${store.path} cannot be read`, {
-      cause: e,
-    });
-  }
-  return { fingerprint: rec.fingerprint, username: rec.username, userIds: rec.userIds, key };
+  return { store, rec };
 }
 
-/** The server's public key: the only one when `query` is absent, else the one `query` names. */
-export async function findServerKey(home: string, query?: string): Promise<ServerKey> {
-  if (query !== undefined && keyFilePath(query) !== null) {
-    const r = await (await import('../keyring/keystore.js')).resolveServerKey(home, query);
-    return { fingerprint: r.record.fingerprint, userIds: r.record.userIds, key: r.key };
-  }
-  const pg = await pgp();
+/** The keystore record of the server key (see findServerKey), without parsing the key. */
+export async function findServerRecord(
+  home: string,
+  query?: string,
+): Promise<{ store: { path: string }; rec: ServerRec }> {
   const store = await readStoreFast(home);
   const emptyHint = `no server key in ${store.path}; import the server's public key with: spa-keys import server.asc`;
   let rec: ServerRec;
@@ -194,6 +180,41 @@ export async function findServerKey(home: string, query?: string): Promise<Serve
   } else {
     rec = await resolveAmong(store.servers, query, (r) => (r.name ? [r.name] : []), 'server key', emptyHint);
   }
+  return { store, rec };
+}
+
+/** One's own key: the only one when `query` is absent, else the one `query` names. */
+export async function findOwnKey(home: string, query?: string): Promise<OwnKey> {
+  if (query !== undefined && keyFilePath(query) !== null) {
+    const r = await (await import('../keyring/keystore.js')).resolveOwnKey(home, query);
+    return {
+      fingerprint: r.record.fingerprint,
+      username: r.record.username,
+      userIds: r.record.userIds,
+      key: r.key,
+    };
+  }
+  const pg = await pgp();
+  const { store, rec } = await findOwnRecord(home, query);
+  let key: openpgp.PrivateKey;
+  try {
+    key = await pg.readPrivateKey({ armoredKey: rec.secretKey, config: await pgpConfig() });
+  } catch (e) {
+    throw new ConfigError('KEYRING_CORRUPT', `own key ${rec.fingerprint} in ${store.path} cannot be read`, {
+      cause: e,
+    });
+  }
+  return { fingerprint: rec.fingerprint, username: rec.username, userIds: rec.userIds, key };
+}
+
+/** The server's public key: the only one when `query` is absent, else the one `query` names. */
+export async function findServerKey(home: string, query?: string): Promise<ServerKey> {
+  if (query !== undefined && keyFilePath(query) !== null) {
+    const r = await (await import('../keyring/keystore.js')).resolveServerKey(home, query);
+    return { fingerprint: r.record.fingerprint, userIds: r.record.userIds, key: r.key };
+  }
+  const pg = await pgp();
+  const { store, rec } = await findServerRecord(home, query);
   let key: openpgp.Key;
   try {
     key = await pg.readKey({ armoredKey: rec.publicKey, config: await pgpConfig() });

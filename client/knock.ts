@@ -6,7 +6,8 @@
  * one-shot form.
  *
  * Speed matters (one knock, whole process: target 120 ms; the bin runs from a one-file bundle
- * with a code cache, client/cli.ts): openpgp.js is imported on first use
+ * with a code cache, client/cli.ts): keys of the default profile are sealed with node:crypto
+ * (protocol/native-seal.ts) and openpgp.js is not loaded at all; otherwise it is imported on first use
  * and never with --gpg-home-dir, the import starts before DNS and file reads so they overlap, and
  * the independent steps (destination + socket, source address, keys) run concurrently.
  */
@@ -18,7 +19,15 @@ import { ConfigError } from '../protocol/errors.js';
 import { DEFAULT_RANDOM_PORTS, PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { encodePayload, makePayload, type Payload } from '../protocol/payload.js';
 import type { GpgOptions } from './gpg.js';
-import { findOwnKey, findServerKey, ownUsername, usernameFor } from './keys.js';
+import { keyFilePath } from '../keyring/lookup.js';
+import {
+  findOwnKey,
+  findOwnRecord,
+  findServerKey,
+  findServerRecord,
+  ownUsername,
+  usernameFor,
+} from './keys.js';
 import { type AskPassphrase, unlockKey } from './passphrase.js';
 import type { Settings } from './settings.js';
 import { type Destination, KnockSocket, resolveDestination } from './transport.js';
@@ -48,12 +57,15 @@ export interface PreparedKnock {
   readonly serverFingerprint: string;
   /** Fingerprint (or gpg key) that signs. */
   readonly signer: string;
-  /** 'openpgp.js' or 'gpg'. */
-  readonly engine: 'openpgp.js' | 'gpg';
+  /** 'node:crypto' (the default key profile, protocol/native-seal.ts), 'openpgp.js' or 'gpg'. */
+  readonly engine: 'node:crypto' | 'openpgp.js' | 'gpg';
   /** What each knock asks to open (with --rand-port: the one random external port, fixed per run). */
   readonly access: Settings['access'];
-  /** The server public key (openpgp.js mode), to verify signed replies with; null with gpg. */
-  readonly serverKey: openpgp.PublicKey | null;
+  /**
+   * The server public key, to verify signed replies with (loaded on first use: the native path
+   * loads no openpgp.js until a reply is awaited); null with gpg.
+   */
+  serverKey(): Promise<openpgp.PublicKey | null>;
   seal(now?: Date): Promise<SealedKnock>;
   /** Sends one datagram; only when prepared with `willSend` or an automatic source. */
   send(packet: Uint8Array): Promise<void>;
@@ -69,7 +81,56 @@ interface KeyPlan {
   readonly serverFingerprint: string;
   readonly signer: string;
   readonly sealer: Sealer;
-  readonly serverKey: openpgp.PublicKey | null;
+  readonly engine: PreparedKnock['engine'];
+  readonly serverKey: () => Promise<openpgp.PublicKey | null>;
+}
+
+/**
+ * The keys of the default profile, sealed with node:crypto (protocol/native-seal.ts), so that
+ * openpgp.js is never loaded; null when either key is of another shape, protected, expired or
+ * anything else the native path leaves to openpgp.js (which then decides as before). Key files
+ * (--gpg-sign/--gpg-recv FILE) always go to openpgp.js.
+ */
+async function nativeKeys(req: KnockRequest): Promise<KeyPlan | null> {
+  const s = req.settings;
+  if ([s.gpgSign, s.gpgRecv].some((q) => q !== undefined && keyFilePath(q) !== null)) return null;
+  const [ownR, serverR] = await Promise.allSettled([
+    findOwnRecord(req.home, s.gpgSign),
+    findServerRecord(req.home, s.gpgRecv),
+  ]);
+  if (ownR.status === 'rejected') throw ownR.reason;
+  if (serverR.status === 'rejected') throw serverR.reason;
+  const own = ownR.value.rec;
+  const server = serverR.value.rec;
+  const { nativeSeal, parseNativeRecipient, parseNativeSigner } = await import('../protocol/native-seal.js');
+  const now = new Date();
+  const signer = parseNativeSigner(own.secretKey, now);
+  const recipient = signer && parseNativeRecipient(server.publicKey, now);
+  if (
+    !signer ||
+    !recipient ||
+    signer.fingerprint !== own.fingerprint ||
+    recipient.fingerprint !== server.fingerprint
+  ) {
+    return null;
+  }
+  const username = usernameFor(own, s.username);
+  return {
+    username,
+    serverFingerprint: server.fingerprint,
+    signer: own.fingerprint,
+    engine: 'node:crypto',
+    serverKey: async () => (await findServerKey(req.home, s.gpgRecv)).key as openpgp.PublicKey,
+    sealer: async (payload, at) => {
+      const r = () => new Uint8Array(randomBytes(32));
+      return nativeSeal(encodePayload(payload), signer, recipient, at, {
+        sessionKey: r(),
+        ephemeral: r(),
+        prefix: new Uint8Array(randomBytes(16)),
+        salt: r(),
+      });
+    },
+  };
 }
 
 /** `gate`: what must succeed before anyone is asked for a passphrase (destination, source). */
@@ -101,7 +162,8 @@ async function openpgpKeys(
     username,
     serverFingerprint: server.fingerprint,
     signer: own.fingerprint,
-    serverKey: server.key,
+    engine: 'openpgp.js',
+    serverKey: async () => server.key,
     sealer: (payload, now) => seal(payload, { signingKey, serverKey: server.key, now }),
   };
 }
@@ -132,7 +194,8 @@ async function gpgKeys(req: KnockRequest, home: string): Promise<KeyPlan> {
     username: usernameFor({ username, fingerprint: signer.fingerprint }),
     serverFingerprint: recipient.fingerprint,
     signer: signer.fingerprint,
-    serverKey: null,
+    engine: 'gpg',
+    serverKey: async () => null,
     sealer: (payload) => gpgSeal(opts, encodePayload(payload), recipient, signer.fingerprint),
   };
 }
@@ -175,9 +238,6 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
       hint: 'e.g. spa -A tcp/22 HOST, or --server-cmd CMD for a command request',
     });
   }
-  // start loading openpgp.js now, so its compile time overlaps DNS and file reads
-  const pg = s.gpgHomeDir === undefined ? pgp() : null;
-  pg?.catch(() => undefined);
 
   const log = req.log;
   let socket: KnockSocket | null = null;
@@ -209,7 +269,13 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
   gate.catch(() => undefined);
   const keysP =
     s.gpgHomeDir === undefined
-      ? openpgpKeys(req, pg as Promise<typeof openpgp>, gate)
+      ? nativeKeys(req).then((plan) => {
+          if (plan) return plan;
+          // openpgp.js: start loading it now, so its compile time overlaps the key file reads
+          const pg = pgp();
+          pg.catch(() => undefined);
+          return openpgpKeys(req, pg, gate);
+        })
       : gpgKeys(req, s.gpgHomeDir);
 
   const all = await Promise.allSettled([destP, socketP, sourceP, keysP]);
@@ -230,7 +296,7 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
     source,
     serverFingerprint: plan.serverFingerprint,
     signer: plan.signer,
-    engine: s.gpgHomeDir === undefined ? 'openpgp.js' : 'gpg',
+    engine: plan.engine,
     access,
     serverKey: plan.serverKey,
     async seal(now = new Date()) {

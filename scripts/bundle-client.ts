@@ -1,9 +1,10 @@
 /**
  * Builds the fast start of the `spa` binary (client/cli.ts says why): after tsc,
- *   1. esbuild bundles dist/client/main.js and everything it imports (openpgp.js, commander,
- *      inquirer's prompt, ...) into one CommonJS file, dist/client/spa.bundle.cjs, whose last
- *      line names a fresh random build id. zod stays outside (required from node_modules): only
- *      the keystore's full validator uses it, which a knock reaches only for an odd keys.json;
+ *   1. esbuild bundles dist/client/main.js and everything it imports (commander, inquirer's
+ *      prompt, ...) into one CommonJS file, dist/client/spa.bundle.cjs, whose last
+ *      line names a fresh random build id. openpgp.js and zod stay outside, required from
+ *      node_modules when used: a knock with default keys needs neither (protocol/native-seal.ts
+ *      seals it; zod is the keystore's full validator, reached only for an odd keys.json);
  *   2. a child process loads that bundle as the bin does (client/load-bundle.ts), runs one
  *      `--test` knock and one real knock to a UDP socket on 127.0.0.1 from a throwaway home,
  *      then writes V8's code cache for the bundle, which then holds every function those knocks
@@ -42,7 +43,10 @@ async function bundle(): Promise<void> {
     target: 'node20',
     format: 'cjs',
     write: false,
-    external: ['zod'],
+    // required from node_modules only on the paths a default knock does not take: openpgp.js
+    // (native-seal.ts seals default keys; other keys, key files and passphrases need it) and zod
+    external: ['openpgp', 'zod'],
+    charset: 'ascii',
     // a CommonJS file run by vm.Script: import() would need an experimental vm loader, so every
     // dynamic import becomes a require (the modules it names are all in the bundle or CommonJS)
     supported: { 'dynamic-import': false },
