@@ -16,6 +16,7 @@ import { inflateRawSync, inflateSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { ConfigError, type ErrorCode, isSpaError, ParseError, type SpaError, VerifyError } from './errors.js';
 import { decryptEcdhSessionKey, type EcdhKey, prepareEcdh } from './ecdh.js';
+import { verifyEd25519Message } from './ed25519-verify.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
 import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES, RSA_MIN_BITS } from './limits.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
@@ -531,7 +532,10 @@ export async function verifySignature(
     if (!sig.issuerKeyID.equals(signingPacket.getKeyID())) {
       throw new Error('issuer key id is not the issuer fingerprint’s key id');
     }
-    await sig.verify(signingPacket, sig.signatureType, literal, at, false, config);
+    // Ed25519 keys (the default) natively (ed25519-verify.ts, the same checks); others by openpgp.js
+    if (!(await verifyEd25519Message(sig, signingPacket, literal, at, config))) {
+      await sig.verify(signingPacket, sig.signatureType, literal, at, false, config);
+    }
   } catch (cause) {
     throw new VerifyError(await keyStateCode(key, at), 'signature: not valid for the enrolled key', {
       cause,
