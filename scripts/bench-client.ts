@@ -88,7 +88,7 @@ async function gpgHome(root: string, serverArmored: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const n = Number(arg('--n', '20'));
+  const n = Math.max(1, Math.min(100, Number(arg('--n', '20'))));
   const mode = arg('--mode', 'both');
   const useGpg = process.argv.includes('--gpg');
   const root = await mkdtemp(join(tmpdir(), 'spa-bench-'));

@@ -147,7 +147,8 @@ async function flood(fl: FloodFigures): Promise<string> {
   const points: Point[] = [];
   const order: string[] = [];
   for (const s of fl.scenarios) {
-    const rate = s.pps === null ? '' : `, ${s.pps.toLocaleString('en')} pps`;
+    // scenarios at a set rate name it already ("…, 100/s")
+    const rate = s.pps === null || s.name.endsWith('/s') ? '' : `, ${s.pps.toLocaleString('en')} pps`;
     const series = label(`${s.name}${rate}`, s.ms);
     order.push(series);
     for (const ms of valid(s.ms)) points.push({ series, system: 'spa', ms });
