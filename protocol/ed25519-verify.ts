@@ -26,7 +26,6 @@ const HASHES: Readonly<Record<number, string>> = {
   12: 'sha3-256',
   14: 'sha3-512',
 };
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 // What openpgp.js keeps on these objects at run time (its .d.ts types some of it private).
 interface KeyPacketShape {
@@ -58,11 +57,9 @@ function keyObject(packet: KeyPacketShape): KeyObject | null {
   if (hit) return hit;
   const q = packet.publicParams.Q;
   if (!(q instanceof Uint8Array) || q.length !== 33 || q[0] !== 0x40) return null;
-  const k = createPublicKey({
-    key: Buffer.concat([SPKI_PREFIX, q.subarray(1)]),
-    format: 'der',
-    type: 'spki',
-  });
+  // as JWK: node:crypto imports it about ten times faster than as DER
+  const x = Buffer.from(q.subarray(1)).toString('base64url');
+  const k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
   keyObjects.set(packet, k);
   return k;
 }

@@ -56,9 +56,7 @@ const FEATURE_SEIPDV2 = 0x08;
 
 const DER = {
   ed25519Pkcs8: Buffer.from('302e020100300506032b657004220420', 'hex'),
-  ed25519Spki: Buffer.from('302a300506032b6570032100', 'hex'),
   x25519Pkcs8: Buffer.from('302e020100300506032b656e04220420', 'hex'),
-  x25519Spki: Buffer.from('302a300506032b656e032100', 'hex'),
 };
 
 /** What signs: the own key's primary Ed25519 key. */
@@ -338,8 +336,17 @@ function signatureDigest(hash: string, prefix: readonly Uint8Array[], hashedPart
     .digest();
 }
 
+// public keys as JWK: node:crypto imports these about ten times faster than DER (measured 17-30
+// vs 250-300 µs); private keys stay DER, where the key is exactly the bytes given
+function okpPublic(crv: 'Ed25519' | 'X25519', point: Uint8Array): KeyObject {
+  return createPublicKey({
+    key: { kty: 'OKP', crv, x: Buffer.from(point).toString('base64url') },
+    format: 'jwk',
+  });
+}
+
 function ed25519Public(point: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([DER.ed25519Spki, point]), format: 'der', type: 'spki' });
+  return okpPublic('Ed25519', point);
 }
 
 /** A signature by `signer` (the primary key) over `prefix`, valid and in force at `now`. */
@@ -453,11 +460,7 @@ export function parseNativeRecipient(armoredPublicKey: string, now: Date): Nativ
   const kdfHash = KDF_HASHES[k.subkey.kdf.hash];
   const wrap = WRAPS[k.subkey.kdf.cipher];
   if (!kdfHash || !wrap) return null;
-  const publicKey = createPublicKey({
-    key: Buffer.concat([DER.x25519Spki, k.subkey.point]),
-    format: 'der',
-    type: 'spki',
-  });
+  const publicKey = okpPublic('X25519', k.subkey.point);
   const param = Buffer.concat([
     Uint8Array.of(CV25519_OID.length),
     CV25519_OID,
