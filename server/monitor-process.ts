@@ -15,7 +15,16 @@
  * firewall is not touched meanwhile: protections and grants live in the kernel.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../protocol/errors.js';
@@ -24,6 +33,8 @@ import { CAPTURE_CHILD_SCRIPT } from './capture/child-args.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
 import type { VerifierPeer } from './monitor.js';
 
+/** Linux O_PATH (x86-64, arm64 and most others; node's fs.constants does not name it). */
+const O_PATH = 0o10000000;
 const VERIFIER_SCRIPT = fileURLToPath(new URL('./verifier.js', import.meta.url));
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 export const STALL_MS = 3000;
@@ -126,6 +137,19 @@ export function verifierDir(stateDir: string, account: Account | null): string {
     return dir;
   } catch {
     return existsSync(dir) ? dir : '/';
+  }
+}
+
+/**
+ * An O_PATH descriptor of `dir`: it needs no permission on the directory itself, so root without
+ * CAP_DAC_OVERRIDE can hand the verifier its 0700 directory inside the 0700 state directory, which
+ * the verifier could not reach by name. null when it cannot be opened (the verifier stays in /).
+ */
+function openDirectoryPath(dir: string): number | null {
+  try {
+    return openSync(dir, O_PATH | fsConstants.O_DIRECTORY);
+  } catch {
+    return null;
   }
 }
 
@@ -243,9 +267,9 @@ export class VerifierSupervisor {
     const { account } = this.opts;
     const argv = [process.execPath, script, ...args];
     const [cmd, ...rest] = account ? [setprivPath(), ...dropTo(account, caps), ...argv] : argv;
-    // cwd `/`: the chdir runs before setpriv drops to the account, as root without
+    // cwd `/`: the chdir would run before setpriv drops to the account, as root without
     // CAP_DAC_OVERRIDE under the systemd unit, which cannot enter the account's 0700 directory.
-    // The verifier enters its directory itself, once it is that account (verifier.ts --dir).
+    // The verifier enters its directory itself, through the fd it is given (verifier.ts --dir-fd).
     return spawn(cmd as string, rest, { stdio: stdio as never, env, cwd: '/' });
   }
 
@@ -259,6 +283,7 @@ export class VerifierSupervisor {
       };
       let capture: ChildProcess | null = null;
       let verifier: ChildProcess;
+      let dirFd: number | null = null;
       try {
         if (this.opts.captureArgs) {
           capture = this.spawnAs('net_raw', CAPTURE_CHILD_SCRIPT, this.opts.captureArgs, [
@@ -268,20 +293,26 @@ export class VerifierSupervisor {
           ]);
           capture.stdin?.on('error', () => {});
         }
-        // fd 0: the capture's records; fd 4: the capture's stdin, for the verifier's credits
-        verifier = this.spawnAs(
-          'none',
-          VERIFIER_SCRIPT,
-          ['--dir', this.opts.cwd],
-          [capture?.stdout ?? 'ignore', 'pipe', 'pipe', 'pipe', ...(capture?.stdin ? [capture.stdin] : [])],
-        );
+        // fd 0: the capture's records; fd 4: the capture's stdin, for the verifier's credits;
+        // fd 5: its own directory, which it enters itself (verifier.ts)
+        dirFd = openDirectoryPath(this.opts.cwd);
+        verifier = this.spawnAs('none', VERIFIER_SCRIPT, dirFd === null ? [] : ['--dir-fd', '5'], [
+          capture?.stdout ?? 'ignore',
+          'pipe',
+          'pipe',
+          'pipe',
+          capture?.stdin ?? 'ignore',
+          dirFd ?? 'ignore',
+        ]);
       } catch (err) {
+        if (dirFd !== null) closeSync(dirFd);
         capture?.kill('SIGKILL');
         fail((err as Error).message);
         return;
       }
       // the frames and credits are the verifier's: close our copies of both pipes before anything
       // is read from them (the capture then ends when the verifier does: end of its stdin)
+      if (dirFd !== null) closeSync(dirFd);
       capture?.stdout?.destroy();
       capture?.stdin?.destroy();
       const g: Generation = {

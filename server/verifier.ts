@@ -11,7 +11,7 @@
  * fd 1: messages to the monitor (ipc.ts VerifierMessage). It writes no file. It exits when fd 3
  * ends (the monitor stopped or died).
  */
-import { writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { KeyRecord } from '../keyring/index.js';
@@ -203,15 +203,18 @@ async function start(
 }
 
 function main(): void {
-  // its own directory (monitor-process.ts verifierDir), entered now that it runs as its account
-  const at = process.argv.indexOf('--dir');
-  const dir = at >= 0 ? process.argv[at + 1] : undefined;
-  if (dir) {
+  // Its own directory (monitor-process.ts verifierDir), entered now that it runs as its account,
+  // through the O_PATH descriptor the monitor passed: by name it is inside the 0700 state
+  // directory, which this account cannot search.
+  const at = process.argv.indexOf('--dir-fd');
+  const fd = at >= 0 ? Number(process.argv[at + 1]) : Number.NaN;
+  if (Number.isInteger(fd) && fd > 2) {
     try {
-      process.chdir(dir);
+      process.chdir(`/proc/self/fd/${fd}`);
     } catch {
       process.chdir('/');
     }
+    closeSync(fd);
   }
   const control = new Socket({ fd: 3, readable: true, writable: false });
   let buf = '';
