@@ -16,8 +16,8 @@ import { memoryAudit } from '../../server/audit.js';
 import { encodeLine } from '../../server/ipc.js';
 import { Monitor, type MonitorOutcome } from '../../server/monitor.js';
 import { ReplayStore } from '../../server/replay.js';
-import { keyFingerprints, VECTOR_DIR } from '../helpers/keys.js';
-import { recordingFirewall, usersOf } from './rig.js';
+import { VECTOR_DIR } from '../helpers/keys.js';
+import { fwknopRecordFor, recordingFirewall, usersOf } from './rig.js';
 
 interface Vector {
   now: string;
@@ -27,28 +27,8 @@ interface Vector {
 }
 const load = (n: string) => JSON.parse(readFileSync(`${VECTOR_DIR}fwknop/${n}.json`, 'utf8')) as Vector;
 
-async function record(s: Vector['signers'][number], over: Partial<KeyRecord> = {}): Promise<KeyRecord> {
-  const key = await openpgp.readKey({ armoredKey: s.public_key });
-  return {
-    fingerprint: s.fingerprint,
-    username: 'bob',
-    publicKey: s.public_key,
-    signingFingerprints: keyFingerprints(key),
-    userIds: ['bob <bob@example.test>'],
-    algorithm: 'test',
-    createdAt: '2025-01-01T00:00:00.000Z',
-    enabled: true,
-    expiresAt: null,
-    sources: 'any',
-    openPorts: ['tcp/22', 'udp/53'],
-    requireSourceAddress: true,
-    defaultTimeout: 30,
-    maxTimeout: 300,
-    command: null,
-    fwknop: { hmacKey: s.hmac_key_base64, requireUsername: null },
-    ...over,
-  };
-}
+const record = (s: Vector['signers'][number], over: Partial<KeyRecord> = {}): Promise<KeyRecord> =>
+  fwknopRecordFor(s, s.hmac_key_base64, over);
 
 describe('a compromised verifier forwarding fwknop knocks', () => {
   const plain = load('ok-access-ecc'); // bob, no HMAC, tcp/22,udp/53 for 198.51.100.2

@@ -9,10 +9,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import * as openpgp from 'openpgp';
 import type { KeyRecord } from '../../keyring/index.js';
-import { keyFingerprints, readTestKey, VECTOR_DIR } from '../helpers/keys.js';
-import { ATTACKER_IP, CLIENT_IP, rig } from './rig.js';
+import { readTestKey, VECTOR_DIR } from '../helpers/keys.js';
+import { ATTACKER_IP, CLIENT_IP, fwknopRecordFor, rig } from './rig.js';
 
 const v = JSON.parse(readFileSync(`${VECTOR_DIR}fwknop/ok-access-ecc.json`, 'utf8')) as {
   now: string;
@@ -22,28 +21,8 @@ const v = JSON.parse(readFileSync(`${VECTOR_DIR}fwknop/ok-access-ecc.json`, 'utf
 };
 const packet = new Uint8Array(Buffer.from(v.packet, 'latin1'));
 
-async function bob(over: Partial<KeyRecord> = {}): Promise<KeyRecord> {
-  const s = v.signers[0] as { fingerprint: string; public_key: string };
-  return {
-    fingerprint: s.fingerprint,
-    username: 'bob',
-    publicKey: s.public_key,
-    signingFingerprints: keyFingerprints(await openpgp.readKey({ armoredKey: s.public_key })),
-    userIds: ['bob <bob@example.test>'],
-    algorithm: 'test',
-    createdAt: '2025-01-01T00:00:00.000Z',
-    enabled: true,
-    expiresAt: null,
-    sources: 'any',
-    openPorts: ['tcp/22', 'udp/53'],
-    requireSourceAddress: true,
-    defaultTimeout: 30,
-    maxTimeout: 300,
-    command: null,
-    fwknop: { hmacKey: null, requireUsername: null },
-    ...over,
-  };
-}
+const bob = (over: Partial<KeyRecord> = {}): Promise<KeyRecord> =>
+  fwknopRecordFor(v.signers[0] as { fingerprint: string; public_key: string }, null, over);
 
 describe('fwknop knocks: race, replay and restart', () => {
   test('a copy raced from the attacker is refused and burns nothing; the genuine knock opens; copies after it are replays, also after a restart', async () => {

@@ -63,25 +63,50 @@ export function recordingFirewall(): RecordingFirewall {
   };
 }
 
+/** What `spa-keys add` writes for a key when given nothing but the key (the tests' defaults). */
+const RECORD_DEFAULTS = {
+  algorithm: 'test',
+  createdAt: '2025-01-01T00:00:00.000Z',
+  enabled: true,
+  expiresAt: null,
+  sources: 'any',
+  openPorts: ['tcp/22', 'udp/53'],
+  requireSourceAddress: true,
+  defaultTimeout: 30,
+  maxTimeout: 300,
+  command: null,
+} as const satisfies Partial<KeyRecord>;
+
 /** A keyring record for a test key, as `spa-keys add` would write it (alice's defaults). */
 export function recordFor(key: TestKey, over: Partial<KeyRecord> = {}): KeyRecord {
-  const fprs = keyFingerprints(key.publicKey);
   return {
+    ...RECORD_DEFAULTS,
+    openPorts: [...RECORD_DEFAULTS.openPorts],
     fingerprint: key.fingerprint,
     username: 'alice',
     publicKey: key.armoredPublic,
-    signingFingerprints: fprs,
+    signingFingerprints: keyFingerprints(key.publicKey),
     userIds: [`${key.name} <${key.name}@example.test>`],
-    algorithm: 'test',
-    createdAt: '2025-01-01T00:00:00.000Z',
-    enabled: true,
-    expiresAt: null,
-    sources: 'any',
-    openPorts: ['tcp/22', 'udp/53'],
-    requireSourceAddress: true,
-    defaultTimeout: 30,
-    maxTimeout: 300,
-    command: null,
+    ...over,
+  };
+}
+
+/** The record of an fwknop vector's signer (bob), enrolled with --fwknop and this HMAC key. */
+export async function fwknopRecordFor(
+  signer: { fingerprint: string; public_key: string },
+  hmacKey: string | null,
+  over: Partial<KeyRecord> = {},
+): Promise<KeyRecord> {
+  const key = await openpgp.readKey({ armoredKey: signer.public_key });
+  return {
+    ...RECORD_DEFAULTS,
+    openPorts: [...RECORD_DEFAULTS.openPorts],
+    fingerprint: signer.fingerprint,
+    username: 'bob',
+    publicKey: signer.public_key,
+    signingFingerprints: keyFingerprints(key),
+    userIds: ['bob <bob@example.test>'],
+    fwknop: { hmacKey, requireUsername: null },
     ...over,
   };
 }
