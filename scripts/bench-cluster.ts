@@ -25,7 +25,7 @@ import { callControl } from '../server/control.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { startServices } from '../test/e2e/firewall-harness.js';
 import { type Keys, startSpad } from '../test/e2e/spad-harness.js';
-import { childPids, cpuMs, PROBE, pct, sealKnocks } from './bench-lib.js';
+import { childPids, cpuMs, pct, sealKnocks, startProbe } from './bench-lib.js';
 import { onInterrupt } from './cleanup.js';
 import { createTopology, type Topology } from './netns.js';
 
@@ -39,7 +39,6 @@ const { values } = parseArgs({
 const KNOCKS = Math.max(1, Math.min(500, Number(values.knocks)));
 const ROUNDS = Math.max(1, Math.min(10, Number(values.rounds)));
 const MODE = values.mode === 'udp' ? 'udp' : 'pcap';
-const NODE = process.execPath;
 
 interface Sample {
   open: number[];
@@ -76,37 +75,20 @@ async function measure(
       source: topo.client.ipv4,
       serverFingerprint: keys.serverFingerprint,
     });
-    const probe = topo.client.spawn(NODE, [PROBE, '--to', topo.server.ipv4], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let buf = '';
-    const next = (): Promise<number | null> =>
-      new Promise((resolve) => {
-        const on = (c: Buffer): void => {
-          buf += c.toString();
-          const nl = buf.indexOf('\n');
-          if (nl === -1) return;
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          probe.stdout?.off('data', on);
-          resolve((JSON.parse(line) as { ms: number | null }).ms);
-        };
-        probe.stdout?.on('data', on);
-      });
+    const probe = startProbe(topo.client, topo.server.ipv4);
     const mark = spad.lines.length;
     // every spad process: the monitor, its verifier and capture children (privilege separation)
     const pids = [spad.proc.pid as number, ...childPids(spad.proc.pid as number)];
     const cpuAll = (): number => pids.reduce((sum, p) => sum + cpuMs(p), 0);
     const cpu0 = cpuAll();
     for (const p of pkts) {
-      probe.stdin?.write(`${p}\n`);
-      const ms = await next();
+      const ms = await probe.measure(p);
       if (ms === null) s.lost++;
       else s.open.push(ms);
       await callControl(sock, 'fw-flush');
     }
     s.cpu += cpuAll() - cpu0;
-    probe.stdin?.end();
+    probe.close();
     const grants = spad.lines.slice(mark).filter((l) => l.event === 'grant');
     s.knocks += grants.length;
     s.server.push(...grants.map((l) => Number(l.ms)));

@@ -22,7 +22,7 @@ import {
   childPids,
   cpuMs,
   type KnockFigures,
-  PROBE,
+  startProbe,
   pct,
   saveFigures,
   sealKnocks,
@@ -68,31 +68,14 @@ async function runMode(
   try {
     // latency
     const pkts = await knocks(keys, home, topo.client.ipv4, KNOCKS);
-    const probe = topo.client.spawn(NODE, [PROBE, '--to', topo.server.ipv4], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const probe = startProbe(topo.client, topo.server.ipv4);
     const results: Array<number | null> = [];
-    let buf = '';
-    const nextResult = (): Promise<number | null> =>
-      new Promise((resolve) => {
-        const on = (c: Buffer): void => {
-          buf += c.toString();
-          const nl = buf.indexOf('\n');
-          if (nl === -1) return;
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          probe.stdout?.off('data', on);
-          resolve((JSON.parse(line) as { ms: number | null }).ms);
-        };
-        probe.stdout?.on('data', on);
-      });
     const grantMark = spad.lines.length;
     for (const p of pkts) {
-      probe.stdin?.write(`${p}\n`);
-      results.push(await nextResult());
+      results.push(await probe.measure(p));
       await callControl(sock, 'fw-flush');
     }
-    probe.stdin?.end();
+    probe.close();
     const ok = results.filter((x): x is number => x !== null);
     const serverMs = spad.lines
       .slice(grantMark)
