@@ -7,12 +7,12 @@
  * Flags follow fwknop's where they exist (-A, -D, -a, -s, -R, -p, -U, -n, --save-rc-stanza,
  * --server-cmd, --fw-timeout, --test, -v). Settings come from the rc file's [default] stanza,
  * then the `-n NAME` stanza, then the flags (settings.ts). Built with `buildProgram()` and run by
- * keyring/cli-util.ts `runCli`, which prints `spa: error: ...` lines and picks the exit code.
+ * cli/conventions.ts `runCli`, which prints `spa: error: ...` lines and picks the exit code.
  */
 import { basename } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { printWarning, type Write } from '../keyring/cli-util.js';
+import { printWarning, type Write } from '../cli/conventions.js';
 import { formatAddress } from '../protocol/address.js';
 import { displaySafe } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';

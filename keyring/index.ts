@@ -43,7 +43,7 @@ export {
   printWarning,
   runCli,
   type Write,
-} from './cli-util.js';
+} from '../cli/conventions.js';
 export { generateKeyPair, KEY_TYPES, type KeyType } from './generate.js';
 export { readPassphraseFile } from './file-safety.js';
 // key inspection

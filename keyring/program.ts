@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { displaySafe, displaySafeJson } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
-import { formatMessage, printWarning, type Write } from './cli-util.js';
+import { formatMessage, printWarning, type Write } from '../cli/conventions.js';
 import { KEY_TYPES, type KeyType } from './generate.js';
 import type { KeyInfo } from './inspect.js';
 import type { Prompter } from './prompts.js';

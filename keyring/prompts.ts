@@ -5,7 +5,7 @@
  * `spa-keys --help` stays fast) and writes them to stderr, keeping stdout for data. A `validate`
  * that returns a string makes inquirer show that message and ask again.
  */
-import type { Write } from './cli-util.js';
+import type { Write } from '../cli/conventions.js';
 
 export type Validate = (value: string) => true | string | Promise<true | string>;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm pack` runs this (package.json "prepack"): a clean build of what the package ships, from
-# source. package.json "files" lists it: the compiled protocol/, keyring/, server/ and client/ (no
+# source. package.json "files" lists it: the compiled protocol/, cli/, keyring/, server/ and client/ (no
 # tests, no scripts), with the one-file `spa` bundle and its code cache in client/
 # (scripts/bundle-client.ts), the man pages built from docs/man/*.md, and the shell completions
 # built from the commander definitions of spa, spad and spa-keys.

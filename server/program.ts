@@ -6,7 +6,7 @@
  *   spad install-service [daemon flags] [--unit-file F] [--print]   (install-service.ts)
  */
 import { Command, Option } from 'commander';
-import { printError } from '../keyring/cli-util.js';
+import { printError } from '../cli/conventions.js';
 import { displaySafe, displaySafeJson } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
 import { resolveConfig, type ServerFlags } from './config.js';

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as openpgp from 'openpgp';
 import { loadAllowlist, loadServerKey, publicKeyOf } from '../../keyring/allowlist.js';
-import { EXIT } from '../../keyring/cli-util.js';
+import { EXIT } from '../../cli/conventions.js';
 import { openKeystore, resolveOwnKey } from '../../keyring/keystore.js';
 import { spawnKeys, withTmp } from '../unit/keyring-helpers.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PublicKey } from 'openpgp';
 import { buildProgram, type ClientIo } from '../../client/program.js';
-import { runCli } from '../../keyring/cli-util.js';
+import { runCli } from '../../cli/conventions.js';
 import { importKey } from '../../keyring/keystore.js';
 import { type Opened, open, type ServerIdentity } from '../../protocol/envelope.js';
 import { DEFAULT_MAX_SKEW_SECONDS } from '../../protocol/limits.js';

@@ -7,7 +7,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { allowlistPath, loadAllowlist, loadServerKey, serverPublicKeyPath } from '../../keyring/allowlist.js';
-import { EXIT, exitCodeFor, formatMessage, printError } from '../../keyring/cli-util.js';
+import { EXIT, exitCodeFor, formatMessage, printError } from '../../cli/conventions.js';
 import { inspectKey } from '../../keyring/inspect.js';
 import type { KeyRecord } from '../../keyring/schema.js';
 import { ConfigError } from '../../protocol/errors.js';
@@ -35,7 +35,7 @@ async function records(state: string): Promise<KeyRecord[]> {
   return [...(await loadAllowlist(state)).records.values()];
 }
 
-describe('cli-util', () => {
+describe('cli/conventions', () => {
   it('prints one error line, lowercase, without trailing period, then the hint lines', () => {
     let out = '';
     printError(

@@ -7,7 +7,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
-import { EXIT } from '../../keyring/cli-util.js';
+import { EXIT } from '../../cli/conventions.js';
 import { inspectKey } from '../../keyring/inspect.js';
 import { keystorePath, openKeystore, resolveOwnKey, resolveServerKey } from '../../keyring/keystore.js';
 import { ConfigError } from '../../protocol/errors.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as openpgp from 'openpgp';
-import { runCli } from '../../keyring/cli-util.js';
+import { runCli } from '../../cli/conventions.js';
 import { createProgram, type SpaKeysIo } from '../../keyring/program.js';
 import type { Prompter, Validate } from '../../keyring/prompts.js';
 
