@@ -16,6 +16,7 @@ import { inflateRawSync, inflateSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { ConfigError, type ErrorCode, isSpaError, ParseError, type SpaError, VerifyError } from './errors.js';
 import { decryptEcdhSessionKey, type EcdhKey, prepareEcdh } from './ecdh.js';
+import { nativeOpen } from './native-open.js';
 import { verifyEd25519Message } from './ed25519-verify.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
 import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES, RSA_MIN_BITS } from './limits.js';
@@ -331,6 +332,9 @@ export async function openEnvelope(
 ): Promise<SignedLiteral> {
   precheck(bytes, opts.server);
   const config = cfg();
+  // the default profile without openpgp.js's message layer; null: anything else, decided below
+  const fast = await nativeOpen(bytes, opts.server, config);
+  if (fast) return signedLiteralOf(fast.onePass, fast.literal, fast.signature);
 
   let message: openpgp.Message<Uint8Array>;
   let sessionKeys: openpgp.SessionKey[];
@@ -389,9 +393,21 @@ export async function openEnvelope(
       `message: packet sequence [${tags.join(',')}] is not one-pass-signature, literal, signature`,
     );
   }
+  return signedLiteralOf(
+    inner.packets[0] as openpgp.OnePassSignaturePacket,
+    inner.packets[1] as openpgp.LiteralDataPacket,
+    inner.packets[2] as openpgp.SignaturePacket,
+  );
+}
+
+/** The one-pass signature and the signature must name the same key (and fingerprint, if both do). */
+function signedLiteralOf(
+  onePass: openpgp.OnePassSignaturePacket,
+  literal: openpgp.LiteralDataPacket,
+  sig: openpgp.SignaturePacket,
+): SignedLiteral {
   // openpgp.js types omit the OPS key id; it is there at run time.
-  const ops = inner.packets[0] as unknown as { issuerKeyID: openpgp.KeyID; issuerFingerprint?: Uint8Array };
-  const sig = inner.packets[2] as openpgp.SignaturePacket;
+  const ops = onePass as unknown as { issuerKeyID: openpgp.KeyID; issuerFingerprint?: Uint8Array };
   if (!ops.issuerKeyID.equals(sig.issuerKeyID)) {
     throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
   }
@@ -399,11 +415,7 @@ export async function openEnvelope(
   if (ops.issuerFingerprint && bytesToHex(ops.issuerFingerprint) !== signingKeyFingerprint) {
     throw new VerifyError('MSG_STRUCTURE', 'message: one-pass signature and signature name different keys');
   }
-  return {
-    literal: inner.packets[1] as openpgp.LiteralDataPacket,
-    signature: sig,
-    signingKeyFingerprint,
-  };
+  return { literal, signature: sig, signingKeyFingerprint };
 }
 
 function issuerFingerprintOf(sig: openpgp.SignaturePacket): string {

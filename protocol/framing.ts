@@ -29,7 +29,7 @@ export interface Framing {
   readonly encryptedBody: Uint8Array;
 }
 
-interface Header {
+export interface Header {
   tag: number;
   /** offset of the body and its total length (partial chunks are summed) */
   bodyStart: number;
@@ -42,7 +42,8 @@ function bad(message: string): never {
   throw new ParseError('PKT_FRAMING', `openpgp framing: ${message}`);
 }
 
-function readHeader(b: Uint8Array, at: number): Header {
+/** One packet header at `at` (new or old format); throws PKT_FRAMING. Partial lengths only on tag 18. */
+export function readHeader(b: Uint8Array, at: number): Header {
   const first = b[at];
   if (first === undefined || (first & 0x80) === 0) bad(`byte ${at} is not a packet header`);
   let o = at + 1;
