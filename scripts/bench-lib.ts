@@ -23,9 +23,9 @@ const dgram = require('dgram'); const rl = require('readline').createInterface({
 const to = process.argv[1]; const port = Number(process.argv[2] || 62201);
 const s = dgram.createSocket(to.includes(':') ? 'udp6' : 'udp4');
 const pk = []; rl.on('line', (l) => l && pk.push(Buffer.from(l, 'hex')));
-rl.on('close', async () => { const t0 = process.hrtime.bigint();
+rl.on('close', async () => { const t0 = process.hrtime.bigint(); const startedAt = Date.now();
   for (const p of pk) await new Promise((r) => s.send(p, port, to, r));
-  console.log(JSON.stringify({ sent: pk.length, ms: Number(process.hrtime.bigint() - t0) / 1e6 })); s.close(); });`;
+  console.log(JSON.stringify({ sent: pk.length, ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt })); s.close(); });`;
 
 /** Sends these datagrams (hex) from `from` to `to`, one after the other, as fast as one process can. */
 export async function blast(
@@ -33,13 +33,13 @@ export async function blast(
   to: string,
   hex: readonly string[],
   port = 62201,
-): Promise<{ sent: number; ms: number }> {
+): Promise<{ sent: number; ms: number; startedAt: number }> {
   const r = await from.exec(NODE, ['-e', BLAST, to, String(port)], {
     input: `${hex.join('\n')}\n`,
     timeoutMs: 120_000,
   });
   if (r.code !== 0) throw new Error(`blast failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { sent: number; ms: number };
+  return JSON.parse(r.stdout) as { sent: number; ms: number; startedAt: number };
 }
 
 /**
@@ -59,8 +59,13 @@ export interface KnockFigures {
   readonly modes: ReadonlyArray<{
     mode: 'pcap' | 'udp';
     ms: Array<number | null>;
+    /** knocks/s and CPU ms per knock of the second burst (warm) */
     rate: number;
     cpuMs: number;
+    /** the same for the first burst after start-up */
+    cold?: { rate: number; cpuMs: number };
+    /** warm CPU ms per knock by process (monitor cli.js, verifier.js, pcap-child.js, nft) */
+    cpuByProcess?: Record<string, number>;
   }>;
 }
 export interface SystemFigures {
@@ -146,6 +151,95 @@ export function childPids(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** A process and every descendant, each named by its script's or program's file name. */
+export function processTree(pid: number): Array<{ pid: number; name: string }> {
+  const out: Array<{ pid: number; name: string }> = [];
+  const walk = (p: number): void => {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      return; // gone
+    }
+    const script = argv.find((a) => a.endsWith('.js')) ?? argv[0] ?? '?';
+    out.push({ pid: p, name: script.split('/').pop() ?? script });
+    for (const c of childPids(p)) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * CPU time (ms) of a process tree by process name, each with what it reaped. A child that ends
+ * between two readings moves into its parent's figure (spad restarts its nft shell every 1,000
+ * scripts): the sum of the tree stays right.
+ */
+export function cpuByProcess(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const p of processTree(pid)) {
+    try {
+      m.set(p.name, (m.get(p.name) ?? 0) + cpuMs(p.pid, true));
+    } catch {
+      // gone between listing and reading
+    }
+  }
+  return m;
+}
+
+/** What spad did with one burst of valid knocks (spadBurst). */
+export interface BurstFigures {
+  granted: number;
+  drops: string[];
+  /** granted / (last grant − first datagram sent), per second */
+  rate: number;
+  /** CPU of spad and every process under it, per granted knock (ms) */
+  cpuMs: number;
+  /** the same by process (cli.js: the monitor; verifier.js; pcap-child.js; nft) */
+  cpuByProcess: Record<string, number>;
+}
+
+/**
+ * Sends `hex` from `from` to spad at `to` as fast as one process can and waits (at most 60 s)
+ * until spad logged a grant or a drop for each. Knocks/s is taken from the first datagram sent
+ * to the last grant's audit time, so neither the sender's start-up nor the polling counts.
+ */
+export async function spadBurst(
+  spad: {
+    proc: ChildProcess;
+    lines: ReadonlyArray<{ event: string; reason?: string; [k: string]: unknown }>;
+  },
+  from: Host,
+  to: string,
+  hex: readonly string[],
+): Promise<BurstFigures> {
+  const pid = spad.proc.pid as number;
+  const mark = spad.lines.length;
+  const cpu0 = cpuByProcess(pid);
+  const sent = await blast(from, to, hex);
+  const done = () => spad.lines.slice(mark).filter((l) => l.event === 'grant' || l.event === 'drop');
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && done().length < hex.length) await new Promise((r) => setTimeout(r, 20));
+  const cpu1 = cpuByProcess(pid);
+  const lines = done();
+  const grants = lines.filter((l) => l.event === 'grant');
+  const lastGrant = Math.max(...grants.map((l) => Date.parse(String(l.time))));
+  const granted = grants.length;
+  const cpuByName: Record<string, number> = {};
+  let total = 0;
+  for (const [name, ms] of cpu1) {
+    const d = ms - (cpu0.get(name) ?? 0);
+    total += d;
+    cpuByName[name] = d / Math.max(1, granted);
+  }
+  return {
+    granted,
+    drops: lines.filter((l) => l.event === 'drop').map((l) => String(l.reason)),
+    rate: granted > 0 ? (granted * 1000) / Math.max(1, lastGrant - sent.startedAt) : 0,
+    cpuMs: total / Math.max(1, granted),
+    cpuByProcess: cpuByName,
+  };
 }
 
 /**
