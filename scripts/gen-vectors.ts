@@ -343,12 +343,14 @@ async function main(): Promise<void> {
         client.publicKey,
         NOW,
       );
+      // the forger is enrolled too: checked against the key the issuer names, never by trying
+      // the enrolled keys in turn (which would find the forger's own and accept it)
       return {
         expect: 'SIG_INVALID',
         description:
-          'signed by a stranger whose key id and issuer fingerprint were rewritten to an enrolled key',
+          'signed by one enrolled key (stranger-ecc) whose key id and issuer fingerprint were rewritten to another (client-ecc)',
         server,
-        signers: [{ key: client }],
+        signers: [{ key: client }, { key: key('stranger-ecc') }],
         packet: await encryptPackets(inner, server.publicKey, { now: NOW }),
       };
     },
