@@ -8,7 +8,7 @@ import { parseAddress } from '../../protocol/address.js';
 import type { Decision } from '../../protocol/policy.js';
 import { memoryAudit } from '../../server/audit.js';
 import { createCommandRunner } from '../../server/commands.js';
-import { recordingFirewall } from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
 
 export const NOBODY = { uid: 65534, gid: 65534 };
 export const ctx = { user: 'backup', fingerprint: 'A'.repeat(40), source: '198.51.100.2' };

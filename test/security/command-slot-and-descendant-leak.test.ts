@@ -16,7 +16,8 @@ import { memoryAudit } from '../../server/audit.js';
 import { COMMAND_NPROC, createCommandRunner } from '../../server/commands.js';
 import type { Firewall } from '../../server/firewall/types.js';
 import { alive, ctx, decision, NOBODY, notRoot, runAndReadPid, until } from './command-fixtures.js';
-import { recordingFirewall, tempDir } from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
+import { tempDir } from './rig.js';
 
 describe('a restricted command that fails to start gives its slot back', { skip: notRoot }, () => {
   let work: string;

@@ -17,7 +17,8 @@ import { encodeLine } from '../../server/ipc.js';
 import { Monitor, type MonitorOutcome } from '../../server/monitor.js';
 import { ReplayStore } from '../../server/replay.js';
 import { VECTOR_DIR } from '../helpers/keys.js';
-import { fwknopRecordFor, recordingFirewall, usersOf } from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
+import { fwknopRecordFor, usersOf } from './rig.js';
 
 interface Vector {
   now: string;

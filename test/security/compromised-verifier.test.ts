@@ -13,7 +13,8 @@ import { encodeLine, LineSplitter, MAX_LINE_BYTES } from '../../server/ipc.js';
 import { Monitor, type MonitorOutcome } from '../../server/monitor.js';
 import { ReplayStore } from '../../server/replay.js';
 import { type PayloadOverrides, TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
-import { CLIENT_IP, type Rig, recordFor, recordingFirewall, rig, usersOf } from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
+import { CLIENT_IP, type Rig, recordFor, rig, usersOf } from './rig.js';
 
 describe('a compromised verifier speaking to the monitor', () => {
   let r: Rig;

@@ -16,7 +16,8 @@ import { encodeLine } from '../../server/ipc.js';
 import { Monitor } from '../../server/monitor.js';
 import { ReplayStore } from '../../server/replay.js';
 import { type PayloadOverrides, TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
-import { CLIENT_IP, type Rig, recordFor, recordingFirewall, rig, usersOf } from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
+import { CLIENT_IP, type Rig, recordFor, rig, usersOf } from './rig.js';
 
 function recordingForwarder(): Forwarder & { grants: ForwardGrantRequest[] } {
   const grants: ForwardGrantRequest[] = [];

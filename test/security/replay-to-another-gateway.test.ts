@@ -19,17 +19,8 @@ import type { SharedReplayCheck } from '../../server/pipeline.js';
 import { ReplayStore } from '../../server/replay.js';
 import { TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis.js';
-import {
-  ATTACKER_IP,
-  CLIENT_IP,
-  datagram,
-  granted,
-  type Rig,
-  recordFor,
-  recordingFirewall,
-  rig,
-  usersOf,
-} from './rig.js';
+import { recordingFirewall } from '../helpers/firewall.js';
+import { ATTACKER_IP, CLIENT_IP, datagram, granted, type Rig, recordFor, rig, usersOf } from './rig.js';
 
 const skip = redisUnavailable();
 

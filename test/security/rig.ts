@@ -2,8 +2,9 @@
  * The rig every attack test in test/security/ runs against: spad's real pipeline in memory, with
  * real openpgp.js knocks, users built from real keyring records (server/users.ts `directoryOf`,
  * so policies and lazy key parsing are the daemon's own), a real replay store on disk, a clock
- * the test sets, and a recording firewall. "The firewall did not change" means the recording
- * firewall saw no call that changes anything (grant, flush, reconfigure).
+ * the test sets, and a recording firewall (test/helpers/firewall.ts). "The firewall did not
+ * change" means the recording firewall saw no call that changes anything (grant, flush,
+ * reconfigure).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -15,11 +16,12 @@ import type { KeyRecord } from '../../keyring/index.js';
 import { seal, type ServerIdentity, serverIdentity } from '../../protocol/envelope.js';
 import { memoryAudit } from '../../server/audit.js';
 import type { Datagram } from '../../server/capture/types.js';
-import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
+import type { GrantRequest } from '../../server/firewall/types.js';
 import { type Outcome, Pipeline, type SharedReplayCheck } from '../../server/pipeline.js';
 import { ReplayStore } from '../../server/replay.js';
 import { directoryOf, type LoadedUsers } from '../../server/users.js';
 import { concat } from '../helpers/craft.js';
+import { type RecordingFirewall, recordingFirewall } from '../helpers/firewall.js';
 import {
   freshPayload,
   keyFingerprints,
@@ -30,38 +32,6 @@ import {
 
 export const CLIENT_IP = '198.51.100.2';
 export const ATTACKER_IP = '198.51.100.3';
-
-export type FirewallCall = { op: 'grant'; grant: GrantRequest } | { op: 'flush' } | { op: 'reconfigure' };
-
-export interface RecordingFirewall extends Firewall {
-  readonly calls: FirewallCall[];
-  readonly grants: GrantRequest[];
-}
-
-export function recordingFirewall(): RecordingFirewall {
-  const calls: FirewallCall[] = [];
-  const grants: GrantRequest[] = [];
-  return {
-    backend: 'nftables',
-    calls,
-    grants,
-    init: async () => {},
-    reconfigure: async () => {
-      calls.push({ op: 'reconfigure' });
-    },
-    grant: async (g) => {
-      calls.push({ op: 'grant', grant: g });
-      grants.push(g);
-    },
-    list: async () => [],
-    flush: async () => {
-      calls.push({ op: 'flush' });
-    },
-    sweep: async () => 0,
-    healthy: async () => true,
-    shutdown: async () => {},
-  };
-}
 
 /** What `spa-keys add` writes for a key when given nothing but the key (the tests' defaults). */
 const RECORD_DEFAULTS = {

@@ -16,33 +16,15 @@ import { compileCommandRegex } from '../../protocol/command.js';
 import type { UserPolicy } from '../../protocol/policy.js';
 import { memoryAudit } from '../../server/audit.js';
 import type { Datagram } from '../../server/capture/types.js';
-import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
 import { Pipeline, type UserDirectory } from '../../server/pipeline.js';
 import { ReplayStore } from '../../server/replay.js';
+import { type RecordingFirewall, recordingFirewall } from '../helpers/firewall.js';
 import { freshPayload, signerMap, type TestKey, testKey, testServer } from '../helpers/keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spa-pipeline-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const tcp22: PortSpec = { proto: 'tcp', port: 22 };
-
-function recordingFirewall(): Firewall & { grants: GrantRequest[] } {
-  const grants: GrantRequest[] = [];
-  return {
-    backend: 'nftables',
-    grants,
-    init: async () => {},
-    reconfigure: async () => {},
-    grant: async (g) => {
-      grants.push(g);
-    },
-    list: async () => [],
-    flush: async () => {},
-    sweep: async () => 0,
-    healthy: async () => true,
-    shutdown: async () => {},
-  };
-}
 
 function alicePolicy(over: Partial<UserPolicy> = {}): UserPolicy {
   return {
@@ -59,7 +41,7 @@ function alicePolicy(over: Partial<UserPolicy> = {}): UserPolicy {
 
 interface Rig {
   pipeline: Pipeline;
-  firewall: ReturnType<typeof recordingFirewall>;
+  firewall: RecordingFirewall;
   audit: ReturnType<typeof memoryAudit>;
   server: ServerIdentity;
   serverKey: TestKey;
