@@ -205,13 +205,23 @@ export async function rig(o: RigOptions): Promise<Rig> {
   });
 }
 
-/** Asserts the knock was granted: exactly one new grant, for `source`. */
-export async function granted(r: Rig, bytes: Uint8Array, from = CLIENT_IP): Promise<GrantRequest> {
+/**
+ * Sends the knock from `from` and asserts it was granted: exactly one new grant, and it is for
+ * `grantedTo`, which is `from` unless the test says otherwise (a NAT user's payload address, the
+ * IPv4 form of a mapped address).
+ */
+export async function granted(
+  r: Rig,
+  bytes: Uint8Array,
+  from = CLIENT_IP,
+  grantedTo = from,
+): Promise<GrantRequest> {
   const before = r.firewall.grants.length;
   const out = await r.send(bytes, from);
   assert.equal(out.ok, true, `expected a grant, got ${JSON.stringify(out)}`);
   assert.equal(r.firewall.grants.length, before + 1);
   const g = r.firewall.grants.at(-1) as GrantRequest;
+  assert.equal(g.source, grantedTo, 'the grant is for another address than the test expects');
   return g;
 }
 
