@@ -39,9 +39,7 @@ describe('fwknop knocks: race, replay and restart', () => {
     await a.refused(packet, 'REPLAY_RAW', CLIENT_IP);
     // a restart: a new pipeline reading the same replay file
     const b = await rig({ server, records, now, replayFile: a.replayFile });
-    const again = await b.send(packet, CLIENT_IP);
-    assert.equal(again.ok, false);
-    assert.match(again.ok ? '' : again.code, /^REPLAY/);
+    await b.refused(packet, 'REPLAY_RAW', CLIENT_IP);
     assert.equal(b.firewall.grants.length, 0);
   });
 

@@ -397,6 +397,7 @@ describe('OpenPGP framing', () => {
         try {
           const f = parseFraming(bytes);
           assert.ok(f.recipients.length >= 1 && f.recipients.length <= 4);
+          // arbitrary bytes: whichever of the two versions they carry, but no other
           assert.ok(f.seipdVersion === 1 || f.seipdVersion === 2);
         } catch (e) {
           assert.ok(e instanceof ParseError, `non-ParseError: ${String(e)}`);
