@@ -126,7 +126,7 @@ describe('spa --gpg-home-dir signs and encrypts with gpg', { skip }, () => {
     const { payload, bytes } = parseTestOutput(r.out);
     assert.equal(payload.server, server.fingerprint);
     assert.ok(bytes > 64 && bytes <= 512);
-    await new Promise((res) => setTimeout(res, 100));
+    await L.settled();
     assert.equal(L.received.length, before);
   });
 

@@ -156,7 +156,7 @@ describe('--test prints the decoded payload and the packet size and sends nothin
     assert.equal(payload.access, 'tcp/22');
     assert.ok(Math.abs(Number(payload.timestamp) - Date.now() / 1000) < 5);
     assert.ok(bytes > 64 && bytes <= 512, `size ${bytes}`);
-    await new Promise((r2) => setTimeout(r2, 100));
+    await rig.L.settled();
     assert.equal(rig.L.received.length, before, 'no datagram sent');
   });
 
@@ -591,7 +591,7 @@ describe('key types', slow, () => {
       ]);
       assert.equal(r.code, 2, r.err);
       assert.match(errorLine(r.err), /^spa: error: knock: \d+ bytes, the server accepts at most 1400$/);
-      await new Promise((res) => setTimeout(res, 100));
+      await rig.L.settled();
       assert.equal(rig.L.received.length, before);
       const small = await spa(['--home', home.home, '-A', 'tcp/22', '-p', String(rig.L.port), '127.0.0.1']);
       assert.equal(small.code, 0, small.err);

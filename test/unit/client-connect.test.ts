@@ -158,7 +158,7 @@ describe('spa connect', () => {
     );
     assert.match(r.err, /^spa: hint: check that the server accepted the knock/m);
     assert.ok(took < 4000, `bounded wait, took ${took} ms`);
-    await new Promise((res) => setTimeout(res, 50));
+    await L.settled();
     const knocks = L.received.slice(before);
     assert.equal(knocks.length, 2, 'one knock, then one more halfway');
     const a = await openKnock(knocks[0]?.msg ?? new Uint8Array(), K.identity, [K.alice]);
@@ -177,7 +177,7 @@ describe('spa connect', () => {
     const r = await spa(['connect', '--home', H.home, '-p', String(L.port), '--test', '127.0.0.1', '2222']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /"access":"tcp\/2222"/);
-    await new Promise((res) => setTimeout(res, 100));
+    await L.settled();
     assert.equal(L.received.length, before);
   });
 });

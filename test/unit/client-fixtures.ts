@@ -3,6 +3,7 @@
  * program run in-process (captured stdout/stderr, exit code), and a UDP listener on 127.0.0.1 that
  * receives real knocks so a test can check them with protocol's `open()`, as the server would.
  */
+import { randomUUID } from 'node:crypto';
 import { after, before } from 'node:test';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -83,6 +84,13 @@ export interface Listener {
   readonly received: Datagram[];
   /** The next datagram not yet taken, waiting up to `timeoutMs`. */
   next(timeoutMs?: number): Promise<Datagram>;
+  /**
+   * Resolves once every datagram sent to this listener before the call is in `received`: sends
+   * a marker of its own and waits for it (not recorded). Loopback queues a datagram on the
+   * receiving socket before the sender's send returns, so whatever was sent earlier is read
+   * first. What a test uses to say "nothing was sent" instead of sleeping.
+   */
+  settled(timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -92,7 +100,10 @@ export async function udpListener(address = '127.0.0.1'): Promise<Listener> {
   const received: Datagram[] = [];
   let taken = 0;
   const waiters: (() => void)[] = [];
+  const markers = new Map<string, () => void>();
   sock.on('message', (msg, rinfo) => {
+    const marker = markers.get(msg.toString('latin1'));
+    if (marker) return marker();
     received.push({ msg, rinfo });
     for (const w of waiters.splice(0)) w();
   });
@@ -114,6 +125,23 @@ export async function udpListener(address = '127.0.0.1'): Promise<Listener> {
         });
       }
       return received[taken++] as Datagram;
+    },
+    async settled(timeoutMs = 5000) {
+      const marker = `spa-test-marker ${randomUUID()}`;
+      const from = createSocket(address.includes(':') ? 'udp6' : 'udp4');
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('the listener never read its marker')), timeoutMs);
+          markers.set(marker, () => {
+            clearTimeout(t);
+            resolve();
+          });
+          from.send(marker, sock.address().port, address, (err) => err && reject(err));
+        });
+      } finally {
+        markers.delete(marker);
+        from.close();
+      }
     },
     close() {
       sock.close();

@@ -237,7 +237,7 @@ describe('spa -n NAME and --save-rc-stanza', () => {
     const before = rig.L.received.length;
     const r = await spa(['--home', rig.H.home, '-n', 'work', '--save-rc-stanza', '-A', 'tcp/443', '--test']);
     assert.equal(r.code, 0, r.err);
-    await new Promise((res) => setTimeout(res, 100));
+    await rig.L.settled();
     assert.equal(rig.L.received.length, before);
     const rc = await readRc(join(rig.H.home, 'spa.rc'));
     assert.equal(rc.stanzas.get('work')?.values.access, 'tcp/443');

@@ -168,7 +168,7 @@ describe('spa -R URL (plain http here, so with --insecure-resolve)', () => {
       /^spa: error: -R http:\/\/127\.0\.0\.1:\d+\/html: the answer is not an IPv4 or IPv6 address/m,
     );
     assert.match(r.err, /^spa: hint: /m);
-    await new Promise((res) => setTimeout(res, 100));
+    await rig.L.settled();
     assert.equal(rig.L.received.length, before);
   });
 });
