@@ -127,7 +127,7 @@ describe('the passphrase prompt on a terminal', { skip: tmuxMissing() }, () => {
       const screen = await t.waitFor(/EXIT=\d+/);
       assert.match(screen, /EXIT=0/);
       assert.doesNotMatch(screen, /tty pass phrase|not the passphrase/, 'nothing typed is echoed');
-      await new Promise((r) => setTimeout(r, 100));
+      await L.settled();
       assert.equal(L.received.length, before + 1);
     } finally {
       await t.kill();

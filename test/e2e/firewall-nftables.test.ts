@@ -179,7 +179,11 @@ test(
       const pid = shell.pid;
       assert.ok(pid !== undefined, 'no nft -i process was used');
       process.kill(pid, 'SIGKILL');
-      await sleep(100);
+      // the runner has seen it exit (it forgets the pid then), as it would between two grants
+      assert.ok(
+        await waitFor(async () => shell.pid === undefined, 5000, 10),
+        'the runner never saw nft -i exit',
+      );
       await fw.grant({ source: client.ipv4, ports: [SSH], timeoutSeconds: 30 });
       assert.equal(await probeOne(client, ['tcp', server.ipv4, SSH.port]), 'open');
       assert.equal((await fw.list()).length, 2);

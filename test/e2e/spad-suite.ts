@@ -140,8 +140,9 @@ export function defineSpadSuite(backend: 'nftables' | 'iptables', skip: string |
 
     test('a disabled user is refused within one second of spa-keys disable, without a restart', async () => {
       const s = spad as Spad;
+      const disabled = s.lines.length;
       await must('spa-keys', ['disable', 'alice', '--state-dir', keys.stateDir]);
-      await sleep(1000);
+      await s.waitFor((l) => l.event === 'reload', 1000, disabled);
       const mark = s.lines.length;
       await knockFrom(topo.client, topo.server.ipv4, topo.client.ipv4);
       const drop = await s.waitFor((l) => l.event === 'drop' || l.event === 'grant', 5000, mark);
@@ -152,10 +153,13 @@ export function defineSpadSuite(backend: 'nftables' | 'iptables', skip: string |
 
     test('spad killed with SIGKILL leaves the protected port closed and the grant expiring on time', async () => {
       const s = spad as Spad;
-      await sleep(3500); // earlier grants are gone
+      assert.ok(
+        await waitFor(async () => (await ssh(topo.client, topo.server.ipv4)) === 'closed', 8000, 250),
+        'an earlier grant is still open',
+      );
       const mark = s.lines.length;
       await knockFrom(topo.client, topo.server.ipv4, topo.client.ipv4);
-      await s.waitFor((l) => l.event === 'grant', 5000, mark);
+      const grant = await s.waitFor((l) => l.event === 'grant', 5000, mark);
       await s.kill();
       spad = null;
       assert.equal(await ssh(topo.client, topo.server.ipv4), 'open');
@@ -166,8 +170,11 @@ export function defineSpadSuite(backend: 'nftables' | 'iptables', skip: string |
           'the kernel did not expire the grant after spad died',
         );
       } else {
-        // iptables has no kernel timeout: the next start reconciles and removes the expired rule
-        await sleep(3500);
+        // iptables has no kernel timeout: the next start reconciles and removes the expired rule,
+        // so start it once the grant has expired (the wait is the grant's own timeout)
+        const expiresAt = Date.parse(String(grant.time)) + Number(grant.seconds) * 1000;
+        assert.ok(Number.isFinite(expiresAt), `grant line without time or seconds: ${JSON.stringify(grant)}`);
+        await sleep(Math.max(0, expiresAt + 250 - Date.now()));
         spad = await startSpad(topo.server, keys.stateDir, args);
         assert.ok(
           await waitFor(async () => (await ssh(topo.client, topo.server.ipv4)) === 'closed', 5000, 250),
