@@ -17,17 +17,19 @@ export async function importFwknopAction(
 ): Promise<void> {
   const lib = await import('./allowlist.js');
   const insp = await import('./inspect.js');
-  const imp = await import('./import-fwknop.js');
+  const { readAccessConf } = await import('./fwknop-access-conf.js');
+  const { systemGpg } = await import('./fwknop-gpg-home.js');
+  const { planImport } = await import('./import-fwknop.js');
   const { minimalKey } = await import('./minimize.js');
   const stateDir = lib.resolveStateDir(cmd.optsWithGlobals<GlobalOpts>().stateDir, io.env);
   const now = io.now();
   const before = await lib.readAllowlistFile(stateDir);
-  const conf = await imp.readAccessConf(file);
+  const conf = await readAccessConf(file);
   if (conf.stanzas.length === 0) {
     throw new ConfigError('CONFIG_INVALID', `${file}: no stanza (a stanza starts with SOURCE)`);
   }
-  const plan = await imp.planImport(conf, {
-    gpg: imp.systemGpg,
+  const plan = await planImport(conf, {
+    gpg: systemGpg,
     gpgHome: opts.gpgHome,
     now,
     existing: new Map(Object.entries(before.keys)),

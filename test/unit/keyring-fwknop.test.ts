@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadAllowlist } from '../../keyring/allowlist.js';
-import { parseAccessConf } from '../../keyring/import-fwknop.js';
+import { parseAccessConf } from '../../keyring/fwknop-access-conf.js';
 import { makeKey, runKeys, stderrLinesOk, withTmp } from './keyring-helpers.js';
 
 export const FWKNOP_FIXTURE = fileURLToPath(new URL('../../../test/e2e/fixtures/fwknop/', import.meta.url));
