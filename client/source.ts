@@ -5,7 +5,7 @@
  * - `-R URL`: whatever an HTTPS endpoint says our address is: one GET, 5 s for all of it, a body
  *   of at most 1 KiB that must be exactly one unicast IPv4 or IPv6 address (surrounding whitespace
  *   allowed; not unspecified, multicast or broadcast), status 200, no redirects followed. Plain
- *   http:// is refused by settings.ts unless `--insecure-resolve` (then program.ts warns): over
+ *   http:// is refused by settings.ts unless `--insecure-resolve` (then actions.ts warns): over
  *   http anyone on the path picks the address the knock opens;
  * - default: the local address the kernel uses towards the server (transport.ts), which is right
  *   unless a NAT sits between client and server (then use -R or -s).
