@@ -6,6 +6,8 @@
 
 export * from './connect.js';
 export * from './gpg.js';
+export * from './gpg-keys.js';
+export * from './gpg-run.js';
 export * from './keys.js';
 export * from './knock.js';
 export * from './passphrase.js';

@@ -18,7 +18,7 @@ import { type Address, formatAddress } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
 import { DEFAULT_RANDOM_PORTS, PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { encodePayload, makePayload, type Payload } from '../protocol/payload.js';
-import type { GpgOptions } from './gpg.js';
+import type { GpgOptions } from './gpg-run.js';
 import { keyFilePath } from '../keyring/lookup.js';
 import {
   findOwnKey,
@@ -170,7 +170,10 @@ async function openpgpKeys(
 
 async function gpgKeys(req: KnockRequest, home: string): Promise<KeyPlan> {
   const s = req.settings;
-  const { gpgSeal, gpgServerKey, gpgSignerKey } = await import('./gpg.js');
+  const [{ gpgSeal }, { gpgServerKey, gpgSignerKey }] = await Promise.all([
+    import('./gpg.js'),
+    import('./gpg-keys.js'),
+  ]);
   const opts: GpgOptions = { exe: s.gpgExe, home, passphraseFile: s.keyPassphraseFile };
   if (s.keyPassphraseFile !== undefined) {
     // gpg reads the file itself: check it first as any passphrase file (and that it is not empty)

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as openpgp from 'openpgp';
-import { parseColons, listGpgKeys } from '../../client/gpg.js';
+import { parseColons, listGpgKeys } from '../../client/gpg-keys.js';
 import { loadAllowlist } from '../../keyring/allowlist.js';
 import { inspectKey } from '../../keyring/inspect.js';
 import { importKey, openKeystore } from '../../keyring/keystore.js';
