@@ -57,7 +57,6 @@ export {
   type KeyRole,
   keyIdOfFingerprint,
   normalizeFingerprint,
-  PGP_OVERRIDES,
   parseKey,
   pgpConfig,
   RSA_MIN_BITS,

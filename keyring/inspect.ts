@@ -12,9 +12,7 @@
 import type * as openpgp from 'openpgp';
 import { ConfigError } from '../protocol/errors.js';
 import { RSA_MIN_BITS } from '../protocol/limits.js';
-
-/** What keyring/ changes from openpgp.js defaults (today: nothing but stating the RSA floor). */
-export const PGP_OVERRIDES: Readonly<Partial<openpgp.Config>> = Object.freeze({ minRSABits: 2047 });
+import { openpgpConfig } from '../protocol/pgp-config.js';
 
 export { RSA_MIN_BITS } from '../protocol/limits.js';
 
@@ -65,14 +63,9 @@ export function pgp(): Promise<typeof openpgp> {
 }
 
 let fullConfig: openpgp.Config | undefined;
-/**
- * The per-call config for every openpgp.js call in keyring/: a frozen copy of the library
- * defaults plus PGP_OVERRIDES. A full object, because Key methods (getSigningKey, ...) take the
- * config as given, without merging defaults in.
- */
+/** The project's openpgp.js config (protocol/pgp-config.ts), made once openpgp.js is loaded. */
 export async function pgpConfig(): Promise<openpgp.Config> {
-  const pg = await pgp();
-  fullConfig ??= Object.freeze({ ...pg.config, ...PGP_OVERRIDES }) as openpgp.Config;
+  fullConfig ??= openpgpConfig(await pgp());
   return fullConfig;
 }
 

@@ -19,7 +19,8 @@ import { decryptEcdhSessionKey, type EcdhKey, prepareEcdh } from './ecdh.js';
 import { nativeOpen } from './native-open.js';
 import { verifyEd25519Message } from './ed25519-verify.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
-import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES, RSA_MIN_BITS } from './limits.js';
+import { MAX_DECOMPRESSED_BYTES, PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
+import { openpgpConfig } from './pgp-config.js';
 import { bytesToHex, decodePayload, encodePayload, type Payload } from './payload.js';
 
 /** What the server knows about a signer, found by the fingerprint of the key that signed. */
@@ -66,14 +67,9 @@ export interface Opened {
   readonly signed: SignedLiteral;
 }
 
-/** A fresh full config per call: a copy of the defaults with our limits, never the global. */
+/** The project's openpgp.js config (pgp-config.ts): a frozen copy, never the global. */
 function cfg(): openpgp.Config {
-  return {
-    ...openpgp.config,
-    maxDecompressedMessageSize: MAX_DECOMPRESSED_BYTES,
-    preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
-    minRSABits: RSA_MIN_BITS,
-  };
+  return openpgpConfig(openpgp);
 }
 
 export async function serverIdentity(key: openpgp.PrivateKey): Promise<ServerIdentity> {

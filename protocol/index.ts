@@ -13,5 +13,6 @@ export * from './framing.js';
 export * from './fwknop.js';
 export * from './limits.js';
 export * from './payload.js';
+export * from './pgp-config.js';
 export * from './policy.js';
 export * from './reply.js';

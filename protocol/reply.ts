@@ -26,6 +26,7 @@ import {
   TIMEOUT_MAX_SECONDS,
 } from './limits.js';
 import { bytesToHex, hexToBytes } from './payload.js';
+import { openpgpConfig } from './pgp-config.js';
 
 export interface Reply {
   /** Server clock when the grant was made, Unix seconds. The grant ends at issued + timeout. */
@@ -187,7 +188,7 @@ function split(bytes: Uint8Array): { body: Uint8Array; sig: Uint8Array } {
 }
 
 function cfg(): openpgp.Config {
-  return { ...openpgp.config, minRSABits: 2048 };
+  return openpgpConfig(openpgp);
 }
 
 /** Builds the datagram: body, then a detached binary-document signature by the server key. */

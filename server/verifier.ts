@@ -87,7 +87,7 @@ async function start(
   init: Extract<MonitorMessage, { t: 'init' }>,
   onMessage: (f: (m: MonitorMessage) => void) => void,
 ): Promise<void> {
-  const key = await openpgp.readPrivateKey({ armoredKey: init.serverKey });
+  const key = await openpgp.readPrivateKey({ armoredKey: init.serverKey, config: await pgpConfig() });
   const identity = await serverIdentity(key);
   let users = usersOf(init.records);
   const { settings } = init;
