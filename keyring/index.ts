@@ -59,7 +59,6 @@ export {
   normalizeFingerprint,
   parseKey,
   pgpConfig,
-  RSA_MIN_BITS,
   type SubkeyInfo,
 } from './inspect.js';
 // client side

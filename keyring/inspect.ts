@@ -14,8 +14,6 @@ import { ConfigError } from '../protocol/errors.js';
 import { RSA_MIN_BITS } from '../protocol/limits.js';
 import { openpgpConfig } from '../protocol/pgp-config.js';
 
-export { RSA_MIN_BITS } from '../protocol/limits.js';
-
 export type KeyRole = 'client' | 'server';
 
 export interface SubkeyInfo {

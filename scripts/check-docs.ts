@@ -2,7 +2,8 @@
  * Drift check, part of `npm run check`: the documents say what the code does.
  *  - the drop codes of SPEC.md §7 and the local error codes of §8 are the code's
  *    (protocol/errors.ts DROP_CODES, CONFIG_CODES);
- *  - the limits table of SPEC.md §5 holds the values of protocol/limits.ts;
+ *  - the limits table of SPEC.md §5 holds the values of protocol/limits.ts, and every RSA key
+ *    size floor SPEC.md, README.md and SECURITY.md state is RSA_MIN_BITS;
  *  - every "SPEC.md §N" (or §N.M, or §7 step N) cited anywhere in the repository exists;
  *  - README.md's list of `--config` keys is the config file schema's (server/config.ts);
  *  - the documents a file cites by name (README.md, SPEC.md, ...) are in the repository, and no
@@ -98,6 +99,29 @@ export function checkLimits(spec: string, l: Limits = limits): string[] {
     if (got.slice(0, want.length).join(',') !== want.join(',')) {
       problems.push(`SPEC.md §5 "${name}" says ${cell}; protocol/limits.ts says ${want.join('..')}`);
     }
+  }
+  return problems;
+}
+
+/** The documents that state the RSA floor; SPEC.md must state it. */
+const RSA_FLOOR_DOCS = ['SPEC.md', 'README.md', 'SECURITY.md'];
+// "RSA keys MUST have at least 2048 bits", "RSA shorter than 2048 bits", "RSA < 2048 bits"
+const RSA_FLOOR =
+  /\bRSA\b[^.|]{0,60}?(?:\bat least|\bshorter than|\bbelow|\bfewer than|<) *(\d+)[ -]bits?\b/g;
+
+/** Where the RSA floor the documents state differs from protocol/limits.ts RSA_MIN_BITS. */
+export function checkRsaFloor(
+  files: ReadonlyMap<string, string>,
+  bits: number = limits.RSA_MIN_BITS,
+): string[] {
+  const problems: string[] = [];
+  for (const path of RSA_FLOOR_DOCS) {
+    const text = files.get(path);
+    if (text === undefined) continue;
+    const stated = [...text.matchAll(RSA_FLOOR)].map((m) => Number(m[1]));
+    if (path === 'SPEC.md' && stated.length === 0) problems.push('SPEC.md does not state the RSA floor');
+    for (const n of stated)
+      if (n !== bits) problems.push(`${path} says RSA keys need ${n} bits; protocol/limits.ts says ${bits}`);
   }
   return problems;
 }
@@ -214,6 +238,7 @@ function main(): void {
     ...checkDropCodes(spec),
     ...checkConfigCodes(spec),
     ...checkLimits(spec),
+    ...checkRsaFloor(files),
     ...checkSpecRefs(spec, files),
     ...checkConfigKeys(files.get('README.md') ?? ''),
     ...checkCitations(files, (p) => existsSync(`${root}/${p}`)),

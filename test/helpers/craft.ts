@@ -5,6 +5,7 @@
  * let tests and scripts/gen-vectors.ts make them with openpgp.js, each call with its own config.
  */
 import * as openpgp from 'openpgp';
+import { RSA_MIN_BITS } from '../../protocol/limits.js';
 import { hexToBytes } from '../../protocol/payload.js';
 
 export type Compression = 'none' | 'zip' | 'zlib';
@@ -57,7 +58,7 @@ export async function signedPackets(
       signingKeys: [...signers],
       format: 'binary',
       date: opts.now,
-      config: { minRSABits: 2048 },
+      config: { minRSABits: RSA_MIN_BITS },
     })) as Uint8Array;
   } finally {
     proto.writeHashedSubPackets = original;
@@ -87,7 +88,7 @@ export async function encryptPackets(
     date: opts.now,
     config: {
       preferredCompressionAlgorithm: COMPRESSION[opts.compression ?? 'none'],
-      minRSABits: 2048,
+      minRSABits: RSA_MIN_BITS,
     },
   })) as Uint8Array;
 }

@@ -12,12 +12,14 @@ import {
   checkConfigKeys,
   checkDropCodes,
   checkLimits,
+  checkRsaFloor,
   checkSpecRefs,
 } from '../../scripts/check-docs.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const spec = readFileSync(`${root}/SPEC.md`, 'utf8');
 const readme = readFileSync(`${root}/README.md`, 'utf8');
+const security = readFileSync(`${root}/SECURITY.md`, 'utf8');
 const one = (path: string, text: string): Map<string, string> => new Map([[path, text]]);
 const inRepo = (p: string): boolean => existsSync(`${root}/${p}`);
 
@@ -28,6 +30,12 @@ describe('check-docs', () => {
     assert.deepEqual(checkLimits(spec), []);
     assert.deepEqual(checkConfigKeys(readme), []);
     assert.deepEqual(checkSpecRefs(spec, one('SPEC.md', spec)), []);
+    const docs = new Map([
+      ['SPEC.md', spec],
+      ['README.md', readme],
+      ['SECURITY.md', security],
+    ]);
+    assert.deepEqual(checkRsaFloor(docs), []);
   });
 
   test('a drop code the code has and SPEC.md §7 lost is caught, and one SPEC names that the code lacks', () => {
@@ -50,6 +58,20 @@ describe('check-docs', () => {
       checkLimits(spec.replace('| datagram | 64..1400 bytes', '| datagram | 64..1500 bytes')).join('\n'),
       /"datagram" says 64\.\.1500/,
     );
+  });
+
+  test('an RSA floor in a document that differs from RSA_MIN_BITS, or SPEC.md without one, is caught', () => {
+    assert.match(
+      checkRsaFloor(one('SECURITY.md', security.replace('RSA < 2048 bits', 'RSA < 1024 bits'))).join('\n'),
+      /SECURITY\.md says RSA keys need 1024 bits; protocol\/limits\.ts says 2048/,
+    );
+    assert.match(
+      checkRsaFloor(one('SPEC.md', spec.replace('at least 2048 bits', 'at least 3072 bits'))).join('\n'),
+      /SPEC\.md says RSA keys need 3072 bits/,
+    );
+    assert.deepEqual(checkRsaFloor(one('SPEC.md', 'RSA is accepted.')), [
+      'SPEC.md does not state the RSA floor',
+    ]);
   });
 
   test('a citation of a SPEC.md section or §7 step that does not exist is caught', () => {
