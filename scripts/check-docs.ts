@@ -4,6 +4,8 @@
  *    (protocol/errors.ts DROP_CODES, CONFIG_CODES);
  *  - the limits table of SPEC.md §5 holds the values of protocol/limits.ts, and every RSA key
  *    size floor SPEC.md, README.md and SECURITY.md state is RSA_MIN_BITS;
+ *  - the figures README.md and SECURITY.md give for spad's implementation limits (rates, queue
+ *    and credit sizes, command caps) are those of server/limits.ts;
  *  - every "SPEC.md §N" (or §N.M, or §7 step N) cited anywhere in the repository exists;
  *  - README.md's list of `--config` keys is the config file schema's (server/config.ts);
  *  - the documents a file cites by name (README.md, SPEC.md, ...) are in the repository, and no
@@ -18,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { CONFIG_CODES, DROP_CODES } from '../protocol/errors.js';
 import * as limits from '../protocol/limits.js';
 import { CONFIG_FILE_KEYS } from '../server/config.js';
+import * as serverLimits from '../server/limits.js';
 
 /** The text of one `## N.` section of SPEC.md (up to the next `## `), or '' if there is none. */
 export function specSection(spec: string, n: number): string {
@@ -122,6 +125,48 @@ export function checkRsaFloor(
     if (path === 'SPEC.md' && stated.length === 0) problems.push('SPEC.md does not state the RSA floor');
     for (const n of stated)
       if (n !== bits) problems.push(`${path} says RSA keys need ${n} bits; protocol/limits.ts says ${bits}`);
+  }
+  return problems;
+}
+
+type ServerLimits = typeof serverLimits;
+
+/** Where the documents state a figure of server/limits.ts: the document, the phrase, the value. */
+export function limitStatements(
+  l: ServerLimits = serverLimits,
+): ReadonlyArray<readonly [string, RegExp, number]> {
+  return [
+    ['README.md', /Past (\d+) junk\s+datagrams a second/, l.JUNK_FORWARD_PER_SECOND],
+    ['README.md', /knocked validly in the last\s+(\d+) minutes/, l.TRUSTED_SOURCE_MS / 60_000],
+    ['README.md', /at most (\d+) are on their way/, l.CREDIT_WINDOW],
+    ['README.md', /bounded to (\d+)\s+lines per reason per second/, l.AUDIT_LINES_PER_REASON_PER_SECOND],
+    ['README.md', /SIGKILL (\d+) s\s+later/, l.KILL_GRACE_MS / 1000],
+    ['README.md', /time limit \+ (\d+) s per process/, l.KILL_GRACE_MS / 1000],
+    ['README.md', /at most (\d+)\s+processes for the run-as user/, l.COMMAND_NPROC],
+    ['README.md', /(\d+) GiB of address space per process/, l.COMMAND_AS_BYTES / 1024 ** 3],
+    ['README.md', /Output is kept up to (\d+) KiB per stream/, l.OUTPUT_CAP_BYTES / 1024],
+    ['SECURITY.md', /valid knock in the last (\d+) minutes/, l.TRUSTED_SOURCE_MS / 60_000],
+    ['SECURITY.md', /`error` only, bounded fields, at most (\d+) a second/, l.VERIFIER_AUDIT_PER_SECOND],
+    ['SECURITY.md', /time limit \+ (\d+) per process/, l.KILL_GRACE_MS / 1000],
+    ['SECURITY.md', /at most (\d+) processes for\s+the run-as uid/, l.COMMAND_NPROC],
+    ['SECURITY.md', /(\d+) GiB address space per process/, l.COMMAND_AS_BYTES / 1024 ** 3],
+    ['SECURITY.md', /SIGKILL (\d+) s later/, l.KILL_GRACE_MS / 1000],
+  ];
+}
+
+/** Where README.md and SECURITY.md state a figure of server/limits.ts other than its value. */
+export function checkServerLimits(
+  files: ReadonlyMap<string, string>,
+  l: ServerLimits = serverLimits,
+): string[] {
+  const problems: string[] = [];
+  for (const [path, phrase, value] of limitStatements(l)) {
+    const text = files.get(path);
+    if (text === undefined) continue;
+    const m = phrase.exec(text);
+    if (!m) problems.push(`${path} no longer says ${phrase.source} (server/limits.ts: ${value})`);
+    else if (Number(m[1]) !== value)
+      problems.push(`${path} says "${m[0].replace(/\s+/g, ' ')}"; server/limits.ts says ${value}`);
   }
   return problems;
 }
@@ -239,6 +284,7 @@ function main(): void {
     ...checkConfigCodes(spec),
     ...checkLimits(spec),
     ...checkRsaFloor(files),
+    ...checkServerLimits(files),
     ...checkSpecRefs(spec, files),
     ...checkConfigKeys(files.get('README.md') ?? ''),
     ...checkCitations(files, (p) => existsSync(`${root}/${p}`)),

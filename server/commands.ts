@@ -29,9 +29,8 @@ import type { Decision } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { Firewall } from './firewall/types.js';
 import type { CommandRunner } from './act.js';
+import { COMMAND_AS_BYTES, COMMAND_NPROC, KILL_GRACE_MS, OUTPUT_CAP_BYTES } from './limits.js';
 
-export const OUTPUT_CAP_BYTES = 4096;
-export const KILL_GRACE_MS = 2000;
 /**
  * After the command's process has exited and its session was killed, how long its output pipes may
  * stay open (held by a descendant that left the group) before spad stops reading them.
@@ -39,10 +38,6 @@ export const KILL_GRACE_MS = 2000;
 export const PIPE_GRACE_MS = 1000;
 export const COMMAND_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const PRLIMIT = '/usr/bin/prlimit';
-/** RLIMIT_NPROC: processes the run-as uid may have in all (a fork bomb stops here). */
-export const COMMAND_NPROC = 128;
-/** RLIMIT_AS per process. */
-export const COMMAND_AS_BYTES = 4 * 1024 ** 3;
 
 export interface Account {
   uid: number;

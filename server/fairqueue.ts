@@ -21,6 +21,7 @@
  * Memory is bounded by the capacity (items) plus `maxTrusted` remembered sources.
  */
 import { tryParseAddress, unmapV4 } from '../protocol/address.js';
+import { QUEUE_CAPACITY, TRUSTED_SOURCE_MS, TRUSTED_SOURCES_MAX } from './limits.js';
 
 export interface FairQueueOptions {
   /** Items held at most, across sources and lanes. */
@@ -32,9 +33,9 @@ export interface FairQueueOptions {
 }
 
 export const DEFAULT_FAIR_QUEUE: Required<FairQueueOptions> = {
-  capacity: 1024,
-  trustMs: 15 * 60_000,
-  maxTrusted: 4096,
+  capacity: QUEUE_CAPACITY,
+  trustMs: TRUSTED_SOURCE_MS,
+  maxTrusted: TRUSTED_SOURCES_MAX,
 };
 
 /**

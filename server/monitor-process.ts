@@ -5,7 +5,7 @@
  * - capture (pcap mode only): server/capture/pcap-child.ts, started through setpriv(1) as the
  *   verifier user with CAP_NET_RAW alone (libpcap needs nothing more to open a packet socket),
  *   no-new-privs. Its stdout is handed straight to the verifier as fd 0 and its stdin as fd 4
- *   (the verifier's credits, pcap.ts CREDIT_WINDOW): frames never pass through the monitor.
+ *   (the verifier's credits, server/limits.ts CREDIT_WINDOW): frames never pass through the monitor.
  * - verifier: server/verifier.ts, through setpriv as the verifier user with every capability
  *   set empty (bounding set included) and no-new-privs, cwd its own directory. fd 1 → monitor
  *   (ipc.ts lines, bounded here), fd 3 ← monitor (init, reload, accepted, stop).

@@ -24,15 +24,14 @@ import type { Forwarder } from './firewall/forward.js';
 import type { Audit, AuditFields } from './audit.js';
 import type { Firewall } from './firewall/types.js';
 import { MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
+import {
+  AUDIT_LINES_PER_REASON_PER_SECOND,
+  MONITOR_PENDING_MAX,
+  VERIFIER_AUDIT_PER_SECOND,
+} from './limits.js';
 import { type CountersMessage, type DecisionMessage, parseVerifierLine } from './ipc-schema.js';
 import type { UserDirectory } from './pipeline.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
-
-/** Audit lines per reason per second for refusals, and for lines the verifier asks to write. */
-const LINES_PER_SECOND = 20;
-const VERIFIER_AUDIT_PER_SECOND = 200;
-/** Decisions waiting for verification beyond this are refused (a verifier flooding its monitor). */
-const MAX_PENDING = 256;
 
 export interface MonitorDeps extends VerifierPeer {
   serverFingerprint: string;
@@ -84,7 +83,7 @@ export class Monitor {
     const msg = parsed.msg;
     switch (msg.t) {
       case 'decision': {
-        if (this.pending >= MAX_PENDING) {
+        if (this.pending >= MONITOR_PENDING_MAX) {
           return Promise.resolve(this.refuse('IPC_INVALID', 'too many decisions waiting'));
         }
         this.pending++;
@@ -234,7 +233,7 @@ export class Monitor {
     this.counters.set(key, (this.counters.get(key) ?? 0) + n);
   }
 
-  /** Bounded audit: at most LINES_PER_SECOND lines per key per second, the rest summarized. */
+  /** Bounded audit: at most AUDIT_LINES_PER_REASON_PER_SECOND lines per key per second, the rest summarized. */
   private admit(key: string, limit: number): boolean {
     const second = Math.floor(this.deps.now() / 1000);
     if (second !== this.second) this.flush(second);
@@ -247,7 +246,7 @@ export class Monitor {
   flush(second = Math.floor(this.deps.now() / 1000)): void {
     if (second === this.second) return;
     for (const [key, n] of this.lines) {
-      const limit = key === '\0verifier' ? VERIFIER_AUDIT_PER_SECOND : LINES_PER_SECOND;
+      const limit = key === '\0verifier' ? VERIFIER_AUDIT_PER_SECOND : AUDIT_LINES_PER_REASON_PER_SECOND;
       if (n > limit) {
         this.deps.audit.log('drop_summary', {
           reason: key === '\0verifier' ? 'VERIFIER_AUDIT' : key,
@@ -267,7 +266,7 @@ export class Monitor {
 
   private refuse(code: DropCode | 'INTERNAL', detail?: string, extra: AuditFields = {}): MonitorOutcome {
     this.count(code);
-    if (this.admit(code, LINES_PER_SECOND)) {
+    if (this.admit(code, AUDIT_LINES_PER_REASON_PER_SECOND)) {
       this.deps.audit.log('drop', {
         reason: code,
         ...extra,

@@ -26,6 +26,7 @@ import type { Audit } from './audit.js';
 import type { Datagram } from './capture/types.js';
 import { FairQueue, type FairQueueOptions } from './fairqueue.js';
 import type { Firewall } from './firewall/types.js';
+import { AUDIT_LINES_PER_REASON_PER_SECOND, BACKLOG_HIGH, BACKLOG_LOW, QUEUE_CAPACITY } from './limits.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 
 /** The users enrolled with --fwknop (SPEC.md §11), compiled once per load. */
@@ -61,9 +62,6 @@ export type ActHandler = (
   req: ActRequest,
 ) => Promise<{ ok: true } | { ok: false; code: DropCode | 'INTERNAL' }>;
 
-/** Audit lines per drop reason per second before the rest are summarized (flood bound). */
-export const DROP_LINES_PER_SECOND = 20;
-
 export interface PipelineDeps {
   identity: ServerIdentity;
   users: () => UserDirectory;
@@ -85,7 +83,7 @@ export interface PipelineDeps {
   protect?: readonly PortSpec[];
   /**
    * Datagrams that may wait; beyond this the busiest flow (source and port) sheds one (RATE_LIMITED,
-   * detail queue_full). Default 1024.
+   * detail queue_full). Default QUEUE_CAPACITY (limits.ts).
    */
   maxQueue?: number;
   /** The fair queue's other settings (returning-source lane). */
@@ -97,10 +95,6 @@ export interface PipelineDeps {
    */
   onBacklog?: (busy: boolean) => void;
 }
-
-/** Queue depths at which the pipeline reports a backlog and its end (see onBacklog). */
-export const BACKLOG_HIGH = 64;
-export const BACKLOG_LOW = 16;
 
 interface Pending {
   d: Datagram;
@@ -121,7 +115,7 @@ export class Pipeline {
   private readonly linesThisSecond = new Map<string, number>();
 
   constructor(private readonly deps: PipelineDeps) {
-    this.queue = new FairQueue({ ...deps.queue, capacity: deps.maxQueue ?? 1024 });
+    this.queue = new FairQueue({ ...deps.queue, capacity: deps.maxQueue ?? QUEUE_CAPACITY });
   }
 
   /**
@@ -190,12 +184,12 @@ export class Pipeline {
   ): Outcome {
     this.count(code);
     // Every drop is counted; under a flood its audit lines are bounded: the first
-    // DROP_LINES_PER_SECOND of each reason in a second are written, the rest summarized.
+    // AUDIT_LINES_PER_REASON_PER_SECOND of each reason in a second are written, the rest summarized.
     const second = Math.floor(this.deps.now() / 1000);
     if (second !== this.logSecond) this.flushDropSummary(second);
     const n = (this.linesThisSecond.get(code) ?? 0) + 1;
     this.linesThisSecond.set(code, n);
-    if (n <= DROP_LINES_PER_SECOND) {
+    if (n <= AUDIT_LINES_PER_REASON_PER_SECOND) {
       this.deps.audit.log('drop', {
         reason: code,
         source: d.source,
@@ -217,10 +211,10 @@ export class Pipeline {
   flushDropSummary(second = Math.floor(this.deps.now() / 1000)): void {
     if (second === this.logSecond) return;
     for (const [reason, n] of this.linesThisSecond) {
-      if (n > DROP_LINES_PER_SECOND) {
+      if (n > AUDIT_LINES_PER_REASON_PER_SECOND) {
         this.deps.audit.log('drop_summary', {
           reason,
-          suppressed: n - DROP_LINES_PER_SECOND,
+          suppressed: n - AUDIT_LINES_PER_REASON_PER_SECOND,
           second: this.logSecond,
         });
       }

@@ -13,16 +13,15 @@
  * with receivedAt here. With --key-ids, junk beyond a small per-second allowance is shed here
  * and only counted, and what may be a knock waits in a fair queue while spad is not reading
  * (prefilter.ts FramePump): a flood cannot crowd knocks out of the pipe, and what is shed comes
- * from the busiest sources. Without --key-ids, if spad falls more than MAX_QUEUED bytes behind,
+ * from the busiest sources. Without --key-ids, if spad falls more than CAPTURE_QUEUED_BYTES_MAX bytes (server/limits.ts) behind,
  * frames are dropped here and counted. Memory stays bounded on both sides.
  */
 import { parseArgs } from 'node:util';
+import { CAPTURE_QUEUED_BYTES_MAX } from '../limits.js';
 import { openCap } from './cap-binding.js';
 import { isSupportedLinkType, linkTypeFromCap } from './decode.js';
 import { encodeError, encodeFiltered, encodeFrame, encodeReady } from './pcap-ipc.js';
 import { FramePump, Prefilter } from './prefilter.js';
-
-const MAX_QUEUED = 1024 * 1024;
 
 const { values } = parseArgs({
   options: {
@@ -93,7 +92,7 @@ function main(): void {
       else if (!pump.junk(record())) prefilter.shed(v.junk);
       return;
     }
-    if (out.writableLength > MAX_QUEUED) {
+    if (out.writableLength > CAPTURE_QUEUED_BYTES_MAX) {
       dropped++;
       return;
     }

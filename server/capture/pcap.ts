@@ -23,12 +23,8 @@ import { existsSync } from 'node:fs';
 import { ConfigError } from '../../protocol/errors.js';
 import { CAP_SNAPLEN, type CapHandle, openCap } from './cap-binding.js';
 import { type DecodeFailure, decodeFrame, isSupportedLinkType, linkTypeFromCap } from './decode.js';
-import {
-  CAPTURE_CHILD_SCRIPT as CHILD,
-  captureChildArgs,
-  DEFAULT_BUFFER_BYTES,
-  HEADER_ROOM,
-} from './child-args.js';
+import { DEFAULT_BUFFER_BYTES } from '../limits.js';
+import { CAPTURE_CHILD_SCRIPT as CHILD, captureChildArgs, HEADER_ROOM } from './child-args.js';
 import { HostAddresses } from './host-addresses.js';
 import { RecordReader } from './pcap-ipc.js';
 import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
@@ -66,7 +62,7 @@ export interface PcapCaptureMode {
   hostAddresses?: HostAddresses | null;
   /** Read the records of a capture process started elsewhere from this stream (see piped()). */
   frames?: NodeJS.ReadableStream;
-  /** With `frames`: that process's stdin, where frames read are credited back (child-args.ts CREDIT_WINDOW). */
+  /** With `frames`: that process's stdin, where frames read are credited back (server/limits.ts CREDIT_WINDOW). */
   credits?: NodeJS.WritableStream;
 }
 
@@ -354,7 +350,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
     let child: ChildProcess | undefined;
     let wanted = false;
     let paused = false;
-    /** Frames read from the current child and not yet credited back to it (see child-args.ts CREDIT_WINDOW). */
+    /** Frames read from the current child and not yet credited back to it (see server/limits.ts CREDIT_WINDOW). */
     let owed = 0;
     const credit = (): void => {
       if (owed === 0 || paused || !child?.stdin?.writable) return;

@@ -3,7 +3,7 @@
  * capture process runs the pipeline's own cheapest checks (SPEC.md §7 steps 1-3: decodable UDP,
  * size bounds, OpenPGP framing, a session key for one of our key ids; for fwknop text knocks the
  * same framing once their prefix is rebuilt, §11.1). Frames that fail are junk.
- * The first JUNK_FORWARD_PER_SECOND junk frames each second still go to spad, so at normal rates
+ * The first JUNK_FORWARD_PER_SECOND (server/limits.ts) junk frames each second still go to spad, so at normal rates
  * every drop gets its own audit line exactly as before; beyond that, junk is only counted by
  * reason and reported once a second (spad turns the counts into counters and `drop_summary` audit
  * lines). Without this, a 50,000 datagrams/s flood made spad copy and log every frame and the
@@ -21,9 +21,8 @@ import { isForUs, parseFraming } from '../../protocol/framing.js';
 import { isSpaError } from '../../protocol/errors.js';
 import { fwknopMayBeForUs, looksLikeFwknop } from '../../protocol/fwknop.js';
 import { FairQueue } from '../fairqueue.js';
+import { JUNK_FORWARD_PER_SECOND, PUMP_CAPACITY } from '../limits.js';
 import { decodeFrame } from './decode.js';
-
-export const JUNK_FORWARD_PER_SECOND = 50;
 
 /** The drop reason a frame would get in spad's first steps, or null when it may be a knock. */
 export function junkReason(
@@ -124,9 +123,6 @@ export interface RecordSink {
   readonly writableLength: number;
   write(chunk: Buffer, cb: () => void): boolean;
 }
-
-/** Frames the capture process holds while spad is not reading (about 2-6 MB). */
-export const PUMP_CAPACITY = 4096;
 
 /**
  * Sends records to spad while spad has credit for them (spad returns one per frame it read, and

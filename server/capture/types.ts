@@ -53,7 +53,7 @@ export interface Capture {
   /**
    * Stop and resume reading while the pipeline has a backlog (isolated pcap: spad withholds the
    * capture process's credit, and it holds frames in its own fair queue and sheds what spad could
-   * not process, fairly; pcap.ts CREDIT_WINDOW).
+   * not process, fairly; server/limits.ts CREDIT_WINDOW).
    * Absent where the mechanism cannot pause (the UDP socket: the pipeline's queue sheds instead).
    */
   pause?(): void;

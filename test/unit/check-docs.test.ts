@@ -13,6 +13,7 @@ import {
   checkDropCodes,
   checkLimits,
   checkRsaFloor,
+  checkServerLimits,
   checkSpecRefs,
 } from '../../scripts/check-docs.js';
 
@@ -36,6 +37,7 @@ describe('check-docs', () => {
       ['SECURITY.md', security],
     ]);
     assert.deepEqual(checkRsaFloor(docs), []);
+    assert.deepEqual(checkServerLimits(docs), []);
   });
 
   test('a drop code the code has and SPEC.md §7 lost is caught, and one SPEC names that the code lacks', () => {
@@ -72,6 +74,19 @@ describe('check-docs', () => {
     assert.deepEqual(checkRsaFloor(one('SPEC.md', 'RSA is accepted.')), [
       'SPEC.md does not state the RSA floor',
     ]);
+  });
+
+  test('a figure of server/limits.ts that README.md or SECURITY.md states otherwise, or no longer states, is caught', () => {
+    assert.match(
+      checkServerLimits(one('README.md', readme.replace('Past 50 junk', 'Past 500 junk'))).join('\n'),
+      /README\.md says "Past 500 junk datagrams a second"; server\/limits\.ts says 50/,
+    );
+    assert.match(
+      checkServerLimits(
+        one('SECURITY.md', security.replace('at most 200 a second', 'at most 2,000 a second')),
+      ).join('\n'),
+      /SECURITY\.md no longer says .*200/,
+    );
   });
 
   test('a citation of a SPEC.md section or §7 step that does not exist is caught', () => {
