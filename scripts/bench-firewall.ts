@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import {
-  type CommandRunner,
+  type FirewallExec,
   createFirewall,
   execRunner,
   type Firewall,
@@ -107,7 +107,7 @@ const TRANSPORTS = {
   'nft-spawn': ['nftables', () => execRunner(), 'nftables, nft -f - per change'],
   'nft-shell': ['nftables', () => nftShellRunner(), 'nftables, one nft -i'],
   iptables: ['iptables', () => execRunner(), 'iptables'],
-} as const satisfies Record<string, readonly [FirewallKind, () => CommandRunner, string]>;
+} as const satisfies Record<string, readonly [FirewallKind, () => FirewallExec, string]>;
 type Transport = keyof typeof TRANSPORTS;
 
 async function inner(t: Transport): Promise<void> {

@@ -16,7 +16,8 @@ import type { Forwarder } from './firewall/forward.js';
 import type { Firewall } from './firewall/types.js';
 import type { ReplayEntry, ReplayStore } from './replay.js';
 
-export interface CommandRunner {
+/** Runs the commands users knock for (server/commands.ts); not the firewall's FirewallExec. */
+export interface UserCommandRunner {
   /** Runs an authorized command; resolves when it is started (or refused: throws a SpaError). */
   run(
     decision: Extract<Decision, { kind: 'command' }>,
@@ -39,7 +40,7 @@ export interface SharedReplayCheck {
 export interface ActDeps {
   firewall: Firewall;
   audit: Audit;
-  commands?: CommandRunner | undefined;
+  commands?: UserCommandRunner | undefined;
   /** Where the knock is recorded as used once it is acted on. */
   replay: Pick<ReplayStore, 'add'>;
   /** With `--cluster`: the shared replay record every gateway of the fleet checks. */

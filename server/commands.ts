@@ -28,7 +28,7 @@ import { PolicyError } from '../protocol/errors.js';
 import type { Decision } from '../protocol/policy.js';
 import type { Audit } from './audit.js';
 import type { Firewall } from './firewall/types.js';
-import type { CommandRunner } from './act.js';
+import type { UserCommandRunner } from './act.js';
 import { COMMAND_AS_BYTES, COMMAND_NPROC, KILL_GRACE_MS, OUTPUT_CAP_BYTES } from './limits.js';
 
 /**
@@ -86,7 +86,7 @@ class Capped {
   }
 }
 
-export interface CommandRunnerOptions {
+export interface UserCommandRunnerOptions {
   audit: Audit;
   maxPerUser: number;
   firewall: () => Firewall;
@@ -96,11 +96,11 @@ export interface CommandRunnerOptions {
 }
 
 type CommandDecision = Extract<Decision, { kind: 'command' }>;
-type Ctx = Parameters<CommandRunner['run']>[1];
+type Ctx = Parameters<UserCommandRunner['run']>[1];
 
 export function createCommandRunner(
-  opts: CommandRunnerOptions,
-): CommandRunner & { running(): number; settled(): Promise<void> } {
+  opts: UserCommandRunnerOptions,
+): UserCommandRunner & { running(): number; settled(): Promise<void> } {
   const active = new Map<string, number>();
   const inflight = new Set<Promise<void>>();
   const lookup = opts.lookup ?? lookupAccount;

@@ -30,7 +30,7 @@ import { SharedReplay } from './cluster/replay.js';
 import { Monitor } from './monitor.js';
 import { bindReplySockets } from './reply-socket.js';
 import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
-import type { CommandRunner } from './pipeline.js';
+import type { UserCommandRunner } from './pipeline.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
 
@@ -61,7 +61,7 @@ export async function checkSetup(cfg: ServerConfig): Promise<{ fingerprint: stri
 
 export async function startDaemon(
   cfg: ServerConfig,
-  opts: { audit?: Audit; commands?: (audit: Audit) => CommandRunner } = {},
+  opts: { audit?: Audit; commands?: (audit: Audit) => UserCommandRunner } = {},
 ): Promise<Daemon> {
   const audit = opts.audit ?? createAudit({ file: cfg.auditLog, verbose: cfg.verbose });
   if (existsSync(cfg.socketPath)) {

@@ -16,7 +16,7 @@ import { formatAddress, tryParseAddress } from '../protocol/address.js';
 import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import { verifyFwknopSigned } from '../protocol/fwknop.js';
-import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
+import { act, type UserCommandRunner, type SharedReplayCheck } from './act.js';
 import type { PortSpec } from '../protocol/access.js';
 import { decide, type GatewayPolicy } from '../protocol/policy.js';
 import type { Reply } from '../protocol/reply.js';
@@ -39,7 +39,7 @@ export interface MonitorDeps extends VerifierPeer {
   replay: ReplayStore;
   firewall: Firewall;
   audit: Audit;
-  commands?: CommandRunner | undefined;
+  commands?: UserCommandRunner | undefined;
   /** With `--cluster`: the fleet's shared replay record, claimed before acting (act.ts). */
   shared?: SharedReplayCheck | null | undefined;
   now: () => number;

@@ -18,7 +18,7 @@ import {
   type Unwrapped,
   unwrapFwknop,
 } from '../protocol/fwknop.js';
-import { act, type CommandRunner, type SharedReplayCheck } from './act.js';
+import { act, type UserCommandRunner, type SharedReplayCheck } from './act.js';
 import type { PortSpec } from '../protocol/access.js';
 import { type Decision, decide, type GatewayPolicy, type UserPolicy } from '../protocol/policy.js';
 import type { Forwarder } from './firewall/forward.js';
@@ -46,7 +46,7 @@ export interface UserDirectory {
   fwknop?: FwknopDirectory;
 }
 
-export type { CommandRunner, SharedReplayCheck } from './act.js';
+export type { UserCommandRunner, SharedReplayCheck } from './act.js';
 
 /** What the pipeline hands over at step 15 when acting is someone else's (spad's monitor). */
 export interface ActRequest {
@@ -73,7 +73,7 @@ export interface PipelineDeps {
   audit: Audit;
   now: () => number;
   maxSkewSeconds: number;
-  commands?: CommandRunner;
+  commands?: UserCommandRunner;
   /** With `--cluster` and no `act`: the fleet's shared replay record (act.ts). */
   shared?: SharedReplayCheck | null;
   /** Gateway mode (SPEC.md §9.6): forwarding is refused without it. */

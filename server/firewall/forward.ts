@@ -47,7 +47,7 @@ import { type Address, formatAddress, parseCidr, tryParseAddress, unmapV4 } from
 import type { Family } from '../../protocol/address.js';
 import { ConfigError } from '../../protocol/errors.js';
 import { Serial } from './serial.js';
-import { type CommandRunner, FirewallError, type FirewallKind, type Proto } from './types.js';
+import { type FirewallExec, FirewallError, type FirewallKind, type Proto } from './types.js';
 import { DEFAULT_NAME, NAME_RE, normalizeSource } from './validate.js';
 
 export interface ForwardOptions {
@@ -353,11 +353,11 @@ export function parseNftForward(
 export class NftForwarder implements Forwarder {
   readonly backend = 'nftables' as const;
   readonly #o: NormalForwardOptions;
-  readonly #runner: CommandRunner;
+  readonly #runner: FirewallExec;
   readonly #serial = new Serial();
   #fingerprint: string | null = null;
 
-  constructor(o: NormalForwardOptions, runner: CommandRunner) {
+  constructor(o: NormalForwardOptions, runner: FirewallExec) {
     this.#o = o;
     this.#runner = runner;
   }
@@ -521,12 +521,12 @@ export function parseIptForward(
 export class IptForwarder implements Forwarder {
   readonly backend = 'iptables' as const;
   readonly #o: NormalForwardOptions;
-  readonly #runner: CommandRunner;
+  readonly #runner: FirewallExec;
   readonly #serial = new Serial();
   readonly #chains: { pre: string; fwd: string };
   #fixed: Record<Family, string | null> = { 4: null, 6: null };
 
-  constructor(o: NormalForwardOptions, runner: CommandRunner) {
+  constructor(o: NormalForwardOptions, runner: FirewallExec) {
     this.#o = o;
     this.#runner = runner;
     this.#chains = iptGwChains(o.name);
@@ -742,7 +742,7 @@ export class IptForwarder implements Forwarder {
 }
 
 /** Nothing runs until init(). Throws CONFIG_INVALID / ADDRESS_INVALID for bad options. */
-export function createForwarder(kind: FirewallKind, opts: ForwardOptions, runner: CommandRunner): Forwarder {
+export function createForwarder(kind: FirewallKind, opts: ForwardOptions, runner: FirewallExec): Forwarder {
   const o = normalizeForwardOptions(opts);
   if (kind === 'nftables') return new NftForwarder(o, runner);
   return new IptForwarder(o, runner);

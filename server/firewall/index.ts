@@ -7,7 +7,7 @@ import { IptablesFirewall } from './iptables.js';
 import { nftShellRunner } from './nft-shell.js';
 import { NftablesFirewall } from './nftables.js';
 import { execRunner } from './runner.js';
-import type { CommandRunner, Firewall, FirewallKind, FirewallOptions } from './types.js';
+import type { FirewallExec, Firewall, FirewallKind, FirewallOptions } from './types.js';
 import { normalizeOptions } from './validate.js';
 
 export { type NftShellRunner, nftShellRunner } from './nft-shell.js';
@@ -15,7 +15,7 @@ export { type ExecRunnerOptions, execRunner } from './runner.js';
 export type {
   ActiveGrant,
   CommandResult,
-  CommandRunner,
+  FirewallExec,
   Firewall,
   FirewallKind,
   FirewallOptions,
@@ -32,7 +32,7 @@ export { FirewallError } from './types.js';
  * Throws ConfigError (CONFIG_INVALID, ACCESS_SPEC, ADDRESS_INVALID, LIMIT_EXCEEDED) for bad
  * options. Nothing runs until init().
  */
-export function createFirewall(kind: FirewallKind, opts: FirewallOptions, runner?: CommandRunner): Firewall {
+export function createFirewall(kind: FirewallKind, opts: FirewallOptions, runner?: FirewallExec): Firewall {
   const o = normalizeOptions(opts);
   if (kind === 'nftables') return new NftablesFirewall(o, runner ?? nftShellRunner());
   if (kind === 'iptables') return new IptablesFirewall(o, runner ?? execRunner());

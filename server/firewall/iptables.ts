@@ -24,7 +24,7 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, CommandRunner, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, FirewallExec, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
 import { type NormalOptions, normalizeGrant, normalizeSource, reconfigureWith } from './validate.js';
 
@@ -194,11 +194,11 @@ export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables' as const;
   #o: NormalOptions;
   readonly #chain: string;
-  readonly #runner: CommandRunner;
+  readonly #runner: FirewallExec;
   readonly #serial = new Serial();
   #fixed: Record<Family, string | null> = { 4: null, 6: null };
 
-  constructor(o: NormalOptions, runner: CommandRunner) {
+  constructor(o: NormalOptions, runner: FirewallExec) {
     this.#o = o;
     this.#chain = iptChainName(o.name);
     this.#runner = runner;

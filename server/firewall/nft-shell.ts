@@ -24,9 +24,9 @@ import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { type ExecRunnerOptions, execRunner, runnerEnv, runnerNetns } from './runner.js';
 import { Serial } from './serial.js';
-import type { CommandResult, CommandRunner } from './types.js';
+import type { CommandResult, FirewallExec } from './types.js';
 
-export interface NftShellRunner extends CommandRunner {
+export interface NftShellRunner extends FirewallExec {
   /** Ends the `nft -i` process; a later call starts a new one. */
   close(): void;
   /** pid of the running `nft -i` (or of `ip netns exec` wrapping it), for tests. */

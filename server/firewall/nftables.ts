@@ -45,7 +45,7 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, CommandRunner, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, FirewallExec, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
 import {
   type NormalCidr,
@@ -260,7 +260,7 @@ function firstLine(s: string): string {
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables' as const;
   #o: NormalOptions;
-  readonly #runner: CommandRunner;
+  readonly #runner: FirewallExec;
   readonly #serial = new Serial();
   #fingerprint: string | null = null;
   /** Until init() has probed the kernel, the form that works everywhere. */
@@ -268,7 +268,7 @@ export class NftablesFirewall implements Firewall {
   readonly #forceRefresh: NftRefresh | undefined;
 
   /** `refresh` skips the probe (tests use it to run the add+delete+add form on any kernel). */
-  constructor(o: NormalOptions, runner: CommandRunner, opts: { refresh?: NftRefresh } = {}) {
+  constructor(o: NormalOptions, runner: FirewallExec, opts: { refresh?: NftRefresh } = {}) {
     this.#o = o;
     this.#runner = runner;
     this.#forceRefresh = opts.refresh;

@@ -1,11 +1,11 @@
 /**
- * The real `CommandRunner`: execFile with an argv array, no shell, a fixed small environment and
+ * The real `FirewallExec`: execFile with an argv array, no shell, a fixed small environment and
  * a time limit. `netns` runs every command inside a named network namespace (`ip netns exec NS`)
  * so tests and benchmarks never touch the host's own ruleset.
  */
 import { execFile } from 'node:child_process';
 import { ConfigError } from '../../protocol/errors.js';
-import type { CommandResult, CommandRunner } from './types.js';
+import type { CommandResult, FirewallExec } from './types.js';
 
 export interface ExecRunnerOptions {
   /** Network namespace name (as in /run/netns). */
@@ -31,7 +31,7 @@ export function runnerEnv(): NodeJS.ProcessEnv {
   return { ...ENV };
 }
 
-export function execRunner(opts: ExecRunnerOptions = {}): CommandRunner {
+export function execRunner(opts: ExecRunnerOptions = {}): FirewallExec {
   const netns = runnerNetns(opts);
   const timeout = opts.timeoutMs ?? 10_000;
   return {

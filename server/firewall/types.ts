@@ -1,7 +1,7 @@
 /**
  * The firewall vocabulary spad needs, and nothing more: install protections, open one exact
  * source/proto/port for a while, list, flush, sweep, check, remove. Two backends implement it
- * (nftables.ts, iptables.ts); both take their commands through a `CommandRunner`, so unit tests
+ * (nftables.ts, iptables.ts); both take their commands through a `FirewallExec`, so unit tests
  * see the exact nft script or iptables-restore input without running anything, and e2e tests run
  * the real binaries inside a network namespace.
  */
@@ -93,8 +93,11 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs one program with an argv array (never a shell); `input` goes to stdin. Never rejects. */
-export interface CommandRunner {
+/**
+ * Runs one firewall program (nft, iptables) with an argv array (never a shell); `input` goes to
+ * stdin. Never rejects. Not the runner of users' commands (act.ts UserCommandRunner).
+ */
+export interface FirewallExec {
   run(cmd: string, args: readonly string[], input?: string): Promise<CommandResult>;
   /** Releases a long-lived helper process, if the runner keeps one (nftShellRunner). */
   close?(): void;

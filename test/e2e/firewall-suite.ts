@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { netnsUnavailable, type Topology, waitFor } from '../../scripts/netns.js';
 import {
-  type CommandRunner,
+  type FirewallExec,
   createFirewall,
   execRunner,
   type Firewall,
@@ -35,7 +35,7 @@ export const NAME = 'e2e';
 export interface Ctx {
   topo: Topology;
   fw: Firewall;
-  runner: CommandRunner;
+  runner: FirewallExec;
   track: (s: Session) => void;
   /** Runs a command in the server namespace; throws on failure. */
   sh: (cmd: string, args: string[]) => Promise<string>;
@@ -53,7 +53,7 @@ export async function unavailable(kind: FirewallKind): Promise<string | null> {
 }
 
 /** How commands reach the server namespace: spawned one by one unless a variant says otherwise. */
-export type RunnerFactory = (netns: string) => CommandRunner;
+export type RunnerFactory = (netns: string) => FirewallExec;
 
 export function scenario(
   kind: FirewallKind,

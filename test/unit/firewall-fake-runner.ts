@@ -1,9 +1,9 @@
 /**
- * A CommandRunner that runs nothing: it records every call (program, argv, stdin) and answers
+ * A FirewallExec that runs nothing: it records every call (program, argv, stdin) and answers
  * from a function the test supplies. Also builds `nft -j list table` and `iptables -S` output in
  * the exact shapes nftables 1.0.6 and iptables 1.8.9 print (copied from real listings).
  */
-import type { CommandResult, CommandRunner } from '../../server/firewall/types.js';
+import type { CommandResult, FirewallExec } from '../../server/firewall/types.js';
 
 export interface Call {
   cmd: string;
@@ -13,7 +13,7 @@ export interface Call {
 
 export type Responder = (call: Call, index: number) => Partial<CommandResult> | undefined;
 
-export class FakeRunner implements CommandRunner {
+export class FakeRunner implements FirewallExec {
   readonly calls: Call[] = [];
   constructor(private readonly respond: Responder = () => undefined) {}
 
