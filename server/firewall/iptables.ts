@@ -24,9 +24,9 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, FirewallExec, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, FirewallExec, Firewall, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
-import { type NormalOptions, normalizeGrant, normalizeSource, reconfigureWith } from './validate.js';
+import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
 
 export const WAIT = ['-w', '5'] as const;
 export const EXP_PREFIX = 'spa_exp_';
@@ -250,17 +250,6 @@ export class IptablesFirewall implements Firewall {
         this.#fixed[family] = after.fixed.join('\n');
       }
     });
-  }
-
-  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
-    return reconfigureWith(
-      this.#o,
-      opts,
-      (o) => {
-        this.#o = o;
-      },
-      () => this.init(),
-    );
   }
 
   async grant(req: GrantRequest): Promise<void> {

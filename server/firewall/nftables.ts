@@ -45,14 +45,13 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, FirewallExec, Firewall, FirewallOptions, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, FirewallExec, Firewall, GrantRequest, Proto } from './types.js';
 import { FirewallError } from './types.js';
 import {
   type NormalCidr,
   type NormalGrant,
   type NormalOptions,
   normalizeGrant,
-  reconfigureWith,
   normalizeSource,
 } from './validate.js';
 
@@ -345,17 +344,6 @@ export class NftablesFirewall implements Firewall {
       this.#refresh = this.#forceRefresh ?? (view.probeExpires > 3600 ? 'add' : 'readd');
       this.#fingerprint = view.fingerprint;
     });
-  }
-
-  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void> {
-    return reconfigureWith(
-      this.#o,
-      opts,
-      (o) => {
-        this.#o = o;
-      },
-      () => this.init(),
-    );
   }
 
   async grant(req: GrantRequest): Promise<void> {

@@ -48,7 +48,7 @@ export interface FirewallOptions {
    * first rule, so a probe of it gets no answer of any kind (without it the kernel answers ICMP
    * port unreachable, since nothing listens). libpcap sees frames before netfilter, so knocks
    * are still read. Never set with the UDP socket (`--udp-server`), which needs the port open.
-   * Must not be a protected port. Kept across reconfigure().
+   * Must not be a protected port.
    */
   stealthPort?: number;
   /** Clock, unix ms; default Date.now. */
@@ -63,12 +63,6 @@ export interface Firewall {
    * atomic step, keeps unexpired grants, removes stale ones (iptables) and fixes the jump.
    */
   init(): Promise<void>;
-  /**
-   * Config reload: validates the new protected ports and always_allow CIDRs (throws before
-   * touching anything when they are bad), then runs init() with them. Unexpired grants stay,
-   * except (iptables) grants for ports no longer protected. The name cannot change.
-   */
-  reconfigure(opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>): Promise<void>;
   /** One atomic change for all ports; re-granting an element sets its timeout anew. */
   grant(req: GrantRequest): Promise<void>;
   /** Grants present now (iptables: also expired ones not yet swept); [] without our table/chain. */

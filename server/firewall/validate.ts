@@ -160,31 +160,3 @@ export function normalizeGrant(req: GrantRequest, protect: readonly PortSpec[]):
   }
   return { family, source, ports, timeoutSeconds: t };
 }
-
-/**
- * The whole of `Firewall.reconfigure` for either backend: validate the new protected ports and
- * always_allow CIDRs (throws before anything changes), install them with `init`, and put the old
- * options back if that fails. The table/chain name, the stealth port and the clock cannot change.
- */
-export async function reconfigureWith(
-  current: NormalOptions,
-  opts: Pick<FirewallOptions, 'protect' | 'alwaysAllow'>,
-  set: (o: NormalOptions) => void,
-  init: () => Promise<void>,
-): Promise<void> {
-  set(
-    normalizeOptions({
-      protect: opts.protect,
-      alwaysAllow: opts.alwaysAllow,
-      name: current.name,
-      ...(current.stealthPort === null ? {} : { stealthPort: current.stealthPort }),
-      now: current.now,
-    }),
-  );
-  try {
-    await init();
-  } catch (e) {
-    set(current);
-    throw e;
-  }
-}

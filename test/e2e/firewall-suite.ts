@@ -350,26 +350,6 @@ export function defineFirewallSuite(
     { alwaysAllow: ['198.51.100.2/32', '2001:db8::2/128'] },
   );
 
-  it('reconfigure moves the protection to the new ports without cutting a live grant', async ({
-    topo,
-    fw,
-  }) => {
-    const { server, client, attacker } = topo;
-    await fw.init();
-    await fw.grant({ source: client.ipv4, ports: [SSH], timeoutSeconds: 60 });
-    await fw.reconfigure({ protect: [SSH, { proto: 'tcp', port: OPEN_PORT }], alwaysAllow: [] });
-    assert.equal(await fw.healthy(), true);
-    assert.deepEqual(
-      await probe(attacker, [
-        ['tcp', server.ipv4, SSH.port],
-        ['tcp', server.ipv4, OPEN_PORT],
-        ['tcp', server.ipv4, ALT.port],
-      ]),
-      ['closed', 'closed', 'open'],
-    );
-    assert.equal(await probeOne(client, ['tcp', server.ipv4, SSH.port]), 'open');
-  });
-
   it('shutdown removes only our table or chain when asked; without that the protections stay', async ({
     topo,
     fw,

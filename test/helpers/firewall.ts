@@ -1,11 +1,11 @@
 /**
  * A firewall that changes nothing and records every call that would: what the in-memory pipeline
  * and monitor tests (test/unit/, test/security/) assert against. "The firewall did not change"
- * means no grant, flush or reconfigure was recorded.
+ * means no grant or flush was recorded.
  */
 import type { Firewall, GrantRequest } from '../../server/firewall/types.js';
 
-export type FirewallCall = { op: 'grant'; grant: GrantRequest } | { op: 'flush' } | { op: 'reconfigure' };
+export type FirewallCall = { op: 'grant'; grant: GrantRequest } | { op: 'flush' };
 
 export interface RecordingFirewall extends Firewall {
   /** Every changing call, in order. */
@@ -22,9 +22,6 @@ export function recordingFirewall(): RecordingFirewall {
     calls,
     grants,
     init: async () => {},
-    reconfigure: async () => {
-      calls.push({ op: 'reconfigure' });
-    },
     grant: async (g) => {
       calls.push({ op: 'grant', grant: g });
       grants.push(g);

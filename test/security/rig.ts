@@ -3,8 +3,7 @@
  * real openpgp.js knocks, users built from real keyring records (server/users.ts `directoryOf`,
  * so policies and lazy key parsing are the daemon's own), a real replay store on disk, a clock
  * the test sets, and a recording firewall (test/helpers/firewall.ts). "The firewall did not
- * change" means the recording firewall saw no call that changes anything (grant, flush,
- * reconfigure).
+ * change" means the recording firewall saw no call that changes anything (grant, flush).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -433,16 +433,4 @@ describe('nftables backend: the SPA port dropped in pcap mode (stealthPort)', ()
     listing = LISTED;
     assert.equal(await fw.healthy(), false, 'rule removed');
   });
-
-  test('reconfigure keeps the drop of the SPA port', async () => {
-    const r = nftRunner(() => nftListing({ stealth: 62201, protect: [['tcp', 443]] }));
-    await createFirewall('nftables', STEALTH_OPTS, r).reconfigure({
-      protect: [{ proto: 'tcp', port: 443 }],
-      alwaysAllow: [],
-    });
-    assert.match(
-      r.calls[0]?.input ?? '',
-      /flush chain inet spa input\nadd rule inet spa input udp dport 62201 drop\n/,
-    );
-  });
 });
