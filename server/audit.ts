@@ -33,6 +33,8 @@ export type AuditEvent =
   | 'cluster_open'
   | 'cluster_keyring'
   | 'cluster_keyring_refused'
+  /** Debug level: written with `spad -v` only (countersReporter). */
+  | 'counters'
   | 'error';
 
 export interface AuditFields {
@@ -111,7 +113,9 @@ export function createAudit(opts: { file?: string | null; verbose?: boolean } = 
         event === 'persist_error' ||
         event === 'verifier_exited'
           ? 'error'
-          : 'info';
+          : event === 'counters'
+            ? 'debug'
+            : 'info';
       logger[level](safeFields(fields), event);
     },
     flush() {
@@ -120,6 +124,21 @@ export function createAudit(opts: { file?: string | null; verbose?: boolean } = 
     reopen() {
       if (opts.file) dest.reopen();
     },
+  };
+}
+
+/**
+ * `spad -v`: a `counters` line (debug level) with the counters by reason whenever they changed
+ * since the last call; the daemon calls it every second, so a flood costs one line a second.
+ */
+export function countersReporter(audit: Audit, counters: () => Record<string, number>): () => void {
+  let last = '{}';
+  return () => {
+    const now = counters();
+    const text = JSON.stringify(now);
+    if (text === last) return;
+    last = text;
+    audit.log('counters', { counters: now });
   };
 }
 

@@ -16,7 +16,7 @@ import type { GatewayPolicy } from '../protocol/policy.js';
 import { signReply } from '../protocol/reply.js';
 import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
-import { type Audit, createAudit } from './audit.js';
+import { type Audit, countersReporter, createAudit } from './audit.js';
 import { captureChildArgs } from './capture/child-args.js';
 import { lookupAccount } from './commands.js';
 import type { ServerConfig } from './config.js';
@@ -206,6 +206,7 @@ export async function startDaemon(
       for (const [k, n] of Object.entries(src)) all[k] = (all[k] ?? 0) + n;
     return all;
   };
+  const reportCounters = cfg.verbose ? countersReporter(audit, counters) : null;
   const started = Date.now();
 
   let reloading: Promise<{ users: number }> | null = null;
@@ -305,6 +306,7 @@ export async function startDaemon(
     try {
       const now = Date.now();
       monitor.flush();
+      reportCounters?.();
       replay.prune(now);
       // a missed message on the channel is caught up within KEYRING_POLL_SECONDS
       if (keyringSync && ++ticks % KEYRING_POLL_SECONDS === 0) void keyringSync.sync();

@@ -99,10 +99,13 @@ export function buildProgram(): Command {
     .option('--audit-log <file>', 'write the JSON audit log here instead of stdout')
     .option('--passphrase-file <file>', 'passphrase of server.key, if spa-keys init protected it')
     .option('--cluster <url>', 'share replay record and keyring with other gateways: redis://HOST:PORT[/DB]')
-    .option('-f, --foreground', 'stay in the foreground (spad always does; for systemd and fwknop habits)')
+    .option(
+      '-f, --foreground',
+      'accepted for fwknopd habits; changes nothing, spad never goes to the background',
+    )
     .option('--verifier-user <user>', 'account of the unprivileged verifier (default spa, else nobody)')
     .option('--check', 'validate configuration, server key and keyring, then exit')
-    .option('-v, --verbose', 'more detail in the audit log')
+    .option('-v, --verbose', 'also log the counters by reason, once a second when they changed')
     .action(async (flags: ServerFlags & { check?: boolean; foreground?: boolean }) => {
       const cfg = resolveConfig(flags);
       if (flags.check) {
