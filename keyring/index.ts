@@ -1,8 +1,9 @@
 /**
  * keyring/: the server allowlist and the client keystore (lowdb files, validated with zod,
- * written atomically under a lock), key inspection, generation and lookup, the `spa-keys` CLI,
- * and the CLI conventions shared by all binaries. This file is the public surface; the daemon
- * and the client import from here only.
+ * written atomically under a lock), key inspection, generation and lookup, and the `spa-keys`
+ * CLI. This file gathers them for the daemon and for tests. The client imports the modules it
+ * needs one by one (inspect.ts, lookup.ts, file-safety.ts), as does the verifier: an ESM barrel
+ * loads every module it re-exports, and those two keep lowdb and openpgp.js unloaded until used.
  */
 
 // server side
@@ -32,18 +33,6 @@ export {
   setEnabled,
 } from './allowlist.js';
 export { withLock, writeFileAtomic, writeFileExclusive } from './atomic.js';
-// shared CLI conventions (spa, spad, spa-keys)
-export {
-  EXIT,
-  type ExitCode,
-  exitCodeFor,
-  exitCodeForError,
-  formatMessage,
-  printError,
-  printWarning,
-  runCli,
-  type Write,
-} from '../cli/conventions.js';
 export { generateKeyPair, KEY_TYPES, type KeyType } from './generate.js';
 export { readPassphraseFile } from './file-safety.js';
 // key inspection

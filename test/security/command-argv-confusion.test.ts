@@ -19,7 +19,8 @@ import fc from 'fast-check';
 import { parseCommandRegex } from '../../keyring/policy.js';
 import { parseAddress } from '../../protocol/address.js';
 import { isSpaError } from '../../protocol/errors.js';
-import { compileCommandRegex, type Decision, decide, type UserPolicy } from '../../protocol/index.js';
+import { compileCommandRegex } from '../../protocol/command.js';
+import { type Decision, decide, type UserPolicy } from '../../protocol/policy.js';
 import { loadUsers } from '../../server/users.js';
 import { freshPayload } from '../helpers/keys.js';
 import { tempDir } from './rig.js';
@@ -216,14 +217,17 @@ describe('a command regex that escapes its ^(?:...)$ wrapper', () => {
 });
 
 describe('a catastrophic-backtracking command regex', () => {
-  const index = fileURLToPath(new URL('../../protocol/index.js', import.meta.url));
+  const protocol = (file: string): string =>
+    JSON.stringify(fileURLToPath(new URL(`../../protocol/${file}`, import.meta.url)));
   const helpers = fileURLToPath(new URL('../helpers/keys.js', import.meta.url));
 
   test('cannot stall the daemon: (a+)+b against 511 bytes of a then ! finishes', () => {
     // In a child process with a generous bound: a backtracking engine would take longer than the
     // universe has left, and a stuck regex cannot be interrupted from the same thread.
     const script = `
-      import { compileCommandRegex, decide, parseAddress } from ${JSON.stringify(index)};
+      import { compileCommandRegex } from ${protocol('command.js')};
+      import { decide } from ${protocol('policy.js')};
+      import { parseAddress } from ${protocol('address.js')};
       import { freshPayload } from ${JSON.stringify(helpers)};
       const command = 'a'.repeat(511) + '!';
       const policy = { username: 'alice', sources: 'any', openPorts: [], requireSourceAddress: true,
