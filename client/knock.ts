@@ -16,7 +16,7 @@ import type * as openpgp from 'openpgp';
 import { pgp } from '../keyring/inspect.js';
 import { type Address, formatAddress } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
-import { DEFAULT_RANDOM_PORTS, PACKET_MAX_BYTES } from '../protocol/limits.js';
+import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import { encodePayload, makePayload, type Payload } from '../protocol/payload.js';
 import type { GpgOptions } from './gpg-run.js';
 import { keyFilePath } from '../keyring/lookup.js';
@@ -220,7 +220,7 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
       ? [
           {
             proto: asked[0]?.proto ?? 'tcp',
-            port: randomInt(DEFAULT_RANDOM_PORTS.min, DEFAULT_RANDOM_PORTS.max + 1),
+            port: randomInt(s.randPortRange.min, s.randPortRange.max + 1),
           } as const,
         ]
       : asked;

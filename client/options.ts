@@ -39,6 +39,7 @@ export interface CliOpts {
   connectTimeout?: string;
   natAccess?: string;
   randPort?: boolean;
+  randPortRange?: string;
   natLocal?: boolean;
   retries?: string;
   destination?: string;
@@ -72,6 +73,7 @@ const KEY_OF_OPT: Readonly<Partial<Record<keyof CliOpts, RcKey>>> = {
   connectTimeout: 'connect-timeout',
   natAccess: 'nat-access',
   randPort: 'rand-port',
+  randPortRange: 'rand-port-range',
   natLocal: 'nat-local',
   retries: 'retries',
 };
@@ -120,6 +122,10 @@ export function addKnockOptions(cmd: Command): Command {
     .option('--server-cmd <command>', 'ask the server to run this command (no -A)')
     .option('-N, --nat-access <host:port>', "gateway mode: forward -A's port to this internal host:port")
     .option('--rand-port', "with -N: use a random external port (signed in the knock) instead of -A's")
+    .option(
+      '--rand-port-range <lo-hi>',
+      "with --rand-port: draw from this range, the server's gateway.random_ports (default 20000-29999)",
+    )
     .option(
       '--nat-local',
       "gateway mode: forward to a port on the gateway itself (-N local:PORT, or -A's port)",

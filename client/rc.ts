@@ -57,6 +57,7 @@ export const RC_KEYS = [
   'connect-timeout',
   'nat-access',
   'rand-port',
+  'rand-port-range',
   'nat-local',
   'retries',
 ] as const;

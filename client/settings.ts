@@ -11,8 +11,19 @@
 import { type PortSpec, parseAccessList } from '../protocol/access.js';
 import { type Address, parseAddress, unmapV4 } from '../protocol/address.js';
 import { ConfigError } from '../protocol/errors.js';
-import { type ForwardTarget, parseForwardTarget } from '../protocol/forward.js';
-import { COMMAND_MAX_BYTES, DEFAULT_SPA_PORT, TIMEOUT_MAX_SECONDS, USERNAME_RE } from '../protocol/limits.js';
+import {
+  type ForwardTarget,
+  type PortRange,
+  parseForwardTarget,
+  parsePortRange,
+} from '../protocol/forward.js';
+import {
+  COMMAND_MAX_BYTES,
+  DEFAULT_RANDOM_PORTS,
+  DEFAULT_SPA_PORT,
+  TIMEOUT_MAX_SECONDS,
+  USERNAME_RE,
+} from '../protocol/limits.js';
 import { RC_KEYS, RC_SWITCHES, type RcKey, type RcValues } from './rc.js';
 
 /** Default bound on `spa connect`'s wait for the port to answer, seconds. */
@@ -51,6 +62,8 @@ export interface Settings {
   readonly forward: ForwardTarget | null;
   /** --rand-port: the external port is drawn at random from the server's range. */
   readonly randPort: boolean;
+  /** --rand-port-range: that range (the server's `gateway.random_ports`); default 20000-29999. */
+  readonly randPortRange: PortRange;
   /** --retries N: ask for a signed reply and knock up to N more times without one; null = no reply asked. */
   readonly retries: number | null;
 }
@@ -83,6 +96,7 @@ export const FLAG_OF: Readonly<Record<RcKey, string>> = {
   'connect-timeout': '--connect-timeout',
   'nat-access': '-N/--nat-access',
   'rand-port': '--rand-port',
+  'rand-port-range': '--rand-port-range',
   'nat-local': '--nat-local',
   retries: '--retries',
 };
@@ -290,6 +304,13 @@ export function resolveSettings(merged: ReadonlyMap<RcKey, Sourced>): Settings {
       'add -N HOST:PORT or --nat-local',
     );
   }
+  // a range only matters with --rand-port; an rc [default] may name it for every gateway stanza
+  const rangeText = str('rand-port-range');
+  const randPortRange =
+    rangeText === undefined ? DEFAULT_RANDOM_PORTS : parsePortRange(rangeText, field('rand-port-range'));
+  if (rangeText !== undefined && !randPort && get('rand-port-range')?.from === 'command line') {
+    throw usage(field('rand-port-range'), 'a port range needs --rand-port');
+  }
   const retriesText = str('retries');
   const retries =
     retriesText === undefined ? null : parseIntIn(retriesText, field('retries'), 0, RETRIES_MAX);
@@ -300,6 +321,7 @@ export function resolveSettings(merged: ReadonlyMap<RcKey, Sourced>): Settings {
   return {
     forward,
     randPort,
+    randPortRange,
     retries,
     host: host === undefined ? undefined : checkHost(host, field('host')),
     access,

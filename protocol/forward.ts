@@ -84,3 +84,26 @@ export function parseForwardList(text: string, field = 'forward'): ForwardRule[]
   }
   return out;
 }
+
+/** An inclusive port range, `LOW-HIGH` (the server's `gateway.random_ports`, the client's `--rand-port-range`). */
+export interface PortRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** `20000-29999`: two ports 1..65535 without leading zeros, LOW <= HIGH. */
+export function parsePortRange(text: string, field: string): PortRange {
+  const m = /^([1-9][0-9]{0,4})-([1-9][0-9]{0,4})$/.exec(text.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min > max || max > 65535) {
+    throw new ConfigError('USAGE', `${field}: expected LOW-HIGH within 1..65535, e.g. 20000-29999`, {
+      field,
+    });
+  }
+  return { min, max };
+}
+
+export function formatPortRange(r: PortRange): string {
+  return `${r.min}-${r.max}`;
+}

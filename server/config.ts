@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { type PortSpec, parseAccessList } from '../protocol/access.js';
 import { formatCidr, parseCidr } from '../protocol/address.js';
 import { ConfigError, isSpaError } from '../protocol/errors.js';
+import { type PortRange, parsePortRange } from '../protocol/forward.js';
 import { type ClusterSettings, resolveClusterSettings } from './cluster/settings.js';
 import { DEFAULT_MAX_SKEW_SECONDS, DEFAULT_RANDOM_PORTS, DEFAULT_SPA_PORT } from '../protocol/limits.js';
 
@@ -193,15 +194,16 @@ export function resolveConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = proce
           : e;
       }
     });
-    const [lo, hi] = (file.gateway.random_ports ?? `${DEFAULT_RANDOM_PORTS.min}-${DEFAULT_RANDOM_PORTS.max}`)
-      .split('-')
-      .map(Number);
-    if (lo === undefined || hi === undefined || lo > hi || hi > 65535) {
+    let randomPorts: PortRange = DEFAULT_RANDOM_PORTS;
+    try {
+      if (file.gateway.random_ports !== undefined)
+        randomPorts = parsePortRange(file.gateway.random_ports, 'gateway.random_ports');
+    } catch {
       throw new ConfigError('CONFIG_INVALID', 'config: gateway.random_ports: LOW-HIGH within 1..65535', {
         field: 'gateway',
       });
     }
-    gateway = { internal, randomPorts: { min: lo, max: hi } };
+    gateway = { internal, randomPorts };
   }
   return {
     gateway,

@@ -6,7 +6,8 @@
  * - the client reaches the internal service through a random external port only after its
  *   knock, learns the port from a verified signed reply, and the path closes on time; the
  *   attacker never gets through, before or after, nor routing straight to the internal host;
- * - no reply for a replay, an unenrolled signer, garbage, or a knock refused by policy;
+ * - no reply for a replay, an unenrolled signer, garbage, or a knock refused by policy (a
+ *   random port outside the server's `random_ports` included, with the reason in the audit);
  * - nftables: the path also closes on time after spad was SIGKILLed.
  */
 import assert from 'node:assert/strict';
@@ -37,6 +38,7 @@ async function repliesTo(from: Host, to: string, bytes: Uint8Array, ms = 1500): 
   return Number(r.stdout.trim());
 }
 
+const RANGE = '40000-40999';
 const GRANTED = /^spa: access granted: tcp\/(\d+) -> 203\.0\.113\.10:22 for 3 s$/m;
 
 for (const [kind, capture] of [
@@ -69,7 +71,8 @@ for (const [kind, capture] of [
           input: await must('spa-keys', ['export-server', '--state-dir', keys.stateDir]),
         });
         const config = join(keys.dir, 'spad.json');
-        writeFileSync(config, JSON.stringify({ gateway: { internal: INTERNAL_NETS } }));
+        // not the default range: the client must be told it (--rand-port-range)
+        writeFileSync(config, JSON.stringify({ gateway: { internal: INTERNAL_NETS, random_ports: RANGE } }));
         const cap = capture === 'pcap' ? ['--interface', 'eth0'] : ['--udp-server'];
         spad = await startSpad(server, keys.stateDir, [
           ...cap,
@@ -92,6 +95,8 @@ for (const [kind, capture] of [
           '-N',
           `${INTERNAL4}:22`,
           '--rand-port',
+          '--rand-port-range',
+          RANGE,
           '-A',
           'tcp/22',
           '--retries',
@@ -105,7 +110,7 @@ for (const [kind, capture] of [
         const m = GRANTED.exec(knock.stderr);
         assert.ok(m, knock.stderr);
         const ext = Number(m[1]);
-        assert.ok(ext >= 20000 && ext <= 29999);
+        assert.ok(ext >= 40000 && ext <= 40999, String(ext));
         const grantedAt = Date.now();
         const latency = /reply after knock (\d+), ([\d.]+) ms/.exec(knock.stderr);
         assert.ok(latency, knock.stderr);
@@ -194,6 +199,29 @@ for (const [kind, capture] of [
           ]);
           assert.equal(a.code, 1, a.stderr);
           await spad.waitFor((l) => l.event === 'drop' && l.reason === 'FORWARD_NOT_ALLOWED', 5000, m2);
+          // a random port from the client's default range, outside the server's: refused, and said why
+          const m3 = spad.lines.length;
+          const wrongRange = await spa(client, [
+            '--home',
+            alice.home,
+            '-N',
+            `${INTERNAL4}:22`,
+            '--rand-port',
+            '-A',
+            'tcp/22',
+            '--retries',
+            '0',
+            server.ipv4,
+          ]);
+          assert.equal(wrongRange.code, 1, wrongRange.stderr);
+          await spad.waitFor(
+            (l) =>
+              l.event === 'drop' &&
+              l.reason === 'FORWARD_NOT_ALLOWED' &&
+              /^forward: external port 2\d{4} outside 40000-40999$/.test(String(l.detail)),
+            5000,
+            m3,
+          );
           assert.ok(!spad.lines.slice(from).some((l) => l.event === 'grant'), 'nothing refused was granted');
         } finally {
           session.close();
@@ -211,6 +239,8 @@ for (const [kind, capture] of [
             '-N',
             `${INTERNAL4}:22`,
             '--rand-port',
+            '--rand-port-range',
+            RANGE,
             server.ipv4,
             '22',
           ],
@@ -218,7 +248,7 @@ for (const [kind, capture] of [
         );
         assert.equal(relay.code, 0, relay.stderr);
         assert.equal(relay.stdout, 'hello-through-connect\n');
-        assert.match(relay.stderr, /^spa: access granted: tcp\/2\d{4} -> 203\.0\.113\.10:22 for 3 s$/m);
+        assert.match(relay.stderr, /^spa: access granted: tcp\/40\d{3} -> 203\.0\.113\.10:22 for 3 s$/m);
 
         // IPv6: the same over the gateway's IPv6 address, reply included
         const v6 = await spa(client, [
@@ -227,6 +257,8 @@ for (const [kind, capture] of [
           '-N',
           `[${INTERNAL6}]:22`,
           '--rand-port',
+          '--rand-port-range',
+          RANGE,
           '-A',
           'tcp/22',
           '--retries',

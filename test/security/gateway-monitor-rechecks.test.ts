@@ -47,6 +47,7 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
   let monitor: Monitor;
   let replay: ReplayStore;
   let firewall: ReturnType<typeof recordingFirewall>;
+  let audit: ReturnType<typeof memoryAudit>;
 
   before(async () => {
     server = await testKey('gw-server');
@@ -60,6 +61,7 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
     replies = [];
     replay = new ReplayStore(null);
     firewall = recordingFirewall();
+    audit = memoryAudit();
     const records = [
       recordFor(alice, { forward: ['203.0.113.10:22', 'local:22', 'local:7022'], reply: true }),
       recordFor(bob, { username: 'bob', forward: ['203.0.113.10:22'] }),
@@ -69,7 +71,7 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
       users: () => usersOf(records),
       replay,
       firewall,
-      audit: memoryAudit(),
+      audit,
       now: () => TEST_NOW.getTime(),
       maxSkewSeconds: 120,
       gateway: { randomPorts: { min: 20000, max: 29999 } },
@@ -144,6 +146,16 @@ describe('gateway decisions are re-checked by the monitor, which alone sends the
       ok: false,
       code: 'FORWARD_NOT_ALLOWED',
     });
+    // the audit line says why: a client drawing from another range than the server's
+    assert.ok(
+      audit.lines.some(
+        (l) =>
+          l.event === 'drop' &&
+          l.reason === 'FORWARD_NOT_ALLOWED' &&
+          l.detail === 'forward: external port 40000 outside 20000-29999',
+      ),
+      JSON.stringify(audit.lines),
+    );
     assert.deepEqual(await monitor.line(await line(bob, { ...fwd(22, false), username: 'bob' })), {
       ok: false,
       code: 'REPLY_NOT_ALLOWED',

@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openEnvelope } from '../../protocol/envelope.js';
 import { decodePayload, type Payload } from '../../protocol/payload.js';
@@ -49,6 +51,49 @@ describe('spa gateway flags and the signed reply', () => {
     assert.equal(local.payload.reply, undefined);
   });
 
+  test('--rand-port-range draws the random port from that range, also from an rc stanza', async () => {
+    const ports = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      const r = await spa([
+        '--home',
+        home.home,
+        '-N',
+        '203.0.113.10:22',
+        '--rand-port',
+        '--rand-port-range',
+        '40000-40003',
+        '-A',
+        'tcp/22',
+        '--test',
+        '127.0.0.1',
+      ]);
+      assert.equal(r.code, 0, r.err);
+      ports.add(Number(String(parseTestOutput(r.out).payload.access).split('/')[1]));
+    }
+    for (const port of ports) assert.ok(port >= 40000 && port <= 40003, String(port));
+    const rc = join(home.home, 'range.rc');
+    writeFileSync(rc, '[default]\nrand-port-range = 45000-45000\n', { mode: 0o600 });
+    const viaRc = await spa([
+      '--home',
+      home.home,
+      '--rc-file',
+      rc,
+      '-N',
+      '203.0.113.10:22',
+      '--rand-port',
+      '-A',
+      'tcp/22',
+      '--test',
+      '127.0.0.1',
+    ]);
+    assert.equal(viaRc.code, 0, viaRc.err);
+    assert.equal(parseTestOutput(viaRc.out).payload.access, 'tcp/45000');
+    // a [default] range is only a setting: a knock without --rand-port ignores it
+    const plain = await spa(['--home', home.home, '--rc-file', rc, '-A', 'tcp/22', '--test', '127.0.0.1']);
+    assert.equal(plain.code, 0, plain.err);
+    assert.equal(parseTestOutput(plain.out).payload.access, 'tcp/22');
+  });
+
   test('usage errors: --rand-port without -N, two -A entries with -N, --nat-local with another host, --retries out of range', async () => {
     for (const [args, re] of [
       [['--rand-port', '-A', 'tcp/22'], /--rand-port: a random external port needs a forwarding request/],
@@ -56,6 +101,11 @@ describe('spa gateway flags and the signed reply', () => {
       [['-N', '203.0.113.10:22', '--nat-local', '-A', 'tcp/22'], /choose one/],
       [['-A', 'tcp/22', '--retries', '11'], /--retries: expected a whole number 0\.\.10/],
       [['-N', 'gw.example:22', '-A', 'tcp/22'], /-N\/--nat-access: 'gw\.example:22'/],
+      [
+        ['-N', '203.0.113.10:22', '--rand-port', '--rand-port-range', '30000-20000', '-A', 'tcp/22'],
+        /--rand-port-range: expected LOW-HIGH within 1\.\.65535/,
+      ],
+      [['-N', '203.0.113.10:22', '--rand-port-range', '20000-20010', '-A', 'tcp/22'], /needs --rand-port/],
     ] as const) {
       const r = await spa(['--home', home.home, ...args, '--test', '127.0.0.1']);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
