@@ -22,6 +22,7 @@ import { lookupAccount } from './commands.js';
 import type { ServerConfig } from './config.js';
 import { callControl, listenControl } from './control.js';
 import { createFirewall, createForwarder, execRunner } from './firewall/index.js';
+import { flushGrants, listGrants, statusGrants } from './grants.js';
 import type { Firewall } from './firewall/types.js';
 import type { CountersMessage } from './ipc.js';
 import { type ClusterLink, openLink } from './cluster/connection.js';
@@ -270,13 +271,7 @@ export async function startDaemon(
     verifierUser: account?.name ?? null,
     verifierRestarts: supervisor?.restarts ?? 0,
     processes: supervisor?.processes() ?? [],
-    grants: (await firewall.list()).map((g) => ({
-      source: g.source,
-      port: `${g.proto}/${g.port}`,
-      secondsLeft: Number.isFinite(g.expiresAt)
-        ? Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000))
-        : null,
-    })),
+    grants: statusGrants(await listGrants(firewall, forwarder), Date.now()),
   });
 
   // keyring.json is replaced by rename: watch the directory, debounce, reload.
@@ -381,9 +376,9 @@ export async function startDaemon(
         case 'reload':
           return reload('control');
         case 'fw-list':
-          return firewall.list();
+          return listGrants(firewall, forwarder);
         case 'fw-flush':
-          await firewall.flush();
+          await flushGrants(firewall, forwarder);
           return { flushed: true };
       }
     });

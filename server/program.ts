@@ -11,6 +11,7 @@ import { displaySafe, displaySafeJson } from '../protocol/display.js';
 import { ConfigError } from '../protocol/errors.js';
 import { resolveConfig, type ServerFlags } from './config.js';
 import { callControl } from './control.js';
+import { type GrantStatus, grantLine, type ListedGrant, statusGrants } from './grants.js';
 
 function stateDirOption(): Option {
   return new Option(
@@ -148,7 +149,7 @@ export function buildProgram(): Command {
       const opts = { ...cmd.parent?.opts(), ...o } as { stateDir?: string; json?: boolean };
       const s = (await callControl(socketOf(opts), 'status')) as Record<string, unknown>;
       if (opts.json) return print(s);
-      const grants = (s.grants as Array<{ source: string; port: string; secondsLeft: number | null }>) ?? [];
+      const grants = (s.grants as GrantStatus[]) ?? [];
       const counters = Object.entries((s.counters as Record<string, number>) ?? {})
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
@@ -161,10 +162,7 @@ export function buildProgram(): Command {
           `counters ${counters || '(none)'}`,
           ...clusterLines(s.cluster),
           `grants ${grants.length}`,
-          ...grants.map(
-            (g) =>
-              `  ${g.source} ${g.port} ${g.secondsLeft === null ? 'no timeout' : `${g.secondsLeft}s left`}`,
-          ),
+          ...grants.map((g) => `  ${grantLine(g)}`),
         ].join('\n'),
       );
     });
@@ -180,31 +178,23 @@ export function buildProgram(): Command {
 
   program
     .command('fw-list')
-    .description('list active grants')
+    .description('list active grants, forwarding grants included')
     .addOption(stateDirOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { stateDir?: string; json?: boolean }, cmd: Command) => {
       const opts = { ...cmd.parent?.opts(), ...o } as { stateDir?: string; json?: boolean };
-      const list = (await callControl(socketOf(opts), 'fw-list')) as Array<{
-        source: string;
-        proto: string;
-        port: number;
-        expiresAt: number | null;
-      }>;
+      // JSON turned an infinite expiry (no timeout) into null
+      const list = (await callControl(socketOf(opts), 'fw-list')) as Array<
+        Omit<ListedGrant, 'expiresAt'> & { expiresAt: number | null }
+      >;
       if (opts.json) return print(list);
       if (list.length === 0) return print('no active grants');
-      for (const g of list) {
-        const left =
-          g.expiresAt === null
-            ? 'no timeout'
-            : `${Math.max(0, Math.round((g.expiresAt - Date.now()) / 1000))}s left`;
-        print(`${g.source} ${g.proto}/${g.port} ${left}`);
-      }
+      for (const g of statusGrants(list, Date.now())) print(grantLine(g));
     });
 
   program
     .command('fw-flush')
-    .description('remove every active grant (protections stay)')
+    .description('remove every active grant, forwarding grants included (protections stay)')
     .addOption(stateDirOption())
     .option('--yes', 'do not ask for confirmation')
     .action(async (o: { stateDir?: string; yes?: boolean }, cmd: Command) => {

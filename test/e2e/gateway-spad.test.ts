@@ -8,6 +8,7 @@
  *   attacker never gets through, before or after, nor routing straight to the internal host;
  * - no reply for a replay, an unenrolled signer, garbage, or a knock refused by policy (a
  *   random port outside the server's `random_ports` included, with the reason in the audit);
+ * - `spad fw-list` and `spad status` show the forwarding grant, `spad fw-flush` removes it;
  * - nftables: the path also closes on time after spad was SIGKILLed.
  */
 import assert from 'node:assert/strict';
@@ -277,6 +278,26 @@ for (const [kind, capture] of [
           ['open', 'closed'],
         );
         assert.equal(await probeOne(attacker, ['tcp', server.ipv6, ext6]), 'refused');
+
+        // the control commands show the forwarding grant, and fw-flush removes it
+        const sd = ['--state-dir', keys.stateDir];
+        const listed = JSON.parse(await must('spad', ['fw-list', '--json', ...sd])) as Array<{
+          source: string;
+          port: number;
+          forward?: string;
+        }>;
+        assert.ok(
+          listed.some(
+            (l) => l.source === client.ipv6 && l.port === ext6 && l.forward === `[${INTERNAL6}]:22`,
+          ),
+          JSON.stringify(listed),
+        );
+        const line = `${client.ipv6} tcp/${ext6} -> [${INTERNAL6}]:22 `;
+        assert.ok((await must('spad', ['fw-list', ...sd])).includes(line));
+        assert.ok((await must('spad', ['status', ...sd])).includes(`  ${line}`));
+        await must('spad', ['fw-flush', '--yes', ...sd]);
+        assert.deepEqual(JSON.parse(await must('spad', ['fw-list', '--json', ...sd])), []);
+        assert.equal(await probeOne(client, ['tcp', server.ipv6, ext6]), 'refused');
 
         if (kind === 'nftables') {
           // spad SIGKILLed right after granting: the kernel still closes the path on time
