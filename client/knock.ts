@@ -8,7 +8,7 @@
  * Speed matters (one knock, whole process: target 120 ms; the bin runs from a one-file bundle
  * with a code cache, client/cli.ts): keys of the default profile are sealed with node:crypto
  * (protocol/native-seal.ts) and openpgp.js is not loaded at all; otherwise it is imported on first use
- * and never with --gpg-home-dir, the import starts before DNS and file reads so they overlap, and
+ * and with --gpg-home-dir only to verify a signed reply (--retries), the import starts before DNS and file reads so they overlap, and
  * the independent steps (destination + socket, source address, keys) run concurrently.
  */
 import { randomBytes, randomInt } from 'node:crypto';
@@ -62,8 +62,8 @@ export interface PreparedKnock {
   /** What each knock asks to open (with --rand-port: the one random external port, fixed per run). */
   readonly access: Settings['access'];
   /**
-   * The server public key, to verify signed replies with (loaded on first use: the native path
-   * loads no openpgp.js until a reply is awaited); null with gpg.
+   * The server public key, to verify signed replies with (loaded on first use: the native and
+   * gpg paths load no openpgp.js until a reply is awaited; gpg: exported from the gpg home).
    */
   serverKey(): Promise<openpgp.PublicKey | null>;
   seal(now?: Date): Promise<SealedKnock>;
@@ -198,7 +198,7 @@ async function gpgKeys(req: KnockRequest, home: string): Promise<KeyPlan> {
     serverFingerprint: recipient.fingerprint,
     signer: signer.fingerprint,
     engine: 'gpg',
-    serverKey: async () => null,
+    serverKey: async () => (await import('./gpg-reply-key.js')).gpgReplyKey(opts, recipient),
     sealer: (payload) => gpgSeal(opts, encodePayload(payload), recipient, signer.fingerprint),
   };
 }
@@ -226,15 +226,6 @@ export async function prepareKnock(req: KnockRequest): Promise<PreparedKnock> {
       : asked;
   if (s.forward && access !== undefined && access.length !== 1) {
     throw new ConfigError('USAGE', '-N: a forwarding request names one external port (one -A entry)');
-  }
-  if (s.retries !== null && s.gpgHomeDir !== undefined) {
-    throw new ConfigError(
-      'USAGE',
-      '--retries: verifying the signed reply needs the server key in the keystore',
-      {
-        hint: "import it with 'spa-keys import server.asc', or drop --gpg-home-dir",
-      },
-    );
   }
   if (type === 'access' && access === undefined) {
     throw new ConfigError('USAGE', 'say what to open: -A/--access is required', {
