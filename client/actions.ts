@@ -7,7 +7,6 @@ import type { Readable, Writable } from 'node:stream';
 import { printWarning, type Write } from '../cli/conventions.js';
 import { formatAddress } from '../protocol/address.js';
 import { displaySafe } from '../protocol/display.js';
-import { ConfigError } from '../protocol/errors.js';
 import { formatForwardTarget } from '../protocol/forward.js';
 import { describePayload, type Payload } from '../protocol/payload.js';
 import type { Reply } from '../protocol/reply.js';
@@ -41,14 +40,20 @@ interface RunContext {
   readonly out: Write;
   readonly err: Write;
   readonly log: ((line: string) => void) | undefined;
+  /** -B FILE: saves each knock of the run (client/save-packet.ts); undefined without -B. */
+  readonly save: ((packet: Uint8Array) => Promise<void>) | undefined;
 }
 
-function context(opts: CliOpts, io: ClientIo): RunContext {
+async function context(opts: CliOpts, io: ClientIo): Promise<RunContext> {
   const out = io.out ?? ((s: string) => void process.stdout.write(s));
   const err = io.err ?? ((s: string) => void process.stderr.write(s));
   // -v lines quote user ids, usernames and commands: escaped so they cannot act on the terminal
   const log = (line: string) => err(`spa: ${displaySafe(line, { backslash: false })}\n`);
-  return { opts, io, out, err, log: opts.verbose ? log : undefined };
+  const save =
+    opts.savePacket === undefined
+      ? undefined
+      : (await import('./save-packet.js')).packetSaver(opts.savePacket);
+  return { opts, io, out, err, log: opts.verbose ? log : undefined, save };
 }
 
 async function prepare(
@@ -91,21 +96,7 @@ async function sealAndSend(
   retries: number | null = null,
 ): Promise<Reply | null> {
   const { payload, packet } = await p.seal();
-  if (ctx.opts.savePacket !== undefined) {
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(ctx.opts.savePacket, packet, { mode: 0o600, flag: 'wx' }).catch(
-      (cause: NodeJS.ErrnoException) => {
-        throw new ConfigError(
-          'IO',
-          `--save-packet: cannot create ${ctx.opts.savePacket} (${cause.code ?? cause.message})`,
-          {
-            cause,
-            hint: cause.code === 'EEXIST' ? 'the file exists; name a new one' : undefined,
-          },
-        );
-      },
-    );
-  }
+  await ctx.save?.(packet);
   if (save && ctx.opts.namedConfig !== undefined) {
     await saveStanza(save.rcFile, ctx.opts.namedConfig, save.values);
     ctx.err(`spa: saved stanza [${ctx.opts.namedConfig}] in ${save.rcFile}\n`);
@@ -120,6 +111,7 @@ async function sealAndSend(
     const { knockUntilReply, grantedLine } = await import('./await-reply.js');
     const g = await knockUntilReply(p, {
       first: { payload, packet },
+      ...(ctx.save ? { beforeSend: ctx.save } : {}),
       retries,
       waitMs: REPLY_WAIT_MS,
       ...(ctx.log ? { log: ctx.log } : {}),
@@ -139,7 +131,7 @@ async function sealAndSend(
 }
 
 export async function knockAction(host: string | undefined, opts: CliOpts, io: ClientIo): Promise<void> {
-  const ctx = context(opts, io);
+  const ctx = await context(opts, io);
   const { settings, save, rcFile, home } = await loadSettings(opts, host);
   const p = await prepare(ctx, settings, home);
   try {
@@ -155,7 +147,7 @@ export async function connectAction(
   opts: CliOpts,
   io: ClientIo,
 ): Promise<void> {
-  const ctx = context(opts, io);
+  const ctx = await context(opts, io);
   const port = parseIntIn(portText, 'PORT', 1, 65535);
   const loaded = await loadSettings(opts, host);
   const { save, rcFile, home } = loaded;
@@ -182,6 +174,7 @@ export async function connectAction(
       timeoutMs: settings.connectTimeout * 1000,
       reknock: async () => {
         const again = await p.seal();
+        await ctx.save?.(again.packet);
         await p.send(again.packet);
         ctx.log?.(`sent ${again.packet.length} bytes again`);
       },

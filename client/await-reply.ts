@@ -15,8 +15,10 @@ export interface AwaitReplyOptions {
   readonly retries: number;
   readonly waitMs: number;
   readonly log?: (line: string) => void;
-  /** The first knock, already sealed (so that --save-packet holds what was sent first). */
+  /** The first knock, already sealed (and saved by the caller). */
   readonly first?: SealedKnock;
+  /** Called with each knock this seals (the retries) before it is sent: --save-packet. */
+  readonly beforeSend?: (packet: Uint8Array) => Promise<void>;
 }
 
 export interface Granted {
@@ -41,7 +43,9 @@ export async function knockUntilReply(p: PreparedKnock, o: AwaitReplyOptions): P
   const nonces: Uint8Array[] = [];
   const total = o.retries + 1;
   for (let attempt = 1; attempt <= total; attempt++) {
-    const { payload, packet } = attempt === 1 && o.first ? o.first : await p.seal();
+    const given = attempt === 1 ? o.first : undefined;
+    const { payload, packet } = given ?? (await p.seal());
+    if (!given) await o.beforeSend?.(packet);
     nonces.push(payload.nonce);
     await p.send(packet);
     const sentAt = performance.now();

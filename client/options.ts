@@ -139,7 +139,10 @@ export function addKnockOptions(cmd: Command): Command {
     .option('--rc-file <file>', 'rc file (default HOME/spa.rc)')
     .option('--home <dir>', 'client home with keys.json and spa.rc (default $SPA_HOME or ~/.spa)')
     .option('--test', 'build the knock, print it and its size, send nothing')
-    .option('-B, --save-packet <file>', 'also write the sealed knock (binary) to this new file, mode 0600')
+    .option(
+      '-B, --save-packet <file>',
+      'also write the sealed knock (binary) to this new file, mode 0600; retries to FILE.2, FILE.3, ...',
+    )
     .option('-v, --verbose', 'say what is sent, on stderr');
 }
 

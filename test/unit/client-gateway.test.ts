@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openEnvelope } from '../../protocol/envelope.js';
@@ -117,7 +117,9 @@ describe('spa gateway flags and the signed reply', () => {
   async function fakeServer(answer: (n: number, p: Payload, to: RemoteInfo) => Promise<Uint8Array[]>) {
     const sock = createSocket('udp4');
     const payloads: Payload[] = [];
+    const raw: Buffer[] = [];
     sock.on('message', (msg, rinfo) => {
+      raw.push(msg);
       void (async () => {
         const s = await openEnvelope(new Uint8Array(msg), { server: K.identity, now: new Date() });
         const bytes = (s.literal as unknown as { getBytes(): Uint8Array }).getBytes();
@@ -127,7 +129,7 @@ describe('spa gateway flags and the signed reply', () => {
       })();
     });
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    return { port: sock.address().port, payloads, close: () => sock.close() };
+    return { port: sock.address().port, payloads, raw, close: () => sock.close() };
   }
 
   const reply = (p: Payload, key = K.server, over: { port?: number } = {}) =>
@@ -174,6 +176,33 @@ describe('spa gateway flags and the signed reply', () => {
       assert.match(r.err, /ignored a 200-byte datagram/);
       assert.equal(srv.payloads.length, 2);
       assert.notDeepEqual(srv.payloads[0]?.nonce, srv.payloads[1]?.nonce, 'each retry is a fresh knock');
+    } finally {
+      srv.close();
+    }
+  });
+
+  test('--save-packet with retries saves every knock sent, FILE then FILE.2, exactly as sent', async () => {
+    const srv = await fakeServer(async (n, p) => (n === 1 ? [] : [await reply(p)]));
+    const file = join(home.home, 'knocks.bin');
+    try {
+      const r = await spa([
+        '--home',
+        home.home,
+        '-p',
+        String(srv.port),
+        '-A',
+        'tcp/22',
+        '--retries',
+        '2',
+        '-B',
+        file,
+        '127.0.0.1',
+      ]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(srv.raw.length, 2);
+      assert.deepEqual(readFileSync(file), srv.raw[0]);
+      assert.deepEqual(readFileSync(`${file}.2`), srv.raw[1]);
+      assert.equal(existsSync(`${file}.3`), false, 'no file for a knock never sent');
     } finally {
       srv.close();
     }
