@@ -3,6 +3,9 @@
  * types. The daemon holds one `Firewall`; everything it passes in is validated here before any
  * command is built (validate.ts).
  */
+import { type Forwarder, type ForwardOptions, normalizeForwardOptions } from './forward.js';
+import { IptForwarder } from './forward-ipt.js';
+import { NftForwarder } from './forward-nft.js';
 import { IptablesFirewall } from './iptables.js';
 import { nftShellRunner } from './nft-shell.js';
 import { NftablesFirewall } from './nftables.js';
@@ -39,10 +42,11 @@ export function createFirewall(kind: FirewallKind, opts: FirewallOptions, runner
   throw new TypeError(`unknown firewall kind`);
 }
 
-export {
-  type ActiveForward,
-  createForwarder,
-  type ForwardGrantRequest,
-  type Forwarder,
-  type ForwardOptions,
-} from './forward.js';
+export type { ActiveForward, ForwardGrantRequest, Forwarder, ForwardOptions } from './forward.js';
+
+/** Gateway mode's forwarder (forward.ts). Nothing runs until init(). Throws CONFIG_INVALID / ADDRESS_INVALID for bad options. */
+export function createForwarder(kind: FirewallKind, opts: ForwardOptions, runner: FirewallExec): Forwarder {
+  const o = normalizeForwardOptions(opts);
+  if (kind === 'nftables') return new NftForwarder(o, runner);
+  return new IptForwarder(o, runner);
+}

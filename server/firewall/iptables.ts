@@ -24,7 +24,8 @@
  */
 import type { Family } from '../../protocol/address.js';
 import { Serial } from './serial.js';
-import type { ActiveGrant, FirewallExec, Firewall, GrantRequest, Proto } from './types.js';
+import type { ActiveGrant, Firewall, FirewallExec, GrantRequest, Proto } from './types.js';
+import { firstLine } from './output.js';
 import { FirewallError } from './types.js';
 import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
 
@@ -34,7 +35,8 @@ export const PROTECT_COMMENT = 'spa_protect';
 export const STEALTH_COMMENT = 'spa_stealth';
 export const ESTABLISHED_RULE = '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN';
 
-const TOOLS: Record<Family, { list: string; restore: string; max: number }> = {
+/** The tools per family, and the prefix length of one host. */
+export const IPT_TOOLS: Record<Family, { list: string; restore: string; max: number }> = {
   4: { list: 'iptables', restore: 'iptables-restore', max: 32 },
   6: { list: 'ip6tables', restore: 'ip6tables-restore', max: 128 },
 };
@@ -63,7 +65,7 @@ export interface IptGrant {
 }
 
 export function grantSpec(g: IptGrant): string {
-  const max = TOOLS[g.family].max;
+  const max = IPT_TOOLS[g.family].max;
   return `-s ${g.source}/${max} -p ${g.proto} -m ${g.proto} --dport ${g.port} -m comment --comment ${EXP_PREFIX}${g.exp} -j ACCEPT`;
 }
 
@@ -110,7 +112,7 @@ export function parseIptList(text: string, chain: string, family: Family): IptVi
 function parseGrant(m: RegExpExecArray | null, family: Family): IptGrant | null {
   if (!m) return null;
   const [, addr, prefix, proto, match, portText, expText] = m;
-  if (proto !== match || Number(prefix) !== TOOLS[family].max) return null;
+  if (proto !== match || Number(prefix) !== IPT_TOOLS[family].max) return null;
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
   try {
@@ -186,8 +188,33 @@ export function iptRemoveScript(chain: string, view: IptView): string {
   return restoreScript(lines);
 }
 
-function firstLine(s: string): string {
-  return (s.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);
+/**
+ * For IPv4 then IPv6: the grants `pick` selects from `list`, deleted by one `remove` per family
+ * that has any. Returns how many went. The input chain and the forwarding chains sweep alike.
+ */
+export async function removeEachFamily<G>(
+  list: (family: Family) => Promise<readonly G[]>,
+  pick: (g: G) => boolean,
+  remove: (family: Family, gone: G[]) => Promise<void>,
+): Promise<number> {
+  let n = 0;
+  for (const family of [4, 6] as const) {
+    const gone = (await list(family)).filter(pick);
+    if (gone.length === 0) continue;
+    await remove(family, gone);
+    n += gone.length;
+  }
+  return n;
+}
+
+/** healthy(): `check` holds for IPv4 and IPv6; a listing that fails counts as unhealthy. */
+export async function bothFamilies(check: (family: Family) => Promise<boolean>): Promise<boolean> {
+  try {
+    for (const family of [4, 6] as const) if (!(await check(family))) return false;
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class IptablesFirewall implements Firewall {
@@ -207,14 +234,14 @@ export class IptablesFirewall implements Firewall {
   /** Whole filter table or our chain only; a missing chain lists as empty. */
   async #list(family: Family, whole: boolean): Promise<IptView> {
     const args = whole ? [...WAIT, '-S'] : [...WAIT, '-S', this.#chain];
-    const r = await this.#runner.run(TOOLS[family].list, args);
+    const r = await this.#runner.run(IPT_TOOLS[family].list, args);
     if (r.code !== 0) {
       // Our chain may simply not exist (listed as empty); anything else must not pass for an
       // empty chain, or flush() would report success with grants still in place. The whole
       // table listing tells the two apart and throws when iptables itself is failing.
       if (!whole) return this.#list(family, true);
       throw new FirewallError(
-        `${TOOLS[family].list} ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`,
+        `${IPT_TOOLS[family].list} ${args.join(' ')}: exit ${r.code}: ${firstLine(r.stderr)}`,
       );
     }
     return parseIptList(r.stdout, this.#chain, family);
@@ -222,9 +249,9 @@ export class IptablesFirewall implements Firewall {
 
   async #restore(family: Family, script: string): Promise<void> {
     const args = [...WAIT, '--noflush'];
-    const r = await this.#runner.run(TOOLS[family].restore, args, script);
+    const r = await this.#runner.run(IPT_TOOLS[family].restore, args, script);
     if (r.code !== 0) {
-      throw new FirewallError(`${TOOLS[family].restore}: exit ${r.code}: ${firstLine(r.stderr)}`);
+      throw new FirewallError(`${IPT_TOOLS[family].restore}: exit ${r.code}: ${firstLine(r.stderr)}`);
     }
   }
 
@@ -244,7 +271,7 @@ export class IptablesFirewall implements Firewall {
           protects.length !== this.#o.protect.length
         ) {
           throw new FirewallError(
-            `${TOOLS[family].list}: chain ${this.#chain} is not as installed right after init`,
+            `${IPT_TOOLS[family].list}: chain ${this.#chain} is not as installed right after init`,
           );
         }
         this.#fixed[family] = after.fixed.join('\n');
@@ -284,17 +311,13 @@ export class IptablesFirewall implements Firewall {
   }
 
   #removeWhere(pick: (g: IptGrant) => boolean): Promise<number> {
-    return this.#serial.run(async () => {
-      let n = 0;
-      for (const family of [4, 6] as const) {
-        const view = await this.#list(family, false);
-        const gone = view.grants.filter(pick);
-        if (gone.length === 0) continue;
-        await this.#restore(family, iptDeleteGrantsScript(this.#chain, gone));
-        n += gone.length;
-      }
-      return n;
-    });
+    return this.#serial.run(() =>
+      removeEachFamily(
+        async (family) => (await this.#list(family, false)).grants,
+        pick,
+        (family, gone) => this.#restore(family, iptDeleteGrantsScript(this.#chain, gone)),
+      ),
+    );
   }
 
   async flush(): Promise<void> {
@@ -306,20 +329,14 @@ export class IptablesFirewall implements Firewall {
   }
 
   healthy(): Promise<boolean> {
-    return this.#serial.run(async () => {
-      try {
-        for (const family of [4, 6] as const) {
-          const fixed = this.#fixed[family];
-          if (fixed === null) return false;
-          const view = await this.#list(family, true);
-          if (!view.chainExists || view.jumps !== 1 || !view.jumpFirst || view.fixed.join('\n') !== fixed)
-            return false;
-        }
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    return this.#serial.run(() =>
+      bothFamilies(async (family) => {
+        const fixed = this.#fixed[family];
+        if (fixed === null) return false;
+        const view = await this.#list(family, true);
+        return view.chainExists && view.jumps === 1 && view.jumpFirst && view.fixed.join('\n') === fixed;
+      }),
+    );
   }
 
   async shutdown(opts: { removeProtections: boolean }): Promise<void> {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { waitFor } from '../../scripts/netns.js';
 import { execRunner, type FirewallKind } from '../../server/firewall/index.js';
-import { createForwarder, type Forwarder } from '../../server/firewall/forward.js';
+import { createForwarder, type Forwarder } from '../../server/firewall/index.js';
 import { openSession, probe, probeOne, startServices } from './firewall-harness.js';
 import { unavailable } from './firewall-suite.js';
 import {

@@ -1,19 +1,14 @@
 /**
- * server/firewall/forward.ts without running anything: option and grant validation, the exact
+ * server/firewall/forward.ts, forward-nft.ts and forward-ipt.ts without running anything: option and grant validation, the exact
  * nft script a grant becomes (including replacing a key's old target), and the iptables listing
  * parser that sweep() and init() trust.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SpaError } from '../../protocol/errors.js';
-import {
-  iptFwdSpec,
-  iptPreSpec,
-  nftForwardGrantScript,
-  normalizeForward,
-  normalizeForwardOptions,
-  parseIptForward,
-} from '../../server/firewall/forward.js';
+import { normalizeForward, normalizeForwardOptions } from '../../server/firewall/forward.js';
+import { iptFwdSpec, iptPreSpec, parseIptForward } from '../../server/firewall/forward-ipt.js';
+import { nftForwardGrantScript } from '../../server/firewall/forward-nft.js';
 
 const code = (c: string) => (e: unknown) => e instanceof SpaError && e.code === c;
 const base = {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isSpaError } from '../../protocol/errors.js';
 import { createFirewall, type FirewallOptions } from '../../server/firewall/index.js';
-import { parseNftTable } from '../../server/firewall/nftables.js';
+import { parseNftTable } from '../../server/firewall/nft-ruleset.js';
 import { FakeRunner, NFT_NO_TABLE, type NftListingOptions, nftListing } from './firewall-fake-runner.js';
 
 const NOW = 1_700_000_000_000;
