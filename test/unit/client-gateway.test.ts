@@ -146,6 +146,21 @@ describe('spa gateway flags and the signed reply', () => {
       new Date(),
     );
 
+  /** `spa -A tcp/22 --retries N` to the fake server on loopback. */
+  const knockTo = (port: number, retries: string, ...extra: string[]) =>
+    spa([
+      '--home',
+      home.home,
+      '-p',
+      String(port),
+      '-A',
+      'tcp/22',
+      '--retries',
+      retries,
+      ...extra,
+      '127.0.0.1',
+    ]);
+
   test('ignores a forged reply and garbage, knocks again with a fresh nonce, and accepts the real reply', async () => {
     const first: Payload[] = [];
     const srv = await fakeServer(async (n, p) => {
@@ -185,19 +200,7 @@ describe('spa gateway flags and the signed reply', () => {
     const srv = await fakeServer(async (n, p) => (n === 1 ? [] : [await reply(p)]));
     const file = join(home.home, 'knocks.bin');
     try {
-      const r = await spa([
-        '--home',
-        home.home,
-        '-p',
-        String(srv.port),
-        '-A',
-        'tcp/22',
-        '--retries',
-        '2',
-        '-B',
-        file,
-        '127.0.0.1',
-      ]);
+      const r = await knockTo(srv.port, '2', '-B', file);
       assert.equal(r.code, 0, r.err);
       assert.equal(srv.raw.length, 2);
       assert.deepEqual(readFileSync(file), srv.raw[0]);
@@ -216,18 +219,8 @@ describe('spa gateway flags and the signed reply', () => {
     });
     try {
       // run 1 leaves a knock the server remembers; run 2 gets only replies to that knock
-      await spa(['--home', home.home, '-p', String(srv.port), '-A', 'tcp/22', '--retries', '0', '127.0.0.1']);
-      const r = await spa([
-        '--home',
-        home.home,
-        '-p',
-        String(srv.port),
-        '-A',
-        'tcp/22',
-        '--retries',
-        '1',
-        '127.0.0.1',
-      ]);
+      await knockTo(srv.port, '0');
+      const r = await knockTo(srv.port, '1');
       assert.equal(r.code, 1, r.err);
       assert.match(r.err, /^spa: error: no verified reply from 127\.0\.0\.1 after 2 knocks$/m);
       assert.equal(srv.payloads.length, 3);
