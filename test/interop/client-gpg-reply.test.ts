@@ -11,9 +11,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Payload } from '../../protocol/payload.js';
-import { signReply } from '../../protocol/reply.js';
 import { type TestKey, testKey, testServer } from '../helpers/keys.js';
-import { type Home, makeHome, openKnock, spa } from '../unit/client-fixtures.js';
+import { type Home, makeHome, openKnock, signedReply, spa } from '../unit/client-fixtures.js';
 import { type GpgHome, gpgAvailable, makeGpgHome, readPublic } from './client-gpg-fixtures.js';
 
 const skip = gpgAvailable() ? false : 'gpg is not installed';
@@ -50,19 +49,7 @@ describe('spa --gpg-home-dir --retries verifies the signed reply', { skip }, () 
         payloads.push(payload);
         const key = signer(payloads.length);
         if (!key) return;
-        const bytes = await signReply(
-          {
-            issued: Math.floor(Date.now() / 1000),
-            nonce: payload.nonce,
-            serverFingerprint: key.fingerprint,
-            timeoutSeconds: 30,
-            granted: payload.access,
-            forward: null,
-          },
-          key.privateKey,
-          new Date(),
-        );
-        sock.send(bytes, rinfo.port, rinfo.address);
+        sock.send(await signedReply(payload, key), rinfo.port, rinfo.address);
       })();
     });
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));

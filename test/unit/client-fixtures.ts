@@ -15,6 +15,8 @@ import { runCli } from '../../cli/conventions.js';
 import { importKey } from '../../keyring/keystore.js';
 import { type Opened, open, type ServerIdentity } from '../../protocol/envelope.js';
 import { DEFAULT_MAX_SKEW_SECONDS } from '../../protocol/limits.js';
+import type { Payload } from '../../protocol/payload.js';
+import { signReply } from '../../protocol/reply.js';
 import { signerMap, type TestKey, testKey, testServer } from '../helpers/keys.js';
 
 export interface SpaRun {
@@ -208,4 +210,20 @@ export function useKnockRig(serverName: string | null = 'gw'): KnockRig {
     await rig.H?.cleanup();
   });
   return rig;
+}
+
+/** The reply spad would sign for knock `p` (SPEC.md §12), granted for 30 s, signed by `key`. */
+export function signedReply(p: Payload, key: TestKey, over: { port?: number } = {}): Promise<Uint8Array> {
+  return signReply(
+    {
+      issued: Math.floor(Date.now() / 1000),
+      nonce: p.nonce,
+      serverFingerprint: key.fingerprint,
+      timeoutSeconds: 30,
+      granted: [{ proto: p.access[0]?.proto ?? 'tcp', port: over.port ?? p.access[0]?.port ?? 22 }],
+      forward: p.forward ? { host: p.forward.host, port: p.forward.port } : null,
+    },
+    key.privateKey,
+    new Date(),
+  );
 }

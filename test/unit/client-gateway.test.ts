@@ -11,8 +11,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openEnvelope } from '../../protocol/envelope.js';
 import { decodePayload, type Payload } from '../../protocol/payload.js';
-import { signReply } from '../../protocol/reply.js';
-import { type Home, type Keys, keys, makeHome, parseTestOutput, spa } from './client-fixtures.js';
+import {
+  type Home,
+  type Keys,
+  keys,
+  makeHome,
+  parseTestOutput,
+  signedReply,
+  spa,
+} from './client-fixtures.js';
 
 describe('spa gateway flags and the signed reply', () => {
   let K: Keys;
@@ -132,19 +139,7 @@ describe('spa gateway flags and the signed reply', () => {
     return { port: sock.address().port, payloads, raw, close: () => sock.close() };
   }
 
-  const reply = (p: Payload, key = K.server, over: { port?: number } = {}) =>
-    signReply(
-      {
-        issued: Math.floor(Date.now() / 1000),
-        nonce: p.nonce,
-        serverFingerprint: key.fingerprint,
-        timeoutSeconds: 30,
-        granted: [{ proto: 'tcp', port: over.port ?? p.access[0]?.port ?? 22 }],
-        forward: p.forward ? { host: p.forward.host, port: p.forward.port } : null,
-      },
-      key.privateKey,
-      new Date(),
-    );
+  const reply = (p: Payload, key = K.server, over: { port?: number } = {}) => signedReply(p, key, over);
 
   /** `spa -A tcp/22 --retries N` to the fake server on loopback. */
   const knockTo = (port: number, retries: string, ...extra: string[]) =>
