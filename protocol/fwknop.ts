@@ -24,7 +24,6 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { type PortSpec, parsePortSpec } from './access.js';
 import { tryParseAddress } from './address.js';
 import {
-  checkFreshness,
   type Opened,
   type OpenOptions,
   openEnvelope,
@@ -34,6 +33,7 @@ import {
 } from './envelope.js';
 import { ParseError, PolicyError, VerifyError } from './errors.js';
 import { type Framing, isForUs, parseFraming } from './framing.js';
+import { checkFreshness } from './freshness.js';
 import {
   ACCESS_MAX_ENTRIES,
   COMMAND_MAX_BYTES,

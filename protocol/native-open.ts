@@ -73,7 +73,7 @@ function ecdhFields(body: Uint8Array): { V: Uint8Array; C: Uint8Array } | null {
 
 /**
  * The session key of the first PKESK that names one of our decryption keys, as openpgp.js's
- * path picks it (envelope.ts decryptSessionKey); null when that key is not an ECDH/Curve25519
+ * path picks it (session-key.ts decryptSessionKey); null when that key is not an ECDH/Curve25519
  * one this module handles.
  */
 function sessionKey(bytes: Uint8Array, headers: Header[], keys: NativeKeys): openpgp.SessionKey | null {

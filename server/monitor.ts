@@ -13,7 +13,8 @@
  * and an audit line; a malformed or oversized message gets IPC_INVALID.
  */
 import { formatAddress, tryParseAddress } from '../protocol/address.js';
-import { type Opened, readSigned, replayKey, verifySigned } from '../protocol/envelope.js';
+import { type Opened, readSigned, verifySigned } from '../protocol/envelope.js';
+import { replayKey } from '../protocol/replay-key.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import { verifyFwknopSigned } from '../protocol/fwknop.js';
 import { act, type UserCommandRunner, type SharedReplayCheck } from './act.js';

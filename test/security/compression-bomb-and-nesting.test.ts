@@ -3,7 +3,7 @@
  * decompression bomb), compression nested inside compression, deeply nested compressed packets,
  * and an encrypted message nested inside the encrypted message. Anyone with the server's public
  * key can make these; the limits are SPEC.md §3/§5 (decompressed data at most 4096 bytes,
- * protocol/limits.ts MAX_DECOMPRESSED_BYTES, enforced by protocol/envelope.ts, which inflates ZIP
+ * protocol/limits.ts MAX_DECOMPRESSED_BYTES, enforced by protocol/compressed.ts, which inflates ZIP
  * and ZLIB itself and stops as soon as the output passes the limit).
  *
  * The code, and why: the decrypted packets are parsed, and compressed data inflated, after their

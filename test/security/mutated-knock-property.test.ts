@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type Opened, type OpenOptions, open, replayKey } from '../../protocol/envelope.js';
+import { type Opened, type OpenOptions, open } from '../../protocol/envelope.js';
+import { replayKey } from '../../protocol/replay-key.js';
 import { SpaError } from '../../protocol/errors.js';
 import { runFuzz } from '../../scripts/fuzz-open.js';
 import { decryptToPackets } from '../helpers/craft.js';

@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { type Opened, open, replayKey, seal, serverIdentity } from '../../protocol/envelope.js';
+import { type Opened, open, seal, serverIdentity } from '../../protocol/envelope.js';
+import { replayKey } from '../../protocol/replay-key.js';
 import { SpaError } from '../../protocol/errors.js';
 import { PACKET_MIN_BYTES } from '../../protocol/limits.js';
 import { freshPayload, type KeyKind, signerMap, TEST_NOW, type TestKey, testKey } from '../helpers/keys.js';
