@@ -3,7 +3,7 @@
  * payload; `open` runs the verification steps of SPEC.md §7 that judge the message itself, in
  * SPEC's order, cheapest first, each a named function with its own stable codes:
  *
- *   steps 1-3   precheck          size, framing, a PKESK for us (no decryption)
+ *   steps 1-3   precheck          size, framing, a PKESK for us (precheck.ts)
  *   (4-5)                         fair queue and the ciphertext digest: server/pipeline.ts
  *   step 6      decrypt           the session key, then the data and its integrity check
  *                                 (the default profile: native-open.ts, steps 6-7 at once)
@@ -31,12 +31,12 @@ import { guardedCompressedData } from './compressed.js';
 import { type EcdhKey, prepareEcdh } from './ecdh.js';
 import { verifyEd25519Message } from './ed25519-verify.js';
 import { nativeOpen } from './native-open.js';
-import { ConfigError, ParseError, VerifyError } from './errors.js';
-import { type Framing, isForUs, parseFraming } from './framing.js';
+import { ConfigError, VerifyError } from './errors.js';
 import { checkFreshness, checkSignatureTime } from './freshness.js';
-import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from './limits.js';
+import { PACKET_MAX_BYTES } from './limits.js';
 import { openpgpConfig } from './pgp-config.js';
 import { decodePayload, encodePayload, type Payload } from './payload.js';
+import { precheck } from './precheck.js';
 import { decryptSessionKey } from './session-key.js';
 import { keyStateCode, validSigningKey } from './signing-key.js';
 import { innerPackets, issuerFingerprintOf, signedLiteralOf, structureErrorOf } from './structure.js';
@@ -213,21 +213,6 @@ export async function verifySigned(signed: SignedLiteral, opts: VerifySignedOpti
   checkFreshness(payload.timestamp, opts.now, opts.maxSkewSeconds); // step 12
   // step 13 on (replay: replayKey(), policy, act, reply) are the pipeline's
   return { payload, signer, signingKeyFingerprint, signed };
-}
-
-/** Steps 1-3: size and framing checks only, no decryption. Run first and cheaply on every datagram. */
-export function precheck(bytes: Uint8Array, server: Pick<ServerIdentity, 'recipientKeyIds'>): Framing {
-  if (bytes.length < PACKET_MIN_BYTES) {
-    throw new ParseError('PKT_TOO_SHORT', `packet: ${bytes.length} bytes, at least ${PACKET_MIN_BYTES}`);
-  }
-  if (bytes.length > PACKET_MAX_BYTES) {
-    throw new ParseError('PKT_TOO_LONG', `packet: ${bytes.length} bytes, at most ${PACKET_MAX_BYTES}`);
-  }
-  const framing = parseFraming(bytes);
-  if (!isForUs(framing, server.recipientKeyIds)) {
-    throw new ParseError('PKT_NOT_FOR_US', 'packet: no session key for this server');
-  }
-  return framing;
 }
 
 /**

@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { tryParseAddress } from '../protocol/address.js';
-import { type Opened, open, precheck, type ServerIdentity } from '../protocol/envelope.js';
+import { type Opened, open, type ServerIdentity } from '../protocol/envelope.js';
+import { precheck } from '../protocol/precheck.js';
 import { replayKey } from '../protocol/replay-key.js';
 import { type DropCode, isSpaError } from '../protocol/errors.js';
 import type { Framing } from '../protocol/framing.js';

@@ -16,8 +16,7 @@
  * as the pipe drains, so what is shed is only what spad could not have processed, taken from the
  * busiest sources.
  */
-import { PACKET_MAX_BYTES, PACKET_MIN_BYTES } from '../../protocol/limits.js';
-import { isForUs, parseFraming } from '../../protocol/framing.js';
+import { precheckVerdict, sizeDrop } from '../../protocol/precheck.js';
 import { isSpaError } from '../../protocol/errors.js';
 import { fwknopMayBeForUs, looksLikeFwknop } from '../../protocol/fwknop.js';
 import { FairQueue } from '../fairqueue.js';
@@ -44,19 +43,20 @@ function classify(
   const r = decodeFrame(linkType, frame, { truncated });
   if (!r.ok) return { reason: 'DECODE' };
   const { length, payload } = r.udp;
-  if (length < PACKET_MIN_BYTES) return { reason: 'PKT_TOO_SHORT' };
-  if (length > PACKET_MAX_BYTES) return { reason: 'PKT_TOO_LONG' };
+  const mayBeKnock = { reason: null, source: r.udp.source, port: r.udp.sourcePort };
+  // step 1 on the UDP length, so a frame cut at the snap length still gets PKT_TOO_LONG
+  const size = sizeDrop(length);
+  if (size !== null) return { reason: size };
   if (payload.length < length) return { reason: 'DECODE' };
   // fwknop GPG-mode knocks are base64 text (SPEC.md §11.1): framing checked once rebuilt
   if (looksLikeFwknop(payload)) {
-    return fwknopMayBeForUs(payload, ourKeyIds)
-      ? { reason: null, source: r.udp.source, port: r.udp.sourcePort }
-      : { reason: 'PKT_FRAMING' };
+    return fwknopMayBeForUs(payload, ourKeyIds) ? mayBeKnock : { reason: 'PKT_FRAMING' };
   }
+  // steps 1-3 as spad's pipeline runs them (protocol/precheck.ts), without exceptions
+  // for the refusals a flood makes most
   try {
-    return isForUs(parseFraming(payload), ourKeyIds)
-      ? { reason: null, source: r.udp.source, port: r.udp.sourcePort }
-      : { reason: 'PKT_NOT_FOR_US' };
+    const verdict = precheckVerdict(payload, ourKeyIds);
+    return typeof verdict === 'string' ? { reason: verdict } : mayBeKnock;
   } catch (err) {
     return { reason: isSpaError(err) ? err.code : 'PKT_FRAMING' };
   }

@@ -2,14 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as openpgp from 'openpgp';
 import { parseAddress } from '../../protocol/address.js';
-import {
-  type Opened,
-  type OpenOptions,
-  open,
-  precheck,
-  seal,
-  serverIdentity,
-} from '../../protocol/envelope.js';
+import { type Opened, type OpenOptions, open, seal, serverIdentity } from '../../protocol/envelope.js';
+import { precheck } from '../../protocol/precheck.js';
 import { type ErrorCode, SpaError } from '../../protocol/errors.js';
 import { parseFraming } from '../../protocol/framing.js';
 import {
