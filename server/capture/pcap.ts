@@ -5,8 +5,8 @@
  * Two ways to hold the libpcap handle (cap-binding.ts explains the `cap` hazards behind this):
  * - isolated (default): a child process (pcap-child.ts) owns the handle and streams raw frames
  *   over a pipe. If it dies (`cap` aborts when a named device goes down), onError hears of it and
- *   a new child is started with backoff until the device is back. Cost: one pipe hop, measured
- *   by scripts/bench-capture.ts.
+ *   a new child is started with backoff until the device is back (pcap-supervisor.ts). Cost: one
+ *   pipe hop, measured by scripts/bench-capture.ts.
  * - in-process (`isolate: false`): the handle lives in spad; one hop less, but a device going
  *   down kills spad.
  * Either way frames are decoded here (decode.ts) with one set of counters, the BPF filter is
@@ -18,21 +18,19 @@
  * length, and an empty payload: the pipeline logs PKT_TOO_LONG; the bytes are never copied. The
  * capture buffer is maxPayload + HEADER_ROOM bytes, so memory per frame is bounded too.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { ConfigError } from '../../protocol/errors.js';
 import { CAP_SNAPLEN, type CapHandle, openCap } from './cap-binding.js';
 import { type DecodeFailure, decodeFrame, isSupportedLinkType, linkTypeFromCap } from './decode.js';
 import { DEFAULT_BUFFER_BYTES } from '../limits.js';
-import { CAPTURE_CHILD_SCRIPT as CHILD, captureChildArgs, HEADER_ROOM } from './child-args.js';
+import { captureChildArgs, HEADER_ROOM } from './child-args.js';
 import { HostAddresses } from './host-addresses.js';
 import { RecordReader } from './pcap-ipc.js';
+import { supervisedCapture } from './pcap-supervisor.js';
 import type { Capture, CaptureStats, Datagram, PcapCaptureOptions } from './types.js';
 
+/** How long a piped capture process may take to report READY. */
 const START_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 2_000;
-const RESTART_MIN_MS = 250;
-const RESTART_MAX_MS = 5_000;
 
 export { CAPTURE_CHILD_SCRIPT, captureChildArgs, HEADER_ROOM } from './child-args.js';
 
@@ -139,6 +137,15 @@ export function frameHandler(
   };
 }
 
+/** What recordSink() tells the code that started a capture process about its records. */
+export interface RecordEvents {
+  onReady(linkType: number): void;
+  onError(message: string): void;
+  onBadStream(): void;
+  /** After each chunk, with the number of frames it held (to credit them back). */
+  onFrames(n: number): void;
+}
+
 export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): PcapCapture {
   const { device, port, maxPayload, onDatagram, onError } = opts;
   if (!isValidDeviceName(device)) {
@@ -188,16 +195,7 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
    * Reads the records of one capture process (pcap-ipc.ts) and feeds its frames to onFrame.
    * `source` identifies the process (for its cumulative counts).
    */
-  function recordSink(
-    source: object,
-    on: {
-      onReady(linkType: number): void;
-      onError(message: string): void;
-      onBadStream(): void;
-      /** After each chunk, with the number of frames it held (to credit them back). */
-      onFrames(n: number): void;
-    },
-  ): (chunk: Buffer) => void {
+  function recordSink(source: object, on: RecordEvents): (chunk: Buffer) => void {
     const reader = new RecordReader(frameBytes + 64);
     let linkType = 0;
     return (chunk: Buffer) => {
@@ -234,7 +232,16 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
   }
 
   if (opts.frames) return piped(opts.frames, opts.credits);
-  return opts.isolate === false ? inProcess() : isolated();
+  if (opts.isolate === false) return inProcess();
+  return supervisedCapture({
+    device,
+    childArgs: () => captureChildArgs(opts),
+    stats,
+    recordSink,
+    checkDevice,
+    openError,
+    report,
+  });
 
   /**
    * Records from a capture process someone else started and supervises (spad's monitor starts it
@@ -342,146 +349,6 @@ export function createPcapCapture(opts: PcapCaptureOptions & PcapCaptureMode): P
         handle = undefined;
         cap.close();
         cap.removeAllListeners('packet');
-      },
-    };
-  }
-
-  function isolated(): PcapCapture {
-    let child: ChildProcess | undefined;
-    let wanted = false;
-    let paused = false;
-    /** Frames read from the current child and not yet credited back to it (see server/limits.ts CREDIT_WINDOW). */
-    let owed = 0;
-    const credit = (): void => {
-      if (owed === 0 || paused || !child?.stdin?.writable) return;
-      child.stdin.write(Buffer.alloc(owed));
-      owed = 0;
-    };
-    let restartTimer: NodeJS.Timeout | undefined;
-    let backoff = RESTART_MIN_MS;
-
-    /** Spawns a child; resolves once it has the device open, rejects if it cannot. */
-    const launch = (): Promise<void> =>
-      new Promise<void>((resolve, reject) => {
-        const c = spawn(process.execPath, [CHILD, ...captureChildArgs(opts)], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        child = c;
-        owed = 0;
-        if (paused) c.stdout?.pause();
-        let ready = false;
-        let stderrTail = '';
-        let childError: string | undefined;
-        const timer = setTimeout(() => {
-          c.kill('SIGKILL');
-          reject(openError('the capture process did not start in time'));
-        }, START_TIMEOUT_MS);
-        c.stderr?.setEncoding('utf8');
-        c.stderr?.on('data', (s: string) => {
-          stderrTail = (stderrTail + s).slice(-2000);
-        });
-        c.stdin?.on('error', () => {});
-        const sink = recordSink(c, {
-          onReady() {
-            if (ready) return;
-            ready = true;
-            backoff = RESTART_MIN_MS;
-            clearTimeout(timer);
-            resolve();
-          },
-          onError(message) {
-            childError = message;
-          },
-          onBadStream() {
-            c.kill('SIGKILL');
-          },
-          onFrames(n) {
-            owed += n;
-            if (child === c) credit();
-          },
-        });
-        c.stdout?.on('data', sink);
-        c.on('error', (err) => {
-          clearTimeout(timer);
-          if (!ready) reject(openError(err.message, err));
-        });
-        // 'close', not 'exit': by then stdout is drained and an ERROR record has been read.
-        c.on('close', (code, signal) => {
-          clearTimeout(timer);
-          if (child === c) child = undefined;
-          const why = childError ?? (signal ? `signal ${signal}` : `exit code ${code}`);
-          if (!ready) {
-            reject(openError(childError ?? `capture process ended (${why}) ${stderrTail.trim()}`.trim()));
-            return;
-          }
-          if (!wanted) return;
-          report(
-            new ConfigError('IO', `pcap: capture process for "${device}" ended (${why}); restarting`, {
-              field: 'interface',
-            }),
-          );
-          scheduleRestart();
-        });
-      });
-
-    const scheduleRestart = (): void => {
-      if (!wanted || restartTimer) return;
-      const delay = backoff;
-      backoff = Math.min(RESTART_MAX_MS, backoff * 2);
-      restartTimer = setTimeout(() => {
-        restartTimer = undefined;
-        if (!wanted) return;
-        launch().then(
-          () => {
-            stats.restarts++;
-          },
-          (err: unknown) => {
-            if (!wanted) return;
-            report(err);
-            scheduleRestart();
-          },
-        );
-      }, delay);
-    };
-
-    return {
-      stats,
-      pause() {
-        paused = true;
-        child?.stdout?.pause();
-      },
-      resume() {
-        paused = false;
-        child?.stdout?.resume();
-        credit();
-      },
-      async start() {
-        if (wanted) return;
-        checkDevice();
-        wanted = true;
-        try {
-          await launch();
-        } catch (err) {
-          wanted = false;
-          throw err;
-        }
-      },
-      async stop() {
-        wanted = false;
-        if (restartTimer) clearTimeout(restartTimer);
-        restartTimer = undefined;
-        const c = child;
-        if (!c) return;
-        child = undefined;
-        await new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const kill = setTimeout(() => c.kill('SIGKILL'), STOP_TIMEOUT_MS);
-          c.once('close', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          c.stdin?.end();
-        });
       },
     };
   }
