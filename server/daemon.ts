@@ -30,8 +30,9 @@ import { KeyringSync, type SyncResult } from './cluster/keyring.js';
 import { SharedReplay } from './cluster/replay.js';
 import { Monitor } from './monitor.js';
 import { bindReplySockets } from './reply-socket.js';
-import { type Account, VerifierSupervisor, verifierAccount, verifierDir } from './monitor-process.js';
+import { VerifierSupervisor } from './monitor-process.js';
 import type { UserCommandRunner } from './pipeline.js';
+import { type Account, verifierAccount, verifierDir } from './privdrop.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
 

@@ -12,42 +12,33 @@
  *
  * Both are restarted together when either exits or the verifier stops talking (no line for
  * STALL_MS; it sends counters every second), with a back-off from 250 ms doubling to 5 s. The
- * firewall is not touched meanwhile: protections and grants live in the kernel.
+ * firewall is not touched meanwhile: protections and grants live in the kernel. How each process
+ * is stripped of privilege (account, directory, setpriv) is privdrop.ts's.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-} from 'node:fs';
-import { join } from 'node:path';
+import { closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../protocol/errors.js';
 import type { Audit } from './audit.js';
 import { CAPTURE_CHILD_SCRIPT } from './capture/child-args.js';
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
+import {
+  type Account,
+  dropTo,
+  openDirectoryPath,
+  processInfo,
+  type ProcessInfo,
+  setprivPath,
+} from './privdrop.js';
 import type { VerifierPeer } from './monitor.js';
 
-/** Linux O_PATH (x86-64, arm64 and most others; node's fs.constants does not name it). */
-const O_PATH = 0o10000000;
 const VERIFIER_SCRIPT = fileURLToPath(new URL('./verifier.js', import.meta.url));
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 export const STALL_MS = 3000;
 const START_TIMEOUT_MS = 15_000;
 const RESTART_MIN_MS = 250;
 const RESTART_MAX_MS = 5000;
 /** A verifier that ran this long resets the back-off. */
 const HEALTHY_MS = 10_000;
-
-export interface Account {
-  uid: number;
-  gid: number;
-}
 
 export interface SupervisorOptions {
   /** argv of pcap-child.ts (after its path) in pcap mode; null with --udp-server. */
@@ -64,116 +55,6 @@ export interface SupervisorOptions {
   /** Counters from the verifier of this generation (a new number after each restart). */
   onCounters: (msg: Parameters<NonNullable<VerifierPeer['onCounters']>>[0], generation: number) => void;
   audit: Audit;
-}
-
-export interface ProcessInfo {
-  role: 'monitor' | 'verifier' | 'capture';
-  pid: number;
-  uid: number | null;
-  capEff: string | null;
-  capPrm: string | null;
-  capBnd: string | null;
-  noNewPrivs: boolean | null;
-}
-
-/** Uid and capability sets of a process, from /proc/PID/status. */
-export function processInfo(role: ProcessInfo['role'], pid: number): ProcessInfo {
-  let text = '';
-  try {
-    text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    // gone: report what we know
-  }
-  const field = (name: string): string | null =>
-    new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text)?.[1] ?? null;
-  const uid = field('Uid');
-  const nnp = field('NoNewPrivs');
-  return {
-    role,
-    pid,
-    uid: uid === null ? null : Number(uid.split(/\s+/)[0]),
-    capEff: field('CapEff'),
-    capPrm: field('CapPrm'),
-    capBnd: field('CapBnd'),
-    noNewPrivs: nnp === null ? null : nnp === '1',
-  };
-}
-
-/**
- * The account the verifier and capture processes run as: `name` if given, else `spa` (created by
- * scripts/setup.sh), else `nobody`. Never root.
- */
-export async function verifierAccount(
-  name: string | null,
-  lookup: (n: string) => Promise<Account | null>,
-): Promise<Account & { name: string }> {
-  for (const n of name ? [name] : ['spa', 'nobody']) {
-    const a = await lookup(n);
-    if (!a) continue;
-    if (a.uid === 0 || a.gid === 0) {
-      throw new ConfigError('CONFIG_INVALID', `verifier user ${n}: must not be root`, {
-        field: 'verifier_user',
-      });
-    }
-    return { ...a, name: n };
-  }
-  throw new ConfigError('CONFIG_INVALID', `verifier user ${name ?? 'spa or nobody'}: no such user`, {
-    field: 'verifier_user',
-    hint: 'create it: useradd --system --no-create-home --shell /usr/sbin/nologin spa',
-  });
-}
-
-/**
- * The verifier's own directory, `<state-dir>/verifier`, mode 0700 and owned by its account: its
- * cwd and the only directory of spad's it may write. Falls back to `/` (which it cannot write)
- * when the state directory refuses the mkdir (a read-only state directory).
- */
-export function verifierDir(stateDir: string, account: Account | null): string {
-  const dir = join(stateDir, 'verifier');
-  try {
-    mkdirSync(dir, { mode: 0o700, recursive: true });
-    if (account) chownSync(dir, account.uid, account.gid);
-    chmodSync(dir, 0o700);
-    return dir;
-  } catch {
-    return existsSync(dir) ? dir : '/';
-  }
-}
-
-/**
- * An O_PATH descriptor of `dir`: it needs no permission on the directory itself, so root without
- * CAP_DAC_OVERRIDE can hand the verifier its 0700 directory inside the 0700 state directory, which
- * the verifier could not reach by name. null when it cannot be opened (the verifier stays in /).
- */
-function openDirectoryPath(dir: string): number | null {
-  try {
-    return openSync(dir, O_PATH | fsConstants.O_DIRECTORY);
-  } catch {
-    return null;
-  }
-}
-
-function setprivPath(): string {
-  const p = SETPRIV.find((x) => existsSync(x));
-  if (!p) {
-    throw new ConfigError('IO', "setpriv not found: spad needs it to drop the verifier's privileges", {
-      hint: 'install util-linux (Debian: it is essential; apt-get install util-linux)',
-    });
-  }
-  return p;
-}
-
-function dropTo(account: Account, caps: 'none' | 'net_raw'): string[] {
-  return [
-    `--reuid=${account.uid}`,
-    `--regid=${account.gid}`,
-    '--clear-groups',
-    ...(caps === 'none'
-      ? ['--inh-caps=-all', '--bounding-set=-all']
-      : ['--inh-caps=+net_raw', '--ambient-caps=+net_raw', '--bounding-set=-all,+net_raw']),
-    '--no-new-privs',
-    '--',
-  ];
 }
 
 /**
