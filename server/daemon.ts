@@ -24,10 +24,8 @@ import { callControl, listenControl } from './control.js';
 import { createFirewall, createForwarder, execRunner } from './firewall/index.js';
 import { flushGrants, listGrants, statusGrants } from './grants.js';
 import type { Firewall } from './firewall/types.js';
-import type { CountersMessage } from './ipc.js';
-import { type ClusterLink, openLink } from './cluster/connection.js';
-import { KeyringSync, type SyncResult } from './cluster/keyring.js';
-import { SharedReplay } from './cluster/replay.js';
+import { joinCluster } from './cluster/join.js';
+import type { SyncResult } from './cluster/keyring.js';
 import { Monitor } from './monitor.js';
 import { bindReplySockets } from './reply-socket.js';
 import { VerifierSupervisor } from './monitor-process.js';
@@ -35,6 +33,7 @@ import type { UserCommandRunner } from './pipeline.js';
 import { type Account, verifierAccount, verifierDir } from './privdrop.js';
 import { ReplayStore } from './replay.js';
 import { type LoadedUsers, loadUsers } from './users.js';
+import { VerifierCounters } from './verifier-counters.js';
 
 /** How often a gateway asks Redis for a newer keyring besides the pub/sub messages, s. */
 const KEYRING_POLL_SECONDS = 5;
@@ -86,27 +85,13 @@ export async function startDaemon(
       hint: 'the verifier that binds the socket has no privilege: use a port above 1023, or pcap (--interface)',
     });
   }
-  // the fleet: the monitor holds the link (the verifier never reaches the network); spad starts
-  // whether Redis answers or not, cluster_fail decides about knocks meanwhile; a newer signed
-  // keyring in Redis becomes keyring.json before it is loaded
-  let link: ClusterLink | null = null;
-  let shared: SharedReplay | null = null;
-  let keyringSync: KeyringSync | null = null;
+  // the fleet (server/cluster/join.ts), before the keyring is loaded: it may bring a newer one
   let onKeyring: (r: SyncResult) => void = () => {};
-  if (cfg.cluster) {
-    const { hostname } = await import('node:os');
-    link = await openLink(cfg.cluster, (st) =>
-      audit.log('cluster_state', {
-        detail: `redis ${st.url} ${st.state}${st.state === 'up' ? '' : st.lastError ? `: ${st.lastError}` : ''}`,
-      }),
-    );
-    shared = new SharedReplay(link, hostname());
-    keyringSync = new KeyringSync(link, cfg.stateDir, identity.key.toPublic(), (r) => onKeyring(r));
-    await keyringSync.start();
-  }
+  const cluster = cfg.cluster
+    ? await joinCluster(cfg.cluster, cfg.stateDir, identity.key.toPublic(), audit, (r) => onKeyring(r))
+    : null;
   const closeCluster = async (): Promise<void> => {
-    await keyringSync?.close();
-    await link?.close();
+    await cluster?.close();
   };
   let users: LoadedUsers;
   try {
@@ -166,8 +151,12 @@ export async function startDaemon(
     now: () => Date.now(),
     maxSkewSeconds: cfg.maxSkewSeconds,
     shared:
-      shared && cfg.cluster
-        ? { fail: cfg.cluster.fail, claim: (k, t) => shared.claim(k, t), release: (k) => shared.release(k) }
+      cluster && cfg.cluster
+        ? {
+            fail: cfg.cluster.fail,
+            claim: (k, t) => cluster.shared.claim(k, t),
+            release: (k) => cluster.shared.release(k),
+          }
         : null,
     notify: (msg) => supervisor?.send(msg),
     gateway,
@@ -186,28 +175,9 @@ export async function startDaemon(
     },
     ...(opts.commands ? { commands: opts.commands(audit) } : {}),
   });
-  // the verifier's counters: those of the running one, plus the last ones of each before it
-  const fromVerifiers: {
-    generation: number;
-    current: Record<string, number>;
-    before: Record<string, number>;
-  } = { generation: 0, current: {}, before: {} };
-  let captureStats: CountersMessage['capture'] = null;
-  const onCounters = (m: CountersMessage, generation: number): void => {
-    if (generation !== fromVerifiers.generation) {
-      for (const [k, n] of Object.entries(fromVerifiers.current))
-        fromVerifiers.before[k] = (fromVerifiers.before[k] ?? 0) + n;
-      fromVerifiers.generation = generation;
-    }
-    fromVerifiers.current = m.counters;
-    captureStats = m.capture;
-  };
-  const counters = (): Record<string, number> => {
-    const all: Record<string, number> = { ...fromVerifiers.before };
-    for (const src of [fromVerifiers.current, Object.fromEntries(monitor.counters)])
-      for (const [k, n] of Object.entries(src)) all[k] = (all[k] ?? 0) + n;
-    return all;
-  };
+  // the verifier's counters, across its restarts, with the monitor's own
+  const fromVerifiers = new VerifierCounters();
+  const counters = (): Record<string, number> => fromVerifiers.total(monitor.counters);
   const reportCounters = cfg.verbose ? countersReporter(audit, counters) : null;
   const started = Date.now();
 
@@ -257,18 +227,9 @@ export async function startDaemon(
     users: users.count,
     replayEntries: replay.size,
     replayPersisting: replay.persisting,
-    cluster:
-      link && shared && cfg.cluster
-        ? {
-            ...link.status,
-            fail: cfg.cluster.fail,
-            timeoutMs: cfg.cluster.timeoutMs,
-            replay: { ...shared.counters },
-            keyring: keyringSync?.status ?? null,
-          }
-        : null,
+    cluster: cluster?.status() ?? null,
     counters: counters(),
-    captureStats,
+    captureStats: fromVerifiers.captureStats,
     verifierUser: account?.name ?? null,
     verifierRestarts: supervisor?.restarts ?? 0,
     processes: supervisor?.processes() ?? [],
@@ -305,7 +266,7 @@ export async function startDaemon(
       reportCounters?.();
       replay.prune(now);
       // a missed message on the channel is caught up within KEYRING_POLL_SECONDS
-      if (keyringSync && ++ticks % KEYRING_POLL_SECONDS === 0) void keyringSync.sync();
+      if (cluster && ++ticks % KEYRING_POLL_SECONDS === 0) void cluster.keyringSync.sync();
       await firewall.sweep(now);
       if (forwarder) {
         await forwarder.sweep(now);
@@ -363,7 +324,7 @@ export async function startDaemon(
       void monitor.line(line, peer);
     },
     onOversize: (n) => monitor.oversize(n),
-    onCounters,
+    onCounters: fromVerifiers.onCounters,
     audit,
   });
   // The control socket opens last: once `spad status` answers, knocks are being read.
