@@ -12,6 +12,7 @@ import { ConfigError } from '../protocol/errors.js';
 import { resolveConfig, type ServerFlags } from './config.js';
 import { callControl } from './control.js';
 import { type GrantStatus, grantLine, type ListedGrant, statusGrants } from './grants.js';
+import type { ProcessInfo } from './privdrop.js';
 
 function stateDirOption(): Option {
   return new Option(
@@ -36,15 +37,8 @@ function print(x: unknown): void {
   process.stdout.write(`${text}\n`);
 }
 
-interface ProcessStatus {
-  role: string;
-  pid: number;
-  uid: number | null;
-  capEff: string | null;
-  capPrm: string | null;
-  capBnd: string | null;
-  noNewPrivs: boolean | null;
-}
+/** A process as `spad status` reports it (privdrop.ts reads it from /proc); any role name. */
+type ProcessStatus = Omit<ProcessInfo, 'role'> & { role: string };
 
 /** One line per spad process: role, pid, uid and capability sets (privilege separation). */
 function processLines(list: unknown): string[] {
