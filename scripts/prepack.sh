@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # progress to stderr: `npm pack --json` prints its result on stdout
 exec 1>&2
-rm -rf dist/protocol dist/keyring dist/server dist/client man completion
+rm -rf dist/protocol dist/cli dist/keyring dist/server dist/client man completion
 npx tsc -p tsconfig.build.json
 node dist/scripts/bundle-client.js
 node dist/scripts/gen-man.js man
