@@ -217,6 +217,10 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
       if (r.code === 0 && m) {
         tries.push(Number(m[1]));
         ms.push(Number(m[2]));
+      } else {
+        console.error(
+          `retries run ${i + 1}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+        );
       }
       await rig.control('fw-flush');
     }
