@@ -38,4 +38,57 @@ export default tseslint.config(
       '@typescript-eslint/await-thenable': 'error',
     },
   },
+  // A folder's index.ts is what the product code of other folders imports from it. The exceptions
+  // are deliberate leaves that keep a process light: keyring's inspect, lookup and file-safety
+  // (the client and the verifier keep lowdb and the keyring's writers unloaded) and capture's
+  // child-args (the monitor never loads libpcap). Type-only imports cost nothing at run time and
+  // are allowed; tests and scripts may reach inside.
+  {
+    files: ['server/**/*.ts', 'client/**/*.ts', 'protocol/**/*.ts', 'cli/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)keyring/(?!(index|inspect|lookup|file-safety)\\.js$)[^/]+$',
+              message:
+                'import keyring/ through keyring/index.js (or its light leaves inspect, lookup, file-safety)',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['server/**/*.ts'],
+    ignores: ['server/capture/**', 'server/firewall/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)keyring/(?!(index|inspect|lookup|file-safety)\\.js$)[^/]+$',
+              message:
+                'import keyring/ through keyring/index.js (or its light leaves inspect, lookup, file-safety)',
+              allowTypeImports: true,
+            },
+            {
+              regex: '(^|/)capture/(?!(index|child-args)\\.js$)[^/]+$',
+              message:
+                'import server/capture/ through its index.js (child-args.js: the monitor never loads libpcap)',
+              allowTypeImports: true,
+            },
+            {
+              regex: '(^|/)firewall/(?!index\\.js$)[^/]+$',
+              message: 'import server/firewall/ through its index.js',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,9 +1,10 @@
 /**
  * keyring/: the server allowlist and the client keystore (lowdb files, validated with zod,
  * written atomically under a lock), key inspection, generation and lookup, and the `spa-keys`
- * CLI. This file gathers them for the daemon and for tests. The client imports the modules it
- * needs one by one (inspect.ts, lookup.ts, file-safety.ts), as does the verifier: an ESM barrel
- * loads every module it re-exports, and those two keep lowdb and openpgp.js unloaded until used.
+ * CLI. This file is what server/, client/, protocol/ and cli/ import from keyring/ (eslint.config.js
+ * enforces it), except three light leaves the client and the verifier import directly
+ * (inspect.ts, lookup.ts, file-safety.ts): an ESM barrel loads every module it re-exports, and
+ * those two keep lowdb and openpgp.js unloaded until used.
  */
 
 // server side
@@ -67,10 +68,12 @@ export { classifyQuery, type Query } from './lookup.js';
 export { commandRegexWarnings } from './policy.js';
 export {
   type AllowlistFile,
+  allowlistFileSchema,
   type CommandPolicy,
   FINGERPRINT_RE,
   type KeyRecord,
   type KeystoreFile,
   type OwnKeyRecord,
   type ServerKeyRecord,
+  validateFile,
 } from './schema.js';

@@ -22,10 +22,15 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
-import { readAllowlistFile } from '../../keyring/allowlist.js';
-import { withLock, writeFileAtomic } from '../../keyring/atomic.js';
+import {
+  type AllowlistFile,
+  allowlistFileSchema,
+  readAllowlistFile,
+  validateFile,
+  withLock,
+  writeFileAtomic,
+} from '../../keyring/index.js';
 import { pgp, pgpConfig } from '../../keyring/inspect.js';
-import { type AllowlistFile, allowlistFileSchema, validateFile } from '../../keyring/schema.js';
 import { ConfigError } from '../../protocol/errors.js';
 import type { ClusterLink } from './connection.js';
 import { KEY_PREFIX } from './settings.js';
