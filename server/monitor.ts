@@ -177,6 +177,7 @@ export class Monitor {
       raw: m.raw,
       timestamp: payload.timestamp,
       expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000,
+      source: m.source,
     };
     const replay = {
       add: (entry: ReplayEntry) => {

@@ -140,6 +140,18 @@ export class Pipeline {
     if (!this.running) void this.drain();
   }
 
+  /**
+   * Puts the addresses of knocks accepted before a restart (replay entries that name one) back
+   * in the returning-source lane, each until its knock's time + the lane's memory, as if this
+   * process had been running all along. Only the queue's order changes: nothing is accepted.
+   */
+  restoreReturning(entries: readonly ReplayEntry[]): void {
+    // oldest first: the lane forgets the least recently trusted when full
+    for (const e of [...entries].sort((a, b) => a.timestamp - b.timestamp)) {
+      if (e.source !== undefined && tryParseAddress(e.source)) this.queue.trust(e.source, e.timestamp * 1000);
+    }
+  }
+
   /** Datagrams waiting in the fair queue. */
   get queued(): number {
     return this.queue.size;
@@ -301,6 +313,7 @@ export class Pipeline {
       raw,
       timestamp: payload.timestamp,
       expiresAt: (payload.timestamp + 2 * deps.maxSkewSeconds) * 1000,
+      source: d.source,
     };
     // 14: policy
     const policy = users.policy(signer.fingerprint);

@@ -24,6 +24,12 @@ export interface ReplayEntry {
   timestamp: number;
   /** ms */
   expiresAt: number;
+  /**
+   * The address the knock was accepted from. After a restart the verifier puts these addresses
+   * back in the fair queue's returning-source lane (server/fairqueue.ts), as if it had not
+   * restarted; nothing else reads it. Absent in entries written before it was recorded.
+   */
+  source?: string;
 }
 
 export class ReplayStore {
@@ -67,7 +73,14 @@ export class ReplayStore {
           const timestamp = typeof e.timestamp === 'number' ? e.timestamp : e.expiresAt / 1000;
           const expiresAt = Math.max(e.expiresAt, (timestamp + 2 * windowSeconds) * 1000);
           if (expiresAt > now) {
-            this.keys.set(e.key, { key: e.key, raw: e.raw, timestamp, expiresAt });
+            const source = typeof e.source === 'string' && e.source.length <= 45 ? e.source : undefined;
+            this.keys.set(e.key, {
+              key: e.key,
+              raw: e.raw,
+              timestamp,
+              expiresAt,
+              ...(source ? { source } : {}),
+            });
             this.raws.set(e.raw, expiresAt);
             loaded++;
           } else {

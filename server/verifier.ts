@@ -122,6 +122,8 @@ async function start(
     // a backlog withholds the capture process's credits, so it sheds the flood fairly instead
     onBacklog: (busy) => (busy ? capture?.pause?.() : capture?.resume?.()),
   });
+  // who got in just before a restart keeps the returning-source lane (fairqueue.ts)
+  pipeline.restoreReturning(init.replay);
   let capture: Capture | null = null;
   onMessage((m) => {
     if (m.t === 'reload') users = usersOf(m.records);

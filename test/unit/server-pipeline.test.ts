@@ -308,4 +308,40 @@ describe('pipeline', () => {
       [['PKT_FRAMING', 480]],
     );
   });
+
+  test('after a restart, an address accepted just before it keeps the returning lane and is served ahead of a flood from its own /24', async () => {
+    // how many DECRYPT_FAILED junk datagrams were handled before alice's knock was granted
+    const junkBeforeGrant = async (restore: boolean): Promise<number> => {
+      const r = await rig();
+      const good = await r.knock();
+      const junk = Buffer.from(good.payload);
+      junk[junk.length - 5] = (junk[junk.length - 5] ?? 0) ^ 0xff;
+      let seen = -1;
+      const grant = r.firewall.grant.bind(r.firewall);
+      r.firewall.grant = (g) => {
+        seen = r.pipeline.counters.get('DECRYPT_FAILED') ?? 0;
+        return grant(g);
+      };
+      if (restore) {
+        const t = Math.floor(Date.now() / 1000) - 60;
+        r.pipeline.restoreReturning([
+          { key: 'k', raw: 'r', timestamp: t, expiresAt: (t + 240) * 1000, source: '198.51.100.2' },
+          { key: 'k2', raw: 'r2', timestamp: t, expiresAt: (t + 240) * 1000, source: 'not an address' },
+        ]);
+      }
+      const knock = await r.knock();
+      // all queued at once: the first is taken at once, the rest wait their turn
+      for (let i = 10; i < 50; i++) r.pipeline.submit(datagram(junk, `198.51.100.${i}`));
+      r.pipeline.submit(knock);
+      await r.pipeline.idle();
+      assert.equal(r.pipeline.counters.get('DECRYPT_FAILED'), 40);
+      assert.equal(r.firewall.grants.length, 1);
+      return seen;
+    };
+    assert.ok((await junkBeforeGrant(true)) <= 2, 'restored: served within the first turns');
+    assert.ok(
+      (await junkBeforeGrant(false)) >= 39,
+      'not restored: one source among 41 of its /24, served last',
+    );
+  });
 });

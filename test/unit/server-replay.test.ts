@@ -121,4 +121,18 @@ describe('replay store across a change of max_skew', () => {
     u.load(1_300_000, 600);
     assert.equal(u.forgot(1000), true);
   });
+
+  test('the source address of an accepted knock survives a restart; a bad one is dropped, the entry kept', () => {
+    const file = join(dir, 'source.jsonl');
+    const s = new ReplayStore(file);
+    s.load(0);
+    s.add({ key: 'a', raw: 'ra', timestamp: 0, expiresAt: 10_000, source: '198.51.100.2' });
+    s.add({ key: 'b', raw: 'rb', timestamp: 0, expiresAt: 10_000, source: 'x'.repeat(46) });
+    const t = new ReplayStore(file);
+    t.load(500);
+    const live = t.live(500);
+    assert.deepEqual(live.find((e) => e.key === 'a')?.source, '198.51.100.2');
+    assert.equal(live.find((e) => e.key === 'b')?.source, undefined);
+    assert.equal(t.has('b', 500), true);
+  });
 });
