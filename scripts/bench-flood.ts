@@ -196,6 +196,10 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
     const ms: number[] = [];
     const tries: number[] = [];
     let ran = 0;
+    // runs that ended while the flood was still being sent, and how many of those got in: the
+    // flood is bounded (SECONDS, MAX_PACKETS), so the last runs may start after it stopped
+    let flooded = 0;
+    let floodedOpened = 0;
     for (let i = 0; i < KNOCKS; i++) {
       ran++;
       const r = await rig.topo.client.exec(
@@ -214,9 +218,12 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
         { timeoutMs: 20_000 },
       );
       const m = /reply after knock (\d+), ([\d.]+) ms/.exec(r.stderr);
+      const during = flood.exitCode === null && flood.signalCode === null;
+      if (during) flooded++;
       if (r.code === 0 && m) {
         tries.push(Number(m[1]));
         ms.push(Number(m[2]));
+        if (during) floodedOpened++;
       } else {
         console.error(
           `retries run ${i + 1}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
@@ -234,7 +241,7 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
     };
     const f = out ? (JSON.parse(out) as { sent: number; ms: number }) : null;
     return {
-      scenario: `key id + garbage, spoofed random sources, spa --retries 3 (knocks per run: ${tries.join(',') || '-'})`,
+      scenario: `key id + garbage, spoofed random sources, spa --retries 3 (knocks per run: ${tries.join(',') || '-'}; runs ended during the flood: ${flooded}, of them opened: ${floodedOpened})`,
       'flood pps': f
         ? `${Math.round((f.sent * 1000) / f.ms).toLocaleString('en')} (${f.sent.toLocaleString('en')} sent)`
         : '-',
