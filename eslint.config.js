@@ -6,6 +6,13 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** server/, client/, protocol/ and cli/ import keyring/ through its index.ts (the blocks below). */
+const KEYRING_SURFACE = {
+  regex: '(^|/)keyring/(?!(index|inspect|lookup|file-safety)\\.js$)[^/]+$',
+  message: 'import keyring/ through keyring/index.js (or its light leaves inspect, lookup, file-safety)',
+  allowTypeImports: true,
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/vectors/**', 'man/**', 'completion/**'] },
   js.configs.recommended,
@@ -49,14 +56,7 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          patterns: [
-            {
-              regex: '(^|/)keyring/(?!(index|inspect|lookup|file-safety)\\.js$)[^/]+$',
-              message:
-                'import keyring/ through keyring/index.js (or its light leaves inspect, lookup, file-safety)',
-              allowTypeImports: true,
-            },
-          ],
+          patterns: [KEYRING_SURFACE],
         },
       ],
     },
@@ -64,17 +64,13 @@ export default tseslint.config(
   {
     files: ['server/**/*.ts'],
     ignores: ['server/capture/**', 'server/firewall/**'],
+    // replaces the block above for these files, so the keyring pattern is repeated
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           patterns: [
-            {
-              regex: '(^|/)keyring/(?!(index|inspect|lookup|file-safety)\\.js$)[^/]+$',
-              message:
-                'import keyring/ through keyring/index.js (or its light leaves inspect, lookup, file-safety)',
-              allowTypeImports: true,
-            },
+            KEYRING_SURFACE,
             {
               regex: '(^|/)capture/(?!(index|child-args)\\.js$)[^/]+$',
               message:
