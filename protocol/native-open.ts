@@ -80,7 +80,8 @@ function sessionKey(bytes: Uint8Array, headers: Header[], keys: NativeKeys): ope
   for (const h of headers) {
     if (h.tag !== TAG_PKESK) continue;
     const body = bytes.subarray(h.bodyStart, h.bodyEnd);
-    if (body[0] !== 3) continue; // v6 PKESKs name keys differently: the openpgp.js path
+    // a v6 PKESK: the openpgp.js path would try it in this place, so it decides the whole knock
+    if (body[0] !== 3) return null;
     const id = Buffer.from(body.subarray(1, 9)).toString('hex').toUpperCase();
     const fast = keys.ecdhKeys.get(id);
     if (!fast) {

@@ -143,4 +143,34 @@ describe('native open (default profile)', () => {
       assert.equal(await codeOf(open(bad, opts)), 'DECRYPT_FAILED', `byte -${back}: open()`);
     }
   });
+
+  test('a v6 session key packet ahead of a valid v3 one: decided as the openpgp.js path decides, not opened natively', async () => {
+    const [server, alice] = [await testKey('native-open-server'), await testKey('native-open-alice')];
+    const identity = await serverIdentity(server.privateKey);
+    const knock = await seal(freshPayload({ server, now }), {
+      signingKey: alice.privateKey,
+      serverKey: server.publicKey,
+      now,
+    });
+    // v6 PKESK naming our v4 encryption subkey by fingerprint, ECDH fields well formed, key garbage
+    const fpr = Buffer.from(server.publicKey.getSubkeys()[0]?.getFingerprint() ?? '', 'hex');
+    assert.equal(fpr.length, 20);
+    const body = Buffer.concat([
+      Uint8Array.of(6, 21, 4),
+      fpr,
+      Uint8Array.of(18, 0x01, 0x07, 0x40),
+      randomBytes(32),
+      Uint8Array.of(40),
+      randomBytes(40),
+    ]);
+    const v6 = Buffer.concat([Uint8Array.of(0xc1, body.length), body]);
+    const both = Buffer.concat([v6, knock]);
+    assert.equal(await nativeOpen(both, identity, config), null);
+    assert.equal(
+      await codeOf(
+        open(both, { server: identity, lookupSigner: signerMap([alice]), now, maxSkewSeconds: 120 }),
+      ),
+      'DECRYPT_FAILED',
+    );
+  });
 });
