@@ -195,9 +195,10 @@ export async function openEnvelope(
   // steps 4-5 (fair queue, ciphertext seen before) are the pipeline's, before open()
   // steps 6-7 for the default profile without openpgp.js's message layer (native-open.ts);
   // null: anything else, decided below
-  const fast = await nativeOpen(bytes, opts.server, cfg());
-  if (fast) return signedLiteralOf(fast.onePass, fast.literal, fast.signature);
-  const decrypted = await decrypt(bytes, opts.server, opts.now); // step 6
+  const native = await nativeOpen(bytes, opts.server, cfg());
+  if (native.packets)
+    return signedLiteralOf(native.packets.onePass, native.packets.literal, native.packets.signature);
+  const decrypted = await decrypt(bytes, opts.server, opts.now, native.sessionKey); // step 6
   return innerPackets(decrypted); // step 7
 }
 
@@ -224,13 +225,15 @@ async function decrypt(
   bytes: Uint8Array,
   server: ServerIdentity,
   now: Date,
+  /** Already unwrapped from the same session key packet (native-open.ts), if it was. */
+  known: openpgp.SessionKey | null,
 ): Promise<openpgp.Message<Uint8Array>> {
   const config = cfg();
   let message: openpgp.Message<Uint8Array>;
   let sessionKeys: openpgp.SessionKey[];
   try {
     message = (await openpgp.readMessage({ binaryMessage: bytes, config })) as openpgp.Message<Uint8Array>;
-    sessionKeys = await decryptSessionKey(message, server);
+    sessionKeys = known ? [known] : await decryptSessionKey(message, server);
   } catch (cause) {
     throw new VerifyError('DECRYPT_FAILED', 'packet: could not be decrypted with the server key', { cause });
   }

@@ -40,6 +40,14 @@ export interface NativeOpened {
   readonly signature: openpgp.SignaturePacket;
 }
 
+/**
+ * What nativeOpen found: the three packets; or, for a knock it does not handle, the session key
+ * when it already unwrapped it (the openpgp.js path then uses it instead of unwrapping it again).
+ */
+export type NativeResult =
+  | { readonly packets: NativeOpened }
+  | { readonly packets: null; readonly sessionKey: openpgp.SessionKey | null };
+
 export interface NativeKeys {
   readonly ecdhKeys: ReadonlyMap<string, EcdhKey>;
   readonly decryptionKeys: ReadonlyMap<string, unknown>;
@@ -105,28 +113,32 @@ function sessionKey(bytes: Uint8Array, headers: Header[], keys: NativeKeys): ope
   return null;
 }
 
+const NONE: NativeResult = { packets: null, sessionKey: null };
+
 /**
- * Decrypts and reads a knock of the default profile; null when it is not one (open() then takes
- * the openpgp.js path). `bytes` has passed precheck (framing.ts): PKESKs, then one SEIPD packet.
+ * Decrypts and reads a knock of the default profile; `packets: null` when it is not one (open()
+ * then takes the openpgp.js path, with the session key if this got that far). `bytes` has passed
+ * precheck (framing.ts): PKESKs, then one SEIPD packet.
  */
 export async function nativeOpen(
   bytes: Uint8Array,
   keys: NativeKeys,
   config: openpgp.Config,
-): Promise<NativeOpened | null> {
+): Promise<NativeResult> {
   const outer = packets(bytes);
   const seipd = outer?.[outer.length - 1];
-  if (!outer || !seipd || bytes[seipd.bodyStart] !== 1) return null;
+  if (!outer || !seipd || bytes[seipd.bodyStart] !== 1) return NONE;
   const key = sessionKey(bytes, outer, keys);
-  const cipher = key && CIPHERS[key.algorithm];
-  if (!key || !cipher) return null;
+  if (!key) return NONE;
+  const declined: NativeResult = { packets: null, sessionKey: key };
+  const cipher = CIPHERS[key.algorithm];
   const ciphertext = bytes.subarray(seipd.bodyStart + 1, seipd.bodyEnd);
-  if (ciphertext.length < BLOCK + 2 + MDC_BYTES) return null;
+  if (!cipher || ciphertext.length < BLOCK + 2 + MDC_BYTES) return declined;
 
   const d = createDecipheriv(cipher, key.data, Buffer.alloc(BLOCK));
   const plain = Buffer.concat([d.update(ciphertext), d.final()]);
   const mdcAt = plain.length - MDC_BYTES;
-  if (plain[mdcAt] !== MDC_HEADER[0] || plain[mdcAt + 1] !== MDC_HEADER[1]) return null;
+  if (plain[mdcAt] !== MDC_HEADER[0] || plain[mdcAt + 1] !== MDC_HEADER[1]) return declined;
   const digest = createHash('sha1')
     .update(plain.subarray(0, mdcAt + 2))
     .digest();
@@ -144,7 +156,7 @@ export async function nativeOpen(
     inner[1]?.tag !== TAG_LITERAL ||
     inner[2]?.tag !== TAG_SIGNATURE
   ) {
-    return null;
+    return declined;
   }
   const body = (h: Header): Uint8Array => new Uint8Array(data.subarray(h.bodyStart, h.bodyEnd));
   try {
@@ -155,8 +167,8 @@ export async function nativeOpen(
     await (literal as unknown as { read(b: Uint8Array): Promise<void> }).read(body(inner[1]));
     const signature = new openpgp.SignaturePacket();
     (signature as unknown as { read(b: Uint8Array, c: openpgp.Config): void }).read(body(inner[2]), config);
-    return { onePass, literal, signature };
+    return { packets: { onePass, literal, signature } };
   } catch {
-    return null;
+    return declined;
   }
 }

@@ -45,7 +45,7 @@ describe('native open (default profile)', () => {
               prefix: new Uint8Array(randomBytes(16)),
               salt: new Uint8Array(randomBytes(32)),
             });
-      const mine = await nativeOpen(knock, identity, config);
+      const mine = (await nativeOpen(knock, identity, config)).packets;
       assert.ok(mine, `knock ${i}: the default profile takes the native path`);
       const theirs = splitPackets(await decryptToPackets(knock, server.privateKey, now));
       assert.deepEqual(
@@ -97,7 +97,7 @@ describe('native open (default profile)', () => {
       ],
     ];
     for (const [label, knock, code] of cases) {
-      assert.equal(await nativeOpen(knock, identity, config), null, label);
+      assert.equal((await nativeOpen(knock, identity, config)).packets, null, label);
       assert.equal(await codeOf(open(knock, opts)), code, label);
     }
     for (const kind of ['v6', 'rsa2048'] as const) {
@@ -108,7 +108,7 @@ describe('native open (default profile)', () => {
         serverKey: other.publicKey,
         now,
       });
-      assert.equal(await nativeOpen(knock, id, config), null, kind);
+      assert.equal((await nativeOpen(knock, id, config)).packets, null, kind);
       assert.equal(
         await codeOf(open(knock, { ...opts, server: id })),
         'accepted',
@@ -165,7 +165,7 @@ describe('native open (default profile)', () => {
     ]);
     const v6 = Buffer.concat([Uint8Array.of(0xc1, body.length), body]);
     const both = Buffer.concat([v6, knock]);
-    assert.equal(await nativeOpen(both, identity, config), null);
+    assert.equal((await nativeOpen(both, identity, config)).packets, null);
     assert.equal(
       await codeOf(
         open(both, { server: identity, lookupSigner: signerMap([alice]), now, maxSkewSeconds: 120 }),
