@@ -13,13 +13,17 @@
  * with receivedAt here. With --key-ids, junk beyond a small per-second allowance is shed here
  * and only counted, and what may be a knock waits in a fair queue while spad is not reading
  * (prefilter.ts FramePump): a flood cannot crowd knocks out of the pipe, and what is shed comes
- * from the busiest sources. Without --key-ids, if spad falls more than CAPTURE_QUEUED_BYTES_MAX bytes (server/limits.ts) behind,
- * frames are dropped here and counted. Memory stays bounded on both sides.
+ * from the busiest sources. The pipes are then read and written from the packet callback itself
+ * (child-io.ts), because a flood faster than this process keeps `cap`'s callback from returning
+ * to the event loop. Without --key-ids (tests), if spad falls more than CAPTURE_QUEUED_BYTES_MAX
+ * bytes (server/limits.ts) behind, frames are dropped here and counted. Memory stays bounded on
+ * both sides.
  */
 import { parseArgs } from 'node:util';
 import { CAPTURE_QUEUED_BYTES_MAX } from '../limits.js';
-import { openCap } from './cap-binding.js';
+import { type CapHandle, openCap } from './cap-binding.js';
 import { isSupportedLinkType, linkTypeFromCap } from './decode.js';
+import { ChildIo, readFd, SyncRecordOut, writeFd } from './child-io.js';
 import { encodeError, encodeFiltered, encodeFrame, encodeReady } from './pcap-ipc.js';
 import { FramePump, Prefilter } from './prefilter.js';
 
@@ -34,12 +38,15 @@ const { values } = parseArgs({
   },
 });
 
-const out = process.stdout;
-
 /** Reports why we cannot capture and exits once the record is written. */
 function fail(message: string): void {
-  out.write(encodeError(message), () => process.exit(1));
-  setTimeout(() => process.exit(1), 1000).unref();
+  const record = encodeError(message);
+  for (let at = 0; at < record.length;) {
+    const n = writeFd(1)(record.subarray(at));
+    if (n === 0) break;
+    at += n;
+  }
+  process.exit(1);
 }
 
 function main(): void {
@@ -68,30 +75,16 @@ function main(): void {
   }
 
   const keyIds = values['key-ids']?.split(',').filter(Boolean) ?? [];
-  const prefilter = keyIds.length > 0 ? new Prefilter(new Set(keyIds.map((k) => k.toUpperCase()))) : null;
-  const credits = Number(values.credits ?? 'Infinity');
-  const pump = prefilter
-    ? new FramePump(out, () => prefilter.shed('RATE_LIMITED'), undefined, credits > 0 ? credits : Infinity)
-    : null;
-  if (prefilter) {
-    setInterval(() => {
-      const counts = prefilter.takeCounts();
-      if (counts) out.write(encodeFiltered(counts));
-    }, 1000).unref();
-  }
+  if (keyIds.length > 0) withPrefilter(cap, linkType, frame, new Set(keyIds.map((k) => k.toUpperCase())));
+  else unfiltered(cap, linkType, frame);
+}
+
+/** Tests' mode: every frame to spad through the stdout stream, dropped beyond a byte bound. */
+function unfiltered(cap: CapHandle, linkType: number, frame: Buffer): void {
+  const out = process.stdout;
   let dropped = 0;
   cap.on('packet', (nbytes: number, truncated: boolean) => {
     const receivedAt = process.hrtime.bigint();
-    if (prefilter && pump) {
-      const f = frame.subarray(0, nbytes);
-      const now = Date.now();
-      const v = prefilter.judge(linkType, f, truncated, now);
-      if (v === null) return;
-      const record = (): Buffer => encodeFrame(f, truncated, dropped, receivedAt);
-      if ('source' in v) pump.knock(record, v.source, now, v.port);
-      else if (!pump.junk(record())) prefilter.shed(v.junk);
-      return;
-    }
     if (out.writableLength > CAPTURE_QUEUED_BYTES_MAX) {
       dropped++;
       return;
@@ -99,14 +92,64 @@ function main(): void {
     out.write(encodeFrame(frame.subarray(0, nbytes), truncated, dropped, receivedAt));
   });
   out.write(encodeReady(linkType));
-
   const shutdown = (): void => {
     cap.close();
     process.exit(0);
   };
-  process.stdin.on('data', (chunk: Buffer) => pump?.credit(chunk.length));
   process.stdin.on('end', shutdown);
   process.stdin.on('error', shutdown);
+  process.stdin.resume();
+  process.on('SIGTERM', shutdown);
+}
+
+/**
+ * spad's mode: the flood shield (prefilter.ts) and credit flow control, with all pipe I/O done
+ * synchronously (child-io.ts) so that it goes on while a flood holds the packet callback.
+ * stdout is never opened as a stream here: records go out by writeSync on fd 1 only.
+ */
+function withPrefilter(cap: CapHandle, linkType: number, frame: Buffer, keyIds: ReadonlySet<string>): void {
+  const prefilter = new Prefilter(keyIds);
+  const credits = Number(values.credits ?? 'Infinity');
+  const sink = new SyncRecordOut(writeFd(1));
+  const pump = new FramePump(
+    sink,
+    () => prefilter.shed('RATE_LIMITED'),
+    undefined,
+    credits > 0 ? credits : Infinity,
+  );
+  const shutdown = (): void => {
+    cap.close();
+    process.exit(0);
+  };
+  // process.stdin first: opening it makes fd 0 non-blocking, which readFd needs
+  process.stdin.on('data', (chunk: Buffer) => io.credit(chunk.length));
+  process.stdin.on('end', () => io.end());
+  process.stdin.on('error', () => io.end());
+  const io = new ChildIo({
+    out: sink,
+    readCredits: readFd(0),
+    onCredit: (n) => pump.credit(n),
+    filtered: () => {
+      const counts = prefilter.takeCounts();
+      return counts ? encodeFiltered(counts) : null;
+    },
+    onEnd: shutdown,
+  });
+  cap.on('packet', (nbytes: number, truncated: boolean) => {
+    const receivedAt = process.hrtime.bigint();
+    const f = frame.subarray(0, nbytes);
+    const now = Date.now();
+    const v = prefilter.judge(linkType, f, truncated, now);
+    if (v !== null) {
+      const record = (): Buffer => encodeFrame(f, truncated, 0, receivedAt);
+      if ('source' in v) pump.knock(record, v.source, now, v.port);
+      else if (!pump.junk(record())) prefilter.shed(v.junk);
+    }
+    io.maybeService(receivedAt);
+  });
+  sink.write(encodeReady(linkType));
+  // the event loop's turn (idle periods): the same service as from the packet callback
+  setInterval(() => io.service(), 250).unref();
   process.stdin.resume();
   process.on('SIGTERM', shutdown);
 }

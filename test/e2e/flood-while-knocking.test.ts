@@ -8,7 +8,14 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { keyIdGarbageKeep, NODE_FLOOD, startProbe } from '../../scripts/bench-lib.js';
+import {
+  buildFlooder,
+  flooderArgs,
+  keyIdGarbageKeep,
+  NODE_FLOOD,
+  startProbe,
+} from '../../scripts/bench-lib.js';
+import { tempDir } from '../../scripts/cleanup.js';
 import { netnsUnavailable } from '../../scripts/netns.js';
 import { type FaultRig, faultRig } from './faults-harness.js';
 
@@ -95,5 +102,50 @@ describe('a valid knock during a flood of the SPA port', { skip: skip ?? false }
   test('our key id and garbage as fast as one Node sender can: the knock opens', async () => {
     const [k] = await rig.knocks(1);
     await duringFlood(k as string, keyIdGarbageKeep(Buffer.from(k as string, 'hex')), 0);
+  });
+
+  // `cap` calls back packet after packet while its ring holds any: a flood faster than the
+  // capture process kept that callback from returning, so no credit from spad was read and
+  // nothing was forwarded until the flood ended (server/capture/child-io.ts)
+  test('a flood faster than the capture process (C sender, spoofed sources): frames still reach spad during it', async (t) => {
+    const tmp = tempDir('spa-flood-c-');
+    const flooder = buildFlooder(tmp.path);
+    if (!flooder) {
+      await tmp.remove();
+      t.skip('gcc not found: no C flooder');
+      return;
+    }
+    const [k] = await rig.knocks(1);
+    const flood = rig.topo.attacker.spawn(
+      flooder,
+      flooderArgs({
+        to: rig.topo.server.ipv4,
+        seconds: 6,
+        maxPackets: 3_000_000,
+        template: k as string,
+        spoof: 'random',
+      }),
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    const running = (): boolean => flood.exitCode === null && flood.signalCode === null;
+    const decrypted = async (): Promise<number> =>
+      ((await rig.control('status')) as { counters: Record<string, number> }).counters.DECRYPT_FAILED ?? 0;
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const first = await decrypted();
+      // spad's counters reach the control socket once a second
+      await new Promise((r) => setTimeout(r, 2500));
+      const second = await decrypted();
+      assert.equal(running(), true, 'the flood ended before the second look');
+      console.log(`DECRYPT_FAILED at 1.5 s: ${first}, at 4 s: ${second}`);
+      // before the fix: 9 in those 2.5 s (17 to 26); after: thousands
+      assert.ok(
+        second - first >= 200,
+        `spad decrypted ${second - first} in 2.5 s of the flood, fewer than 200`,
+      );
+    } finally {
+      flood.kill('SIGKILL');
+      await tmp.remove();
+    }
   });
 });
