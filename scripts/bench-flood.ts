@@ -65,6 +65,12 @@ const only = values.only;
 if (only !== undefined && only !== 'retries') throw new Error(`bench-flood: --only retries, not ${only}`);
 const SECONDS = Math.min(10, Math.max(2, Number(values.seconds)));
 const MAX_PACKETS = Math.min(2_000_000, Number(values['max-packets']));
+/**
+ * The retries row's flood must outlast its runs (each up to 4 knocks 1 s apart), so it gets its
+ * own bounds: 45 s and 20,000,000 packets at most.
+ */
+const RETRY_SECONDS = 45;
+const RETRY_MAX_PACKETS = 20_000_000;
 const KNOCKS = Math.min(30, Number(values.knocks));
 
 interface Row {
@@ -182,7 +188,13 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
   let out = '';
   const flood = rig.topo.attacker.spawn(
     flooder,
-    flooderArgs({ to: server, seconds: SECONDS, maxPackets: MAX_PACKETS, template, spoof: 'random' }),
+    flooderArgs({
+      to: server,
+      seconds: RETRY_SECONDS,
+      maxPackets: RETRY_MAX_PACKETS,
+      template,
+      spoof: 'random',
+    }),
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   flood.stdout?.on('data', (c: Buffer) => {
@@ -197,7 +209,8 @@ async function retryScenario(rig: FaultRig, flooder: string, template: string): 
     const tries: number[] = [];
     let ran = 0;
     // runs that ended while the flood was still being sent, and how many of those got in: the
-    // flood is bounded (SECONDS, MAX_PACKETS), so the last runs may start after it stopped
+    // flood is bounded (RETRY_SECONDS, RETRY_MAX_PACKETS), so on a fast sender late runs may
+    // start after it stopped
     let flooded = 0;
     let floodedOpened = 0;
     for (let i = 0; i < KNOCKS; i++) {
