@@ -106,7 +106,11 @@ export function unmapV4(a: Address): Address {
 
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed). */
 export function formatAddress(a: Address): string {
-  if (a.family === 4) return Array.from(a.bytes).join('.');
+  if (a.family === 4) {
+    const b = a.bytes;
+    // the capture path formats every frame's source: no array, no join
+    return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : Array.from(b).join('.');
+  }
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push(((a.bytes[2 * i] ?? 0) << 8) | (a.bytes[2 * i + 1] ?? 0));
   let bestAt = -1;
