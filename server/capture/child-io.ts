@@ -9,8 +9,8 @@
  * lasted, and every knock in that time was lost: pcap mode could be jammed by any sender faster
  * than one core of ours.
  *
- * So the capture process does its I/O synchronously and calls `ChildIo.service()` from the
- * packet callback at least every SERVICE_NS: credits are read from stdin without blocking, the
+ * So the capture process does its I/O synchronously and, from the packet callback, calls
+ * `ChildIo.service()` on the first packet after each SERVICE_NS: credits are read from stdin without blocking, the
  * fair queue is pumped, the shed counts go out once a second, and end of stdin ends the process.
  * The event loop still does the same when it turns (idle periods).
  */
@@ -25,14 +25,20 @@ export type ReadNow = (into: Buffer) => number | null;
 /** Writes some of `bytes`, returns how many; 0 when the pipe takes nothing now. */
 export type WriteNow = (bytes: Buffer) => number;
 
+/** The error code of a non-blocking fd that has nothing to give or no room to take. */
+function wouldBlock(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK';
+}
+
 /** fd reads for a non-blocking fd (process.stdin made it so): EAGAIN is "nothing ready". */
 export function readFd(fd: number): ReadNow {
   return (into) => {
     try {
       return readSync(fd, into, 0, into.length, null);
     } catch (err) {
+      if (wouldBlock(err)) return null;
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return null;
       if (code === 'EOF' || code === 'EPIPE' || code === 'ECONNRESET') return 0;
       throw err;
     }
@@ -45,8 +51,7 @@ export function writeFd(fd: number): WriteNow {
     try {
       return writeSync(fd, bytes);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+      if (wouldBlock(err)) return 0;
       throw err;
     }
   };
@@ -140,11 +145,6 @@ export class ChildIo {
       const rec = this.o.filtered();
       if (rec) this.o.out.write(rec);
     }
-  }
-
-  /** Credits read by the event loop's stdin stream (idle periods). */
-  credit(n: number): void {
-    this.o.onCredit(n);
   }
 
   end(): void {

@@ -40,13 +40,16 @@ const { values } = parseArgs({
 
 /** Reports why we cannot capture and exits once the record is written. */
 function fail(message: string): void {
-  const record = encodeError(message);
-  for (let at = 0; at < record.length;) {
-    const n = writeFd(1)(record.subarray(at));
-    if (n === 0) break;
-    at += n;
-  }
+  new SyncRecordOut(writeFd(1)).write(encodeError(message));
   process.exit(1);
+}
+
+/** Closes the device and exits: spad stopped (end of stdin) or SIGTERM. */
+function shutdownOf(cap: CapHandle): () => void {
+  return () => {
+    cap.close();
+    process.exit(0);
+  };
 }
 
 function main(): void {
@@ -92,10 +95,7 @@ function unfiltered(cap: CapHandle, linkType: number, frame: Buffer): void {
     out.write(encodeFrame(frame.subarray(0, nbytes), truncated, dropped, receivedAt));
   });
   out.write(encodeReady(linkType));
-  const shutdown = (): void => {
-    cap.close();
-    process.exit(0);
-  };
+  const shutdown = shutdownOf(cap);
   process.stdin.on('end', shutdown);
   process.stdin.on('error', shutdown);
   process.stdin.resume();
@@ -117,12 +117,9 @@ function withPrefilter(cap: CapHandle, linkType: number, frame: Buffer, keyIds: 
     undefined,
     credits > 0 ? credits : Infinity,
   );
-  const shutdown = (): void => {
-    cap.close();
-    process.exit(0);
-  };
+  const shutdown = shutdownOf(cap);
   // process.stdin first: opening it makes fd 0 non-blocking, which readFd needs
-  process.stdin.on('data', (chunk: Buffer) => io.credit(chunk.length));
+  process.stdin.on('data', (chunk: Buffer) => pump.credit(chunk.length));
   process.stdin.on('end', () => io.end());
   process.stdin.on('error', () => io.end());
   const io = new ChildIo({
