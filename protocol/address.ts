@@ -104,6 +104,17 @@ export function unmapV4(a: Address): Address {
   return a;
 }
 
+/**
+ * Canonical text of an address a socket reports (`rinfo.address`): zone dropped, IPv4-mapped
+ * folded to IPv4, RFC 5952. libuv writes some forms differently (`::1.2.3.4`), hence the round
+ * trip. Null for text that is not an address.
+ */
+export function canonicalSocketAddress(text: string): string | null {
+  const zone = text.indexOf('%');
+  const a = tryParseAddress(zone >= 0 ? text.slice(0, zone) : text);
+  return a ? formatAddress(unmapV4(a)) : null;
+}
+
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed). */
 export function formatAddress(a: Address): string {
   if (a.family === 4) {

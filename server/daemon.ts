@@ -16,6 +16,7 @@ import type { GatewayPolicy } from '../protocol/policy.js';
 import { signReply } from '../protocol/reply.js';
 import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
+import { LANE_PER_SECOND, TRUSTED_SOURCE_MS } from './limits.js';
 import { type Audit, countersReporter, createAudit } from './audit.js';
 import { captureChildArgs } from './capture/child-args.js';
 import { lookupAccount } from './commands.js';
@@ -27,7 +28,7 @@ import type { Firewall } from './firewall/types.js';
 import { joinCluster } from './cluster/join.js';
 import type { SyncResult } from './cluster/keyring.js';
 import { Monitor } from './monitor.js';
-import { bindReplySockets } from './reply-socket.js';
+import { bindReplySockets, type LaneDatagram } from './reply-socket.js';
 import { VerifierSupervisor } from './monitor-process.js';
 import type { UserCommandRunner } from './pipeline.js';
 import { type Account, verifierAccount, verifierDir } from './privdrop.js';
@@ -124,9 +125,29 @@ export async function startDaemon(
   // socket the verifier owns the port (a second bind would need SO_REUSEADDR, which would let
   // any local user bind it too and take knocks): it sends the bytes the monitor signed.
   let replySockets: Awaited<ReturnType<typeof bindReplySockets>> | null = null;
+  let supervisor: VerifierSupervisor | null = null;
+  // The returning lane (nft-ruleset.ts) delivers to that socket: passed on unread, at most
+  // LANE_PER_SECOND a second whatever the kernel let through.
+  let laneWindow = 0;
+  let laneCount = 0;
+  const onLane: LaneDatagram = (bytes, source, port, receivedAt) => {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== laneWindow) {
+      laneWindow = second;
+      laneCount = 0;
+    }
+    if (++laneCount > LANE_PER_SECOND) return;
+    supervisor?.send({
+      t: 'datagram',
+      source,
+      port,
+      bytes: bytes.toString('base64'),
+      receivedAt: receivedAt.toString(),
+    });
+  };
   try {
     await forwarder?.init();
-    replySockets = cfg.capture.mode === 'pcap' ? await bindReplySockets(cfg.port) : null;
+    replySockets = cfg.capture.mode === 'pcap' ? await bindReplySockets(cfg.port, onLane) : null;
   } catch (err) {
     await closeCluster();
     throw err;
@@ -141,7 +162,24 @@ export async function startDaemon(
   );
   // entries cover the window now in force, also if max_skew was raised since they were written
   const loaded = replay.load(Date.now(), cfg.maxSkewSeconds);
-  let supervisor: VerifierSupervisor | null = null;
+  // pcap mode, nftables: who got in just before a restart keeps the kernel's returning lane
+  // (firewall/nft-ruleset.ts), as the verifier's fair queue keeps them (pipeline.ts)
+  const restoreReturning = async (): Promise<void> => {
+    const now = Date.now();
+    const sources = replay
+      .live(now)
+      .flatMap((e) =>
+        e.source === undefined
+          ? []
+          : [{ source: e.source, seconds: (e.timestamp * 1000 + TRUSTED_SOURCE_MS - now) / 1000 }],
+      );
+    await firewall.returning?.(sources);
+  };
+  try {
+    await restoreReturning();
+  } catch (err) {
+    audit.log('firewall_error', { detail: `returning lane not restored: ${(err as Error).message}` });
+  }
   const monitor = new Monitor({
     serverFingerprint: identity.fingerprint,
     users: () => users,
@@ -279,6 +317,7 @@ export async function startDaemon(
       }
       if (!(await firewall.healthy())) {
         await firewall.init();
+        await restoreReturning();
         audit.log('firewall_restored', {
           detail: `our ${cfg.firewall} rules were missing or altered; reinstalled`,
         });

@@ -284,6 +284,11 @@ export class FairQueue<T> {
     return item;
   }
 
+  /** Whether `source` is in the returning lane at `now`. */
+  isTrusted(source: string, now: number): boolean {
+    return this.laneOf(sourceKeys(source), now) === this.returning;
+  }
+
   /** Puts `source` in the returning lane (for datagrams queued from now on) until now + trustMs. */
   trust(source: string, now: number): void {
     const key = sourceKeys(source)[2];

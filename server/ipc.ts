@@ -9,8 +9,8 @@
  * packet bodies (base64). Audit lines carry a fixed set of events and bounded fields.
  *
  * Monitor → verifier (fd 3 of the verifier): the server key, the allowlist and settings at
- * start (init) and on every reload, and notices of accepted knocks (for the verifier's replay
- * fast path). The verifier trusts its monitor.
+ * start (init) and on every reload, notices of accepted knocks (for the verifier's replay
+ * fast path), and in pcap mode the returning lane's datagrams. The verifier trusts its monitor.
  */
 import type { GatewayPolicy } from '../protocol/policy.js';
 import type { KeyRecord } from '../keyring/index.js';
@@ -45,9 +45,16 @@ export type MonitorMessage =
     }
   | { t: 'reload'; records: KeyRecord[] }
   | { t: 'accepted'; entry: ReplayEntry }
-  /** Stop capturing, finish the queue, exit. */
   /** UDP-socket mode: send this reply (signed by the monitor, SPEC.md §12) from the SPA port. */
   | { t: 'reply'; address: string; port: number; bytes: string }
+  /**
+   * pcap mode: a datagram of a returning source that reached the monitor's socket on the SPA
+   * port through the kernel's returning lane (reply-socket.ts), unread by the monitor: the
+   * verifier handles it as it handles a captured one. `bytes` is base64, `receivedAt`
+   * process.hrtime.bigint() in decimal.
+   */
+  | { t: 'datagram'; source: string; port: number; bytes: string; receivedAt: string }
+  /** Stop capturing, finish the queue, exit. */
   | { t: 'stop' };
 
 /**

@@ -19,6 +19,14 @@ export const VERIFIER_AUDIT_PER_SECOND = 200;
 export const QUEUE_CAPACITY = 1024;
 /** How long a source that knocked validly stays in the returning lane, ms. */
 export const TRUSTED_SOURCE_MS = 15 * 60_000;
+/**
+ * pcap mode with nftables: datagrams a second (and burst) that one returning source may send to
+ * the SPA port through the kernel's returning lane (firewall/nft-ruleset.ts); more are dropped
+ * there, and still seen by libpcap.
+ */
+export const RETURNING_RATE_PER_SECOND = 10;
+/** The returning lane's datagrams the monitor passes to the verifier per second, all sources together. */
+export const LANE_PER_SECOND = 500;
 /** Sources remembered as returning, at most (least recently trusted forgotten first). */
 export const TRUSTED_SOURCES_MAX = 4096;
 /** Queue depths at which the pipeline reports a backlog (the capture stops reading) and its end. */

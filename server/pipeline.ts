@@ -152,6 +152,11 @@ export class Pipeline {
     }
   }
 
+  /** Whether `source` knocked validly lately (the fair queue's returning lane). */
+  isReturning(source: string): boolean {
+    return this.queue.isTrusted(source, this.deps.now());
+  }
+
   /** Datagrams waiting in the fair queue. */
   get queued(): number {
     return this.queue.size;

@@ -21,9 +21,10 @@ import { ConfigError } from '../protocol/errors.js';
 import { PACKET_MAX_BYTES } from '../protocol/limits.js';
 import type { Audit, AuditEvent, AuditFields } from './audit.js';
 import { createPcapCapture, createUdpCapture } from './capture/index.js';
-import type { Capture, CaptureStats } from './capture/types.js';
+import type { Capture, CaptureStats, Datagram } from './capture/types.js';
 import { encodeLine, type MonitorMessage, VERIFIER_EVENTS, type VerifierMessage } from './ipc.js';
 import { type ActHandler, Pipeline } from './pipeline.js';
+import { LaneDedupe } from './lane-dedupe.js';
 import { ReplayStore } from './replay.js';
 import { buildDirectory, type LoadedUsers } from './directory.js';
 
@@ -125,8 +126,30 @@ async function start(
   // who got in just before a restart keeps the returning-source lane (fairqueue.ts)
   pipeline.restoreReturning(init.replay);
   let capture: Capture | null = null;
+  // pcap mode: the returning lane's copy and the captured one are one datagram (lane-dedupe.ts)
+  const dedupe = new LaneDedupe(now, (source) => pipeline.isReturning(source));
+  let laneDatagrams = 0;
+  let laneDuplicates = 0;
+  const fromLane = (m: Extract<MonitorMessage, { t: 'datagram' }>): void => {
+    const payload = Buffer.from(m.bytes, 'base64');
+    if (payload.length === 0 || payload.length > PACKET_MAX_BYTES) return; // the monitor sends neither
+    const d: Datagram = {
+      source: m.source,
+      sourcePort: m.port,
+      destination: m.source.includes(':') ? '::' : '0.0.0.0',
+      destinationPort: settings.port,
+      payload,
+      length: payload.length,
+      oversize: false,
+      receivedAt: BigInt(m.receivedAt),
+    };
+    laneDatagrams++;
+    if (dedupe.duplicate(d, 'lane')) laneDuplicates++;
+    else pipeline.submit(d);
+  };
   onMessage((m) => {
     if (m.t === 'reload') users = usersOf(m.records);
+    else if (m.t === 'datagram') fromLane(m);
     else if (m.t === 'accepted') replay.add(m.entry);
     else if (m.t === 'reply') void capture?.send?.(Buffer.from(m.bytes, 'base64'), m.address, m.port);
     else if (m.t === 'stop') {
@@ -138,7 +161,10 @@ async function start(
     }
   });
 
-  const onDatagram = (d: Parameters<Pipeline['submit']>[0]): void => pipeline.submit(d);
+  const onDatagram = (d: Datagram): void => {
+    if (settings.capture.mode === 'pcap' && dedupe.duplicate(d, 'capture')) laneDuplicates++;
+    else pipeline.submit(d);
+  };
   const onError = (e: Error): void => audit.log('error', { detail: `capture: ${e.message}` });
   const maxPayload = PACKET_MAX_BYTES;
   capture =
@@ -185,6 +211,8 @@ async function start(
     replay.prune(now());
     const counters = Object.fromEntries(pipeline.counters);
     if (decided > 0) counters.DECIDED = decided;
+    if (laneDatagrams > 0) counters.LANE = laneDatagrams;
+    if (laneDuplicates > 0) counters.LANE_DUPLICATE = laneDuplicates;
     send({
       t: 'counters',
       counters,

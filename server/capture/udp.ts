@@ -10,22 +10,13 @@
  */
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
-import { formatAddress, tryParseAddress, unmapV4 } from '../../protocol/address.js';
+import { canonicalSocketAddress } from '../../protocol/address.js';
 import { ConfigError } from '../../protocol/errors.js';
 import type { Capture, CaptureStats, UdpCaptureOptions } from './types.js';
 
-const EMPTY = Buffer.alloc(0);
+export { canonicalSocketAddress };
 
-/**
- * Canonical text of an address a socket reports (`rinfo.address`): zone dropped, IPv4-mapped
- * folded to IPv4, RFC 5952. libuv writes some forms differently (`::1.2.3.4`), hence the round
- * trip. Null for text that is not an address.
- */
-export function canonicalSocketAddress(text: string): string | null {
-  const zone = text.indexOf('%');
-  const a = tryParseAddress(zone >= 0 ? text.slice(0, zone) : text);
-  return a ? formatAddress(unmapV4(a)) : null;
-}
+const EMPTY = Buffer.alloc(0);
 
 export function createUdpCapture(opts: UdpCaptureOptions): Capture {
   const { port, maxPayload, onDatagram, onError } = opts;

@@ -6,9 +6,15 @@
  *   table inet spa {
  *     set allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }   # grants
  *     set allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+ *     set returning4 { type ipv4_addr; flags timeout; }        # pcap mode only: the returning
+ *     set returning6 { type ipv6_addr; flags timeout; }        # lane (see below)
+ *     set returning_rate4 { type ipv4_addr; size 4096; flags dynamic,timeout; timeout 60s; }
+ *     set returning_rate6 { type ipv6_addr; size 4096; flags dynamic,timeout; timeout 60s; }
  *     counter dropped
  *     chain input {
  *       type filter hook input priority filter - 10; policy accept;
+ *       udp dport 62201 ip saddr @returning4 add @returning_rate4 { ip saddr limit rate 10/second burst 10 packets } accept
+ *       udp dport 62201 ip6 saddr @returning6 add @returning_rate6 { ip6 saddr limit rate 10/second burst 10 packets } accept
  *       udp dport 62201 drop                            # the SPA port, pcap mode only
  *       ct state established,related accept            # live sessions outlast their window
  *       meta l4proto != { tcp, udp } accept
@@ -27,12 +33,20 @@
  * are still seen. It carries no counter: a counting rule would change the listing healthy()
  * compares.
  *
+ * The returning lane (pcap mode only): a source granted access in the last TRUSTED_SOURCE_MS
+ * (server/limits.ts, 15 minutes) is in `returning4`/`returning6`, put there by the same
+ * transaction as its grant, with that timeout. Its datagrams to the SPA port, at most
+ * RETURNING_RATE_PER_SECOND a second per source, are accepted and reach the monitor's socket on
+ * that port (reply-socket.ts) as well as libpcap: a flood from other addresses can fill the
+ * capture ring but not that socket's queue. Everyone else still gets the drop.
+ *
  * The protected ports and always_allow blocks are anonymous sets inside the rules, so the chain
  * alone says everything about the protection: `nft -t list table` (sets' contents omitted)
  * costs the same with 10 grants or 10 000, and healthy() can run every second.
  */
 import type { Family } from '../../protocol/address.js';
 import { isObj, type Json, nftItems } from './output.js';
+import { RETURNING_RATE_PER_SECOND, TRUSTED_SOURCE_MS } from '../limits.js';
 import type { ActiveGrant, Proto } from './types.js';
 import { type NormalCidr, type NormalGrant, type NormalOptions, normalizeSource } from './validate.js';
 
@@ -46,6 +60,66 @@ export function allowSet(f: Family): string {
   return f === 4 ? 'allow4' : 'allow6';
 }
 
+/** The returning lane's sets (pcap mode only). */
+export function returningSet(f: Family): string {
+  return f === 4 ? 'returning4' : 'returning6';
+}
+
+const RETURNING_SECONDS = Math.floor(TRUSTED_SOURCE_MS / 1000);
+const RETURNING_SETS_MAX = 4096;
+
+function returningRules(port: number): string[] {
+  const rate = `limit rate ${RETURNING_RATE_PER_SECOND}/second burst ${RETURNING_RATE_PER_SECOND} packets`;
+  return [
+    `udp dport ${port} ip saddr @returning4 add @returning_rate4 { ip saddr ${rate} } accept`,
+    `udp dport ${port} ip6 saddr @returning6 add @returning_rate6 { ip6 saddr ${rate} } accept`,
+  ];
+}
+
+function returningSetLines(t: string): string[] {
+  const rate = `size ${RETURNING_SETS_MAX}; flags dynamic,timeout; timeout 60s;`;
+  return [
+    `add set ${t} returning4 { type ipv4_addr; flags timeout; }`,
+    `add set ${t} returning6 { type ipv6_addr; flags timeout; }`,
+    `add set ${t} returning_rate4 { type ipv4_addr; ${rate} }`,
+    `add set ${t} returning_rate6 { type ipv6_addr; ${rate} }`,
+  ];
+}
+
+/**
+ * Lines putting `source` in the returning lane for `seconds` (default the whole window), with
+ * a fresh timeout when it is there already (the same two forms as nftGrantScript).
+ */
+function returningLines(
+  name: string,
+  family: Family,
+  source: string,
+  refresh: NftRefresh,
+  seconds = RETURNING_SECONDS,
+): string[] {
+  const set = `inet ${name} ${returningSet(family)}`;
+  const timed = `add element ${set} { ${source} timeout ${seconds}s }`;
+  if (refresh === 'add') return [timed];
+  return [timed, `delete element ${set} { ${source} }`, timed];
+}
+
+/**
+ * Puts sources that were granted access before a restart back in the returning lane, each for
+ * what is left of its window; [] outside pcap mode. One line per source.
+ */
+export function nftReturningScript(
+  o: NormalOptions,
+  sources: readonly { family: Family; source: string; seconds: number }[],
+): string {
+  if (o.stealthPort === null) return '';
+  const lines: string[] = [];
+  for (const s of sources) {
+    const seconds = Math.min(RETURNING_SECONDS, Math.floor(s.seconds));
+    if (seconds >= 1) lines.push(...returningLines(o.name, s.family, s.source, 'readd', seconds));
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
 function cidrText(c: NormalCidr): string {
   return c.prefix === (c.family === 4 ? 32 : 128) ? c.address : `${c.address}/${c.prefix}`;
 }
@@ -53,7 +127,7 @@ function cidrText(c: NormalCidr): string {
 /** Our chain's rules, in order. */
 export function nftRules(o: NormalOptions): string[] {
   const rules = [
-    ...(o.stealthPort === null ? [] : [`udp dport ${o.stealthPort} drop`]),
+    ...(o.stealthPort === null ? [] : [...returningRules(o.stealthPort), `udp dport ${o.stealthPort} drop`]),
     'ct state established,related accept',
     'meta l4proto != { tcp, udp } accept',
     `meta l4proto . th dport != { ${o.protect.map((p) => `${p.proto} . ${p.port}`).join(', ')} } accept`,
@@ -78,6 +152,7 @@ export function nftInitScript(o: NormalOptions): string {
     `add table ${t}`,
     `add set ${t} allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }`,
     `add set ${t} allow6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }`,
+    ...(o.stealthPort === null ? [] : returningSetLines(t)),
     `add counter ${t} dropped`,
     `add chain ${t} ${CHAIN} { type filter hook input priority ${NFT_PRIORITY}; policy accept; }`,
     `flush chain ${t} ${CHAIN}`,
@@ -103,21 +178,31 @@ export type NftRefresh = 'add' | 'readd';
  * fail, and the last add sets the new timeout; works on every kernel, atomically (no packet sees
  * the element missing).
  */
-export function nftGrantScript(name: string, g: NormalGrant, refresh: NftRefresh = 'readd'): string {
+export function nftGrantScript(
+  name: string,
+  g: NormalGrant,
+  refresh: NftRefresh = 'readd',
+  returning = false,
+): string {
   const set = `inet ${name} ${allowSet(g.family)}`;
   const keys = g.ports.map((p) => `${g.source} . ${p.proto} . ${p.port}`);
   const timed = keys.map((k) => `${k} timeout ${g.timeoutSeconds}s`).join(', ');
-  if (refresh === 'add') return `add element ${set} { ${timed} }\n`;
-  return [
-    `add element ${set} { ${timed} }`,
-    `delete element ${set} { ${keys.join(', ')} }`,
-    `add element ${set} { ${timed} }`,
-    '',
-  ].join('\n');
+  const lines =
+    refresh === 'add'
+      ? [`add element ${set} { ${timed} }`]
+      : [
+          `add element ${set} { ${timed} }`,
+          `delete element ${set} { ${keys.join(', ')} }`,
+          `add element ${set} { ${timed} }`,
+        ];
+  if (returning) lines.push(...returningLines(name, g.family, g.source, refresh));
+  return `${lines.join('\n')}\n`;
 }
 
-export function nftFlushScript(name: string): string {
-  return `flush set inet ${name} allow4\nflush set inet ${name} allow6\n`;
+/** Empties the allow sets and, in pcap mode, the returning lane. */
+export function nftFlushScript(name: string, returning = false): string {
+  const sets = ['allow4', 'allow6', ...(returning ? ['returning4', 'returning6'] : [])];
+  return sets.map((s) => `flush set inet ${name} ${s}\n`).join('');
 }
 
 /** Deletes our table; the `add` first makes it succeed when the table is already gone. */

@@ -10,6 +10,9 @@
  * table still wins, so the protected ports must not be dropped elsewhere. Priority -10 runs our
  * drop before the usual filter chains at 0.
  *
+ * In pcap mode the same grant transaction puts the source in the returning lane
+ * (nft-ruleset.ts): its datagrams to the SPA port then also reach the monitor's socket there.
+ *
  * init() is one transaction too: `add` (create if missing) the table, sets, counter and chain,
  * then flush and refill the chain. The allow sets are not flushed, so a restarted spad keeps its
  * users' windows. If leftovers are incompatible (say, a set of another type) the table is
@@ -19,7 +22,7 @@ import { firstLine } from './output.js';
 import { Serial } from './serial.js';
 import type { ActiveGrant, Firewall, FirewallExec, GrantRequest } from './types.js';
 import { FirewallError } from './types.js';
-import { type NormalOptions, normalizeGrant } from './validate.js';
+import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
 import {
   allowSet,
   nftDeleteScript,
@@ -28,6 +31,7 @@ import {
   nftInitScript,
   nftProbeScript,
   type NftRefresh,
+  nftReturningScript,
   nftRules,
   type NftTableView,
   parseNftTable,
@@ -126,7 +130,21 @@ export class NftablesFirewall implements Firewall {
 
   async grant(req: GrantRequest): Promise<void> {
     const g = normalizeGrant(req, this.#o.protect);
-    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g, this.#refresh)));
+    const returning = this.#o.stealthPort !== null;
+    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g, this.#refresh, returning)));
+  }
+
+  async returning(sources: readonly { source: string; seconds: number }[]): Promise<void> {
+    // a replay entry with an address that is not one is skipped, not a reason to restore none
+    const normal = sources.flatMap((s) => {
+      try {
+        return [{ ...normalizeSource(s.source), seconds: s.seconds }];
+      } catch {
+        return [];
+      }
+    });
+    const script = nftReturningScript(this.#o, normal);
+    if (script !== '') await this.#serial.run(() => this.#script(script));
   }
 
   list(): Promise<ActiveGrant[]> {
@@ -138,7 +156,7 @@ export class NftablesFirewall implements Firewall {
 
   flush(): Promise<void> {
     return this.#serial.run(async () => {
-      await this.#script(nftFlushScript(this.#o.name));
+      await this.#script(nftFlushScript(this.#o.name, this.#o.stealthPort !== null));
     });
   }
 

@@ -67,6 +67,12 @@ export interface Firewall {
   grant(req: GrantRequest): Promise<void>;
   /** Grants present now (iptables: also expired ones not yet swept); [] without our table/chain. */
   list(): Promise<ActiveGrant[]>;
+  /**
+   * pcap mode, nftables only: puts sources back in the returning lane (nft-ruleset.ts) for the
+   * seconds given, as a grant of theirs would have; start-up calls it with the sources the replay
+   * store remembers. An address that is not one is skipped.
+   */
+  returning?(sources: readonly { source: string; seconds: number }[]): Promise<void>;
   /** Removes every grant; protections stay. */
   flush(): Promise<void>;
   /** Removes grants expired at `now` (iptables); nftables expires in the kernel and returns 0. */

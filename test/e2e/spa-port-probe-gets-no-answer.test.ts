@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTopology, type Host, netnsUnavailable, type Topology } from '../../scripts/netns.js';
 import { probeOne, startServices } from './firewall-harness.js';
-import { type Keys, type Spad, spa, setupKeys, startSpad } from './spad-harness.js';
+import { callControl } from '../../server/control.js';
+import { type Keys, NODE, SENDER, type Spad, spa, setupKeys, startSpad } from './spad-harness.js';
 
 const LISTENER = `
 import json, select, socket, sys, time
@@ -154,6 +155,83 @@ for (const backend of ['nftables', 'iptables'] as const) {
           assert.equal(await probeOne(topo.attacker, ['tcp', to, 22], 600), 'open', 'always_allow');
         }
       });
+
+      // The returning lane (nftables only, server/firewall/nft-ruleset.ts): the client knocked
+      // validly above, so its datagrams to 62201 now also reach the monitor's socket there.
+      const counters = async (): Promise<Record<string, number>> => {
+        // the verifier reports its counters once a second
+        await new Promise((r) => setTimeout(r, 1300));
+        const st = (await callControl(join(keys.stateDir, 'spad.sock'), 'status')) as {
+          counters: Record<string, number>;
+        };
+        return st.counters;
+      };
+      const delta = (a: Record<string, number>, b: Record<string, number>, k: string): number =>
+        (b[k] ?? 0) - (a[k] ?? 0);
+
+      test(
+        backend === 'nftables'
+          ? "a returning client's knock arrives through libpcap and the returning lane, and is handled once"
+          : 'with iptables there is no returning lane: knocks come through libpcap only',
+        async () => {
+          const s = spad as Spad;
+          const before = await counters();
+          for (const [to, src] of [
+            [topo.server.ipv4, topo.client.ipv4],
+            [topo.server.ipv6, topo.client.ipv6],
+          ] as const) {
+            const mark = s.lines.length;
+            const r = await spa(topo.client, ['-A', 'tcp/22', '-a', src, '--home', alice.home, to]);
+            assert.equal(r.code, 0, r.stderr);
+            const grant = await s.waitFor((l) => l.event === 'grant', 5000, mark);
+            assert.equal(grant.source, src);
+            await new Promise((r) => setTimeout(r, 300));
+            const after = s.lines.slice(mark);
+            assert.equal(after.filter((l) => l.event === 'grant').length, 1, JSON.stringify(after));
+            assert.deepEqual(
+              after.filter((l) => l.event === 'drop'),
+              [],
+              'the second copy is no REPLAY drop',
+            );
+          }
+          const now = await counters();
+          if (backend === 'nftables') {
+            assert.equal(delta(before, now, 'LANE'), 2, JSON.stringify(now));
+            assert.equal(delta(before, now, 'LANE_DUPLICATE'), 2, JSON.stringify(now));
+          } else {
+            assert.equal(now.LANE ?? 0, 0, JSON.stringify(now));
+          }
+        },
+      );
+
+      test('probes of 62201 from a returning client get no ICMP, ICMPv6 or UDP reply either', async () => {
+        const replies = await probeForReplies(topo.client, topo.server, 62201, 10);
+        assert.deepEqual(replies, []);
+      });
+
+      if (backend === 'nftables') {
+        test("attack: 300 datagrams from a returning source's address reach the monitor's socket at most 10 a second", async () => {
+          const before = await counters();
+          const started = Date.now();
+          const r = await topo.client.exec(NODE, [
+            SENDER,
+            '--to',
+            topo.server.ipv4,
+            '--port',
+            '62201',
+            '--count',
+            '300',
+            '--payload-hex',
+            'c1'.repeat(64),
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+          const seconds = (Date.now() - started) / 1000;
+          const now = await counters();
+          const lane = delta(before, now, 'LANE');
+          // burst 10, then 10 a second while it lasts
+          assert.ok(lane >= 10 && lane <= 10 + Math.ceil(10 * seconds) + 2, `lane ${lane} in ${seconds} s`);
+        });
+      }
     },
   );
 }

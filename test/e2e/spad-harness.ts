@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Host } from '../../scripts/netns.js';
 
-const NODE = process.execPath;
+export const NODE = process.execPath;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = {
   spa: join(ROOT, 'client/cli.js'),

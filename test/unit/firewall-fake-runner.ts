@@ -47,7 +47,25 @@ function rulesFor(
   const rules: unknown[][] = [
     ...(stealth === undefined
       ? []
-      : [[{ match: { op: '==', left: payload('udp', 'dport'), right: stealth } }, { drop: null }]]),
+      : [
+          ...(['ip', 'ip6'] as const).map((p) => {
+            const f = p === 'ip' ? '4' : '6';
+            return [
+              { match: { op: '==', left: payload('udp', 'dport'), right: stealth } },
+              { match: { op: '==', left: payload(p, 'saddr'), right: `@returning${f}` } },
+              {
+                set: {
+                  op: 'add',
+                  elem: payload(p, 'saddr'),
+                  set: `@returning_rate${f}`,
+                  stmt: [{ limit: { rate: 10, burst: 10, per: 'second' } }],
+                },
+              },
+              accept,
+            ];
+          }),
+          [{ match: { op: '==', left: payload('udp', 'dport'), right: stealth } }, { drop: null }],
+        ]),
     [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, accept],
     [{ match: { op: '!=', left: { meta: { key: 'l4proto' } }, right: { set: ['tcp', 'udp'] } } }, accept],
     [

@@ -396,15 +396,99 @@ describe('nftables backend: the SPA port dropped in pcap mode (stealthPort)', ()
   const STEALTH_OPTS: FirewallOptions = { ...OPTS, stealthPort: 62201 };
   const STEALTHY = nftListing({ ...BASE, stealth: 62201 });
 
-  test('init drops udp/62201 for everyone as the first rule of our chain, before established and always_allow', async () => {
+  test('init drops udp/62201 for everyone but the returning lane, before established and always_allow', async () => {
     const r = nftRunner(() => STEALTHY);
     await createFirewall('nftables', STEALTH_OPTS, r).init();
+    const rate = 'limit rate 10/second burst 10 packets';
     assert.equal(
       r.calls[0]?.input,
       INIT_SCRIPT.replace(
+        'add counter',
+        'add set inet spa returning4 { type ipv4_addr; flags timeout; }\n' +
+          'add set inet spa returning6 { type ipv6_addr; flags timeout; }\n' +
+          'add set inet spa returning_rate4 { type ipv4_addr; size 4096; flags dynamic,timeout; timeout 60s; }\n' +
+          'add set inet spa returning_rate6 { type ipv6_addr; size 4096; flags dynamic,timeout; timeout 60s; }\n' +
+          'add counter',
+      ).replace(
         'add rule inet spa input ct state',
-        'add rule inet spa input udp dport 62201 drop\nadd rule inet spa input ct state',
+        `add rule inet spa input udp dport 62201 ip saddr @returning4 add @returning_rate4 { ip saddr ${rate} } accept\n` +
+          `add rule inet spa input udp dport 62201 ip6 saddr @returning6 add @returning_rate6 { ip6 saddr ${rate} } accept\n` +
+          'add rule inet spa input udp dport 62201 drop\nadd rule inet spa input ct state',
       ),
+    );
+  });
+
+  test('a grant in pcap mode puts its source in the returning lane for 15 minutes, in the same transaction', async () => {
+    const r = nftRunner(() => nftListing({ ...BASE, stealth: 62201, probe: 7200 }));
+    const fw = createFirewall('nftables', STEALTH_OPTS, r);
+    await fw.init();
+    r.calls.length = 0;
+    await fw.grant({
+      source: '::ffff:198.51.100.2',
+      ports: [{ proto: 'tcp', port: 22 }],
+      timeoutSeconds: 30,
+    });
+    assert.equal(r.calls.length, 1);
+    assert.equal(
+      r.calls[0]?.input,
+      'add element inet spa allow4 { 198.51.100.2 . tcp . 22 timeout 30s }\n' +
+        'add element inet spa returning4 { 198.51.100.2 timeout 900s }\n',
+      'a kernel that refreshes timeouts with one add (>= 6.10)',
+    );
+  });
+
+  test('the returning lane is refreshed with add, delete, add where the kernel needs it', async () => {
+    const r = nftRunner(() => STEALTHY);
+    const fw = createFirewall('nftables', STEALTH_OPTS, r);
+    await fw.init();
+    await fw.grant({ source: '2001:db8::2', ports: [{ proto: 'tcp', port: 22 }], timeoutSeconds: 30 });
+    assert.match(
+      r.calls.at(-1)?.input ?? '',
+      /add element inet spa returning6 \{ 2001:db8::2 timeout 900s \}\ndelete element inet spa returning6 \{ 2001:db8::2 \}\nadd element inet spa returning6 \{ 2001:db8::2 timeout 900s \}\n$/,
+    );
+  });
+
+  test('without a stealth port (UDP socket mode) a grant adds no returning element', async () => {
+    const r = nftRunner();
+    await createFirewall('nftables', OPTS, r).grant({
+      source: '198.51.100.2',
+      ports: [{ proto: 'tcp', port: 22 }],
+      timeoutSeconds: 30,
+    });
+    assert.ok(!(r.calls[0]?.input ?? '').includes('returning'));
+  });
+
+  test('returning() restores the lane for what is left of each window, skipping non-addresses', async () => {
+    const r = nftRunner(() => STEALTHY);
+    const fw = createFirewall('nftables', STEALTH_OPTS, r);
+    await fw.returning?.([
+      { source: '198.51.100.2', seconds: 120.7 },
+      { source: '1.2.3.4; flush ruleset', seconds: 100 },
+      { source: '2001:db8::5', seconds: 5000 },
+      { source: '198.51.100.3', seconds: 0.5 },
+    ]);
+    const script = r.calls[0]?.input ?? '';
+    assert.match(script, /add element inet spa returning4 \{ 198\.51\.100\.2 timeout 120s \}/);
+    assert.match(
+      script,
+      /add element inet spa returning6 \{ 2001:db8::5 timeout 900s \}/,
+      'never beyond the window',
+    );
+    assert.ok(!script.includes('flush') && !script.includes('198.51.100.3'), script);
+  });
+
+  test('returning() outside pcap mode runs nothing', async () => {
+    const r = nftRunner();
+    await createFirewall('nftables', OPTS, r).returning?.([{ source: '198.51.100.2', seconds: 100 }]);
+    assert.equal(r.calls.length, 0);
+  });
+
+  test('flush in pcap mode also empties the returning lane', async () => {
+    const r = nftRunner();
+    await createFirewall('nftables', STEALTH_OPTS, r).flush();
+    assert.equal(
+      r.calls[0]?.input,
+      'flush set inet spa allow4\nflush set inet spa allow6\nflush set inet spa returning4\nflush set inet spa returning6\n',
     );
   });
 
