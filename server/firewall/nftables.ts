@@ -156,7 +156,7 @@ export class NftablesFirewall implements Firewall {
 
   flush(): Promise<void> {
     return this.#serial.run(async () => {
-      await this.#script(nftFlushScript(this.#o.name, this.#o.stealthPort !== null));
+      await this.#script(nftFlushScript(this.#o.name));
     });
   }
 
