@@ -35,7 +35,8 @@
  *
  * The returning lane (pcap mode only): a source granted access in the last TRUSTED_SOURCE_MS
  * (server/limits.ts, 15 minutes) is in `returning4`/`returning6`, put there by the same
- * transaction as its grant, with that timeout. Its datagrams to the SPA port, at most
+ * transaction as its grant, with that timeout (nftables.ts refreshes it at most once a minute
+ * per source). Its datagrams to the SPA port, at most
  * RETURNING_RATE_PER_SECOND a second per source, are accepted and reach the monitor's socket on
  * that port (reply-socket.ts) as well as libpcap: a flood from other addresses can fill the
  * capture ring but not that socket's queue. Everyone else still gets the drop.

@@ -38,12 +38,18 @@ import {
   PROBE_SET,
 } from './nft-ruleset.js';
 
+/** A source's returning-lane element is re-added by a grant at most this often, ms. */
+export const LANE_REFRESH_MS = 60_000;
+const LANE_REFRESHED_MAX = 4096;
+
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables' as const;
   #o: NormalOptions;
   readonly #runner: FirewallExec;
   readonly #serial = new Serial();
   #fingerprint: string | null = null;
+  /** Source → when a grant last refreshed its returning-lane element (ms); cleared by init(). */
+  readonly #laneRefreshed = new Map<string, number>();
   /** Until init() has probed the kernel, the form that works everywhere. */
   #refresh: NftRefresh = 'readd';
   readonly #forceRefresh: NftRefresh | undefined;
@@ -86,6 +92,8 @@ export class NftablesFirewall implements Firewall {
   init(): Promise<void> {
     return this.#serial.run(async () => {
       const o = this.#o;
+      // the table may be rebuilt below: every lane element is refreshed at its next grant
+      this.#laneRefreshed.clear();
       const script = nftInitScript(o);
       try {
         await this.#script(script);
@@ -130,8 +138,21 @@ export class NftablesFirewall implements Firewall {
 
   async grant(req: GrantRequest): Promise<void> {
     const g = normalizeGrant(req, this.#o.protect);
-    const returning = this.#o.stealthPort !== null;
-    await this.#serial.run(() => this.#script(nftGrantScript(this.#o.name, g, this.#refresh, returning)));
+    // the lane's element is refreshed at most once a minute per source: its 15 minutes hardly
+    // move, and every byte of a line costs the nft shell a read(2)
+    const now = this.#o.now();
+    const last = this.#laneRefreshed.get(g.source);
+    const returning = this.#o.stealthPort !== null && (last === undefined || now - last >= LANE_REFRESH_MS);
+    await this.#serial.run(async () => {
+      await this.#script(nftGrantScript(this.#o.name, g, this.#refresh, returning));
+      if (!returning) return;
+      this.#laneRefreshed.delete(g.source);
+      this.#laneRefreshed.set(g.source, now);
+      if (this.#laneRefreshed.size > LANE_REFRESHED_MAX) {
+        const oldest = this.#laneRefreshed.keys().next().value;
+        if (oldest !== undefined) this.#laneRefreshed.delete(oldest);
+      }
+    });
   }
 
   async returning(sources: readonly { source: string; seconds: number }[]): Promise<void> {

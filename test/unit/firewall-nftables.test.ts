@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isSpaError } from '../../protocol/errors.js';
+import { LANE_REFRESH_MS } from '../../server/firewall/nftables.js';
 import { createFirewall, type FirewallOptions } from '../../server/firewall/index.js';
 import { parseNftTable } from '../../server/firewall/nft-ruleset.js';
 import { FakeRunner, NFT_NO_TABLE, type NftListingOptions, nftListing } from './firewall-fake-runner.js';
@@ -435,6 +436,46 @@ describe('nftables backend: the SPA port dropped in pcap mode (stealthPort)', ()
         'add element inet spa returning4 { 198.51.100.2 timeout 900s }\n',
       'a kernel that refreshes timeouts with one add (>= 6.10)',
     );
+  });
+
+  test("a source's lane element is refreshed by a grant at most once a minute, and again after init", async () => {
+    let now = NOW;
+    const r = nftRunner(() => nftListing({ ...BASE, stealth: 62201, probe: 7200 }));
+    const fw = createFirewall('nftables', { ...STEALTH_OPTS, now: () => now }, r);
+    await fw.init();
+    const g = { source: '198.51.100.2', ports: [{ proto: 'tcp' as const, port: 22 }], timeoutSeconds: 30 };
+    const lane = async (): Promise<boolean> => {
+      await fw.grant(g);
+      return (r.calls.at(-1)?.input ?? '').includes('returning4');
+    };
+    assert.equal(await lane(), true, 'first grant');
+    now += LANE_REFRESH_MS - 1;
+    assert.equal(await lane(), false, 'within the minute');
+    assert.equal((r.calls.at(-1)?.input ?? '').includes('allow4'), true, 'the grant itself still goes in');
+    now += 1;
+    assert.equal(await lane(), true, 'a minute later');
+    await fw.init();
+    assert.equal(await lane(), true, 'after init: the table may have been rebuilt');
+  });
+
+  test('a grant that failed leaves the lane element to be added by the next one', async () => {
+    let fail = true;
+    const listing = nftListing({ ...BASE, stealth: 62201, probe: 7200 });
+    const calls: string[] = [];
+    const fw = createFirewall('nftables', STEALTH_OPTS, {
+      run(_cmd, args, input) {
+        if (input !== undefined) calls.push(input);
+        if (input?.startsWith('add element inet spa allow4') && fail)
+          return Promise.resolve({ code: 1, stdout: '', stderr: 'Error: x' });
+        return Promise.resolve({ code: 0, stdout: args.includes('list') ? listing : '', stderr: '' });
+      },
+    });
+    await fw.init();
+    const g = { source: '198.51.100.2', ports: [{ proto: 'tcp' as const, port: 22 }], timeoutSeconds: 30 };
+    await assert.rejects(fw.grant(g));
+    fail = false;
+    await fw.grant(g);
+    assert.ok(calls.at(-1)?.includes('returning4'), calls.at(-1));
   });
 
   test('the returning lane is refreshed with add, delete, add where the kernel needs it', async () => {
