@@ -140,7 +140,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
         assert.deepEqual(replies, []);
       });
 
-      test('a valid knock from the client is still captured and opens the protected port, over IPv4 and IPv6', async () => {
+      /** The client knocks over IPv4, then IPv6; `check` runs after each grant line. */
+      const knockBoth = async (check: (to: string, mark: number) => Promise<void>): Promise<void> => {
         const s = spad as Spad;
         for (const [to, src] of [
           [topo.server.ipv4, topo.client.ipv4],
@@ -151,9 +152,15 @@ for (const backend of ['nftables', 'iptables'] as const) {
           assert.equal(r.code, 0, r.stderr);
           const grant = await s.waitFor((l) => l.event === 'grant', 5000, mark);
           assert.equal(grant.source, src);
+          await check(to, mark);
+        }
+      };
+
+      test('a valid knock from the client is still captured and opens the protected port, over IPv4 and IPv6', async () => {
+        await knockBoth(async (to) => {
           assert.equal(await probeOne(topo.client, ['tcp', to, 22], 600), 'open');
           assert.equal(await probeOne(topo.attacker, ['tcp', to, 22], 600), 'open', 'always_allow');
-        }
+        });
       });
 
       // The returning lane (nftables only, server/firewall/nft-ruleset.ts): the client knocked
@@ -174,26 +181,17 @@ for (const backend of ['nftables', 'iptables'] as const) {
           ? "a returning client's knock arrives through libpcap and the returning lane, and is handled once"
           : 'with iptables there is no returning lane: knocks come through libpcap only',
         async () => {
-          const s = spad as Spad;
           const before = await counters();
-          for (const [to, src] of [
-            [topo.server.ipv4, topo.client.ipv4],
-            [topo.server.ipv6, topo.client.ipv6],
-          ] as const) {
-            const mark = s.lines.length;
-            const r = await spa(topo.client, ['-A', 'tcp/22', '-a', src, '--home', alice.home, to]);
-            assert.equal(r.code, 0, r.stderr);
-            const grant = await s.waitFor((l) => l.event === 'grant', 5000, mark);
-            assert.equal(grant.source, src);
+          await knockBoth(async (_to, mark) => {
             await new Promise((r) => setTimeout(r, 300));
-            const after = s.lines.slice(mark);
+            const after = (spad as Spad).lines.slice(mark);
             assert.equal(after.filter((l) => l.event === 'grant').length, 1, JSON.stringify(after));
             assert.deepEqual(
               after.filter((l) => l.event === 'drop'),
               [],
               'the second copy is no REPLAY drop',
             );
-          }
+          });
           const now = await counters();
           if (backend === 'nftables') {
             assert.equal(delta(before, now, 'LANE'), 2, JSON.stringify(now));
