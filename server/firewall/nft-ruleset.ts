@@ -106,7 +106,7 @@ function returningLines(
 
 /**
  * Puts sources that were granted access before a restart back in the returning lane, each for
- * what is left of its window; [] outside pcap mode. One line per source.
+ * what is left of its window (at most the whole window); empty outside pcap mode.
  */
 export function nftReturningScript(
   o: NormalOptions,

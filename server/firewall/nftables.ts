@@ -140,10 +140,10 @@ export class NftablesFirewall implements Firewall {
     const g = normalizeGrant(req, this.#o.protect);
     // the lane's element is refreshed at most once a minute per source: its 15 minutes hardly
     // move, and every byte of a line costs the nft shell a read(2)
-    const now = this.#o.now();
-    const last = this.#laneRefreshed.get(g.source);
-    const returning = this.#o.stealthPort !== null && (last === undefined || now - last >= LANE_REFRESH_MS);
     await this.#serial.run(async () => {
+      const now = this.#o.now();
+      const last = this.#laneRefreshed.get(g.source);
+      const returning = this.#o.stealthPort !== null && (last === undefined || now - last >= LANE_REFRESH_MS);
       await this.#script(nftGrantScript(this.#o.name, g, this.#refresh, returning));
       if (!returning) return;
       this.#laneRefreshed.delete(g.source);
