@@ -146,7 +146,15 @@ export class VerifierSupervisor {
   private spawnAs(caps: 'none' | 'net_raw', script: string, args: string[], stdio: unknown[]): ChildProcess {
     const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
     const { account } = this.opts;
-    const argv = [process.execPath, script, ...args];
+    // SPA_CPU_PROF_DIR (profiling only, docs/benchmarks.md): a V8 CPU profile of each child,
+    // written there when it exits; the directory must be writable by the verifier's account
+    const prof = process.env.SPA_CPU_PROF_DIR;
+    const argv = [
+      process.execPath,
+      ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+      script,
+      ...args,
+    ];
     const [cmd, ...rest] = account ? [setprivPath(), ...dropTo(account, caps), ...argv] : argv;
     // cwd `/`: the chdir would run before setpriv drops to the account, as root without
     // CAP_DAC_OVERRIDE under the systemd unit, which cannot enter the account's 0700 directory.

@@ -127,7 +127,10 @@ export interface Spad {
 }
 
 export async function startSpad(host: Host, stateDir: string, args: readonly string[]): Promise<Spad> {
-  const proc = host.spawn(NODE, [BIN.spad, '--state-dir', stateDir, ...args], {
+  // SPA_CPU_PROF_DIR: a V8 CPU profile of spad's monitor too (monitor-process.ts does its children)
+  const prof = process.env.SPA_CPU_PROF_DIR;
+  const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  const proc = host.spawn(NODE, [...flags, BIN.spad, '--state-dir', stateDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: AuditLine[] = [];
