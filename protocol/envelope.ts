@@ -85,9 +85,14 @@ export interface Opened {
   readonly signed: SignedLiteral;
 }
 
-/** The project's openpgp.js config (pgp-config.ts): a frozen copy, never the global. */
+let madeConfig: openpgp.Config | undefined;
+/**
+ * The project's openpgp.js config (pgp-config.ts): a frozen copy, never the global. Made once:
+ * copying the library's ~50 settings on every call showed up in every knock (issue #15).
+ */
 function cfg(): openpgp.Config {
-  return openpgpConfig(openpgp);
+  madeConfig ??= openpgpConfig(openpgp);
+  return madeConfig;
 }
 
 export async function serverIdentity(key: openpgp.PrivateKey): Promise<ServerIdentity> {

@@ -187,8 +187,11 @@ function split(bytes: Uint8Array): { body: Uint8Array; sig: Uint8Array } {
   return { body: bytes.subarray(0, o), sig: bytes.subarray(o + 2) };
 }
 
+let madeConfig: openpgp.Config | undefined;
+/** The project's openpgp.js config (pgp-config.ts), made once. */
 function cfg(): openpgp.Config {
-  return openpgpConfig(openpgp);
+  madeConfig ??= openpgpConfig(openpgp);
+  return madeConfig;
 }
 
 /** Builds the datagram: body, then a detached binary-document signature by the server key. */
