@@ -31,6 +31,7 @@ import {
   setprivPath,
 } from './privdrop.js';
 import type { VerifierPeer } from './monitor.js';
+import { NO_OPTIMIZER } from './v8-flags.js';
 
 const VERIFIER_SCRIPT = fileURLToPath(new URL('./verifier.js', import.meta.url));
 export const STALL_MS = 3000;
@@ -152,6 +153,9 @@ export class VerifierSupervisor {
     const argv = [
       process.execPath,
       ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+      // the verifier without V8's optimizing compiler (program.ts says why); the capture
+      // process keeps it: under a flood it runs its prefilter on every frame
+      ...(script === VERIFIER_SCRIPT ? [NO_OPTIMIZER] : []),
       script,
       ...args,
     ];

@@ -5,6 +5,7 @@
  *   spad status [--json] | reload | fw-list [--json] | fw-flush [--yes]
  *   spad install-service [daemon flags] [--unit-file F] [--print]   (install-service.ts)
  */
+import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import { printError } from '../cli/conventions.js';
 import { displaySafe, displaySafeJson } from '../protocol/display.js';
@@ -114,6 +115,9 @@ export function buildProgram(): Command {
       if (process.getuid?.() !== 0) {
         throw new ConfigError('USAGE', 'spad must run as root (firewall changes and packet capture)');
       }
+      // from here on V8 optimizes nothing in this process (v8-flags.ts says why)
+      const { NO_OPTIMIZER } = await import('./v8-flags.js');
+      setFlagsFromString(NO_OPTIMIZER);
       const { startDaemon } = await import('./daemon.js');
       const { createCommandRunner } = await import('./commands.js');
       const daemon = await startDaemon(cfg, {
