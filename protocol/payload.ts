@@ -75,10 +75,14 @@ export function hexToBytes(hex: string): Uint8Array {
   return out;
 }
 
+/** The 256 octets as uppercase hex pairs: bytesToHex runs several times per knock. */
+const HEX_PAIRS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0').toUpperCase());
+
+/** Uppercase hex of `b`. */
 export function bytesToHex(b: Uint8Array): string {
   let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s.toUpperCase();
+  for (let i = 0; i < b.length; i++) s += HEX_PAIRS[b[i] as number] as string;
+  return s;
 }
 
 function portCompare(a: PortSpec, b: PortSpec): number {
