@@ -196,7 +196,7 @@ export async function startDaemon(
             release: (k) => cluster.shared.release(k),
           }
         : null,
-    notify: (msg) => supervisor?.send(msg),
+    notify: (msgs) => supervisor?.send(...msgs),
     gateway,
     forwarder,
     protect: cfg.protect,

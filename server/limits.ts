@@ -37,6 +37,8 @@ export const BACKLOG_LOW = 16;
 
 /** Decisions waiting for verification beyond this are refused (a verifier flooding its monitor). */
 export const MONITOR_PENDING_MAX = 256;
+/** Accepted notices the monitor holds for the verifier while decisions wait (monitor.ts). */
+export const ACCEPTED_BATCH = 32;
 
 // --- the pcap capture process (capture/prefilter.ts, capture/pcap-child.ts) -----------------------
 

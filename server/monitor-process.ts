@@ -105,9 +105,10 @@ export class VerifierSupervisor {
     this.stallTimer = setInterval(() => this.checkStall(), 1000);
   }
 
-  send(msg: MonitorMessage): void {
+  /** Writes messages to the verifier, several in one write. */
+  send(...msgs: MonitorMessage[]): void {
     const fd3 = this.gen?.verifier.stdio[3] as NodeJS.WritableStream | undefined;
-    fd3?.write(encodeLine(msg));
+    fd3?.write(msgs.map(encodeLine).join(''));
   }
 
   processes(): ProcessInfo[] {

@@ -26,6 +26,7 @@ import type { Audit, AuditFields } from './audit.js';
 import type { Firewall } from './firewall/types.js';
 import { MAX_LINE_BYTES, type MonitorMessage } from './ipc.js';
 import {
+  ACCEPTED_BATCH,
   AUDIT_LINES_PER_REASON_PER_SECOND,
   MONITOR_PENDING_MAX,
   VERIFIER_AUDIT_PER_SECOND,
@@ -45,8 +46,11 @@ export interface MonitorDeps extends VerifierPeer {
   shared?: SharedReplayCheck | null | undefined;
   now: () => number;
   maxSkewSeconds: number;
-  /** Sends a message to the verifier (accepted notices). */
-  notify?: (msg: MonitorMessage) => void;
+  /**
+   * Sends messages to the verifier, all in one write: the accepted notices, held while more
+   * decisions wait (at most ACCEPTED_BATCH) and sent when the last of them is handled.
+   */
+  notify?: (msgs: MonitorMessage[]) => void;
   /** Gateway mode: the policy half the monitor re-checks forwarding against, and its forwarder. */
   gateway?: GatewayPolicy | null;
   forwarder?: Forwarder | null;
@@ -72,6 +76,7 @@ export class Monitor {
   readonly counters = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
   private pending = 0;
+  private accepted: ReplayEntry[] = [];
   private second = 0;
   private readonly lines = new Map<string, number>();
 
@@ -88,7 +93,12 @@ export class Monitor {
           return Promise.resolve(this.refuse('IPC_INVALID', 'too many decisions waiting'));
         }
         this.pending++;
-        const p = this.chain.then(() => this.decision(msg)).finally(() => this.pending--);
+        const p = this.chain
+          .then(() => this.decision(msg))
+          .finally(() => {
+            this.pending--;
+            if (this.pending === 0 || this.accepted.length >= ACCEPTED_BATCH) this.sendAccepted();
+          });
         this.chain = p.catch(() => {});
         return p;
       }
@@ -105,6 +115,18 @@ export class Monitor {
         peer.onFatal?.(msg.detail);
         return Promise.resolve(null);
     }
+  }
+
+  /**
+   * The verifier's replay fast path learns of accepted knocks in batches: one write (and one
+   * wakeup of the verifier) per burst instead of one per knock. Only its shortcut waits: this
+   * monitor's store is the authority and has each entry before the grant is logged.
+   */
+  private sendAccepted(): void {
+    if (this.accepted.length === 0) return;
+    const msgs = this.accepted.map((entry): MonitorMessage => ({ t: 'accepted', entry }));
+    this.accepted = [];
+    this.deps.notify?.(msgs);
   }
 
   /** A line longer than MAX_LINE_BYTES (ipc.ts LineSplitter discarded it). */
@@ -182,7 +204,7 @@ export class Monitor {
     const replay = {
       add: (entry: ReplayEntry) => {
         deps.replay.add(entry);
-        deps.notify?.({ t: 'accepted', entry });
+        this.accepted.push(entry);
       },
     };
     const r = await act(
