@@ -2,8 +2,9 @@
  * nftables backend: a table of our own, `inet <name>` (default `inet spa`); no other table is
  * read or written. Its ruleset and the parser of its listing: nft-ruleset.ts.
  *
- * A grant is one `nft -f -` transaction adding `source . proto . port timeout Ns` elements: the
- * kernel stops matching them when the timeout runs out, with or without spad. Re-adding an
+ * A grant is one `nft -f -` transaction adding `source . proto . port timeout Ns` elements (grants
+ * that wait for their turn share one; grant()): the kernel stops matching them when the timeout
+ * runs out, with or without spad. Re-adding an
  * element refreshes its timeout only on kernels >= 6.10; init() finds out with a scratch set
  * (`probe`, deleted again) and otherwise grants with add+delete+add, which refreshes everywhere
  * but costs about three times as much. An accept here only ends our chain; a drop in another
@@ -22,7 +23,7 @@ import { firstLine } from './output.js';
 import { Serial } from './serial.js';
 import type { ActiveGrant, Firewall, FirewallExec, GrantRequest } from './types.js';
 import { FirewallError } from './types.js';
-import { type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
+import { type NormalGrant, type NormalOptions, normalizeGrant, normalizeSource } from './validate.js';
 import {
   allowSet,
   nftDeleteScript,
@@ -38,6 +39,15 @@ import {
   PROBE_SET,
 } from './nft-ruleset.js';
 
+/** Grants sent in one transaction at most (nftables.ts grant()). */
+export const GRANT_BATCH_MAX = 32;
+
+interface PendingGrant {
+  g: NormalGrant;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** A source's returning-lane element is re-added by a grant at most this often, ms. */
 export const LANE_REFRESH_MS = 60_000;
 const LANE_REFRESHED_MAX = 4096;
@@ -50,6 +60,8 @@ export class NftablesFirewall implements Firewall {
   #fingerprint: string | null = null;
   /** Source → when a grant last refreshed its returning-lane element (ms); cleared by init(). */
   readonly #laneRefreshed = new Map<string, number>();
+  /** The batch of grants waiting for their turn (grant()), or null. */
+  #waiting: PendingGrant[] | null = null;
   /** Until init() has probed the kernel, the form that works everywhere. */
   #refresh: NftRefresh = 'readd';
   readonly #forceRefresh: NftRefresh | undefined;
@@ -136,23 +148,72 @@ export class NftablesFirewall implements Firewall {
     });
   }
 
+  /**
+   * Grants that arrive while another change is running wait in one batch, sent as one
+   * transaction when their turn comes (one nft line, one reply): in a burst of knocks that is
+   * one transaction for many grants instead of one each. A batch nft refuses is sent again grant
+   * by grant, so each grant still succeeds or fails on its own; every script is safe to apply
+   * twice.
+   */
   async grant(req: GrantRequest): Promise<void> {
     const g = normalizeGrant(req, this.#o.protect);
+    return new Promise((resolve, reject) => {
+      const waiting = this.#waiting;
+      if (waiting && waiting.length < GRANT_BATCH_MAX) {
+        waiting.push({ g, resolve, reject });
+        return;
+      }
+      const batch: PendingGrant[] = [{ g, resolve, reject }];
+      this.#waiting = batch;
+      void this.#serial.run(async () => {
+        if (this.#waiting === batch) this.#waiting = null;
+        await this.#grantBatch(batch);
+      });
+    });
+  }
+
+  async #grantBatch(batch: readonly PendingGrant[]): Promise<void> {
+    const now = this.#o.now();
     // the lane's element is refreshed at most once a minute per source: its 15 minutes hardly
     // move, and every byte of a line costs the nft shell a read(2)
-    await this.#serial.run(async () => {
-      const now = this.#o.now();
+    const lanes = new Set<string>();
+    const withLane = batch.map(({ g }) => {
       const last = this.#laneRefreshed.get(g.source);
-      const returning = this.#o.stealthPort !== null && (last === undefined || now - last >= LANE_REFRESH_MS);
-      await this.#script(nftGrantScript(this.#o.name, g, this.#refresh, returning));
-      if (!returning) return;
-      this.#laneRefreshed.delete(g.source);
-      this.#laneRefreshed.set(g.source, now);
+      const returning =
+        this.#o.stealthPort !== null &&
+        !lanes.has(g.source) &&
+        (last === undefined || now - last >= LANE_REFRESH_MS);
+      if (returning) lanes.add(g.source);
+      return returning;
+    });
+    const scripts = batch.map(({ g }, i) => nftGrantScript(this.#o.name, g, this.#refresh, withLane[i]));
+    const laneDone = (source: string): void => {
+      this.#laneRefreshed.delete(source);
+      this.#laneRefreshed.set(source, now);
       if (this.#laneRefreshed.size > LANE_REFRESHED_MAX) {
         const oldest = this.#laneRefreshed.keys().next().value;
         if (oldest !== undefined) this.#laneRefreshed.delete(oldest);
       }
-    });
+    };
+    if (batch.length > 1) {
+      try {
+        await this.#script(scripts.join(''));
+        for (const source of lanes) laneDone(source);
+        for (const p of batch) p.resolve();
+        return;
+      } catch {
+        // one by one below: each grant gets its own answer
+      }
+    }
+    for (const [i, p] of batch.entries()) {
+      try {
+        await this.#script(scripts[i] as string);
+        if (withLane[i]) laneDone(p.g.source);
+        p.resolve();
+      } catch (err) {
+        p.reject(err);
+      }
+    }
   }
 
   async returning(sources: readonly { source: string; seconds: number }[]): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isSpaError } from '../../protocol/errors.js';
-import { LANE_REFRESH_MS } from '../../server/firewall/nftables.js';
+import { GRANT_BATCH_MAX, LANE_REFRESH_MS } from '../../server/firewall/nftables.js';
 import { createFirewall, type FirewallOptions } from '../../server/firewall/index.js';
 import { parseNftTable } from '../../server/firewall/nft-ruleset.js';
 import { FakeRunner, NFT_NO_TABLE, type NftListingOptions, nftListing } from './firewall-fake-runner.js';
@@ -220,6 +220,49 @@ describe('nftables backend: generated commands', () => {
         'delete element inet spa allow6 { 2001:db8::2 . tcp . 22 }\n' +
         'add element inet spa allow6 { 2001:db8::2 . tcp . 22 timeout 86400s }\n',
     );
+  });
+
+  test('grants that arrive while another waits go in one transaction, at most GRANT_BATCH_MAX', async () => {
+    const r = nftRunner();
+    const fw = createFirewall('nftables', OPTS, r);
+    const g = (i: number) => ({
+      source: `198.51.100.${i}`,
+      ports: [{ proto: 'tcp' as const, port: 22 }],
+      timeoutSeconds: 30,
+    });
+    await Promise.all(Array.from({ length: GRANT_BATCH_MAX + 3 }, (_, i) => fw.grant(g(i + 1))));
+    assert.equal(r.calls.length, 2, 'one full batch and the rest');
+    const first = r.calls[0]?.input ?? '';
+    assert.equal(first.match(/^add element inet spa allow4 /gm)?.length, GRANT_BATCH_MAX * 2, first);
+    assert.match(r.calls[1]?.input ?? '', /198\.51\.100\.35 \. tcp/);
+    // one at a time, each goes alone as before
+    await fw.grant(g(40));
+    assert.equal(r.calls.length, 3);
+    assert.equal(r.calls[2]?.input?.match(/198\.51\.100\.40 /g)?.length, 3);
+  });
+
+  test('a batch nft refuses is sent grant by grant, so only the bad grant fails', async () => {
+    const inputs: string[] = [];
+    const fw = createFirewall('nftables', OPTS, {
+      run(_cmd, _args, input) {
+        inputs.push(input ?? '');
+        const bad = (input ?? '').includes('198.51.100.2 ');
+        return Promise.resolve(
+          bad ? { code: 1, stdout: '', stderr: 'Error: x' } : { code: 0, stdout: '', stderr: '' },
+        );
+      },
+    });
+    const g = (i: number) => ({
+      source: `198.51.100.${i}`,
+      ports: [{ proto: 'tcp' as const, port: 22 }],
+      timeoutSeconds: 30,
+    });
+    const results = await Promise.allSettled([1, 2, 3].map((i) => fw.grant(g(i))));
+    assert.deepEqual(
+      results.map((x) => x.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.equal(inputs.length, 4, 'the batch, then each of its three grants');
   });
 
   test('flush empties both allow sets in one transaction and nothing else', async () => {
