@@ -75,6 +75,10 @@ export class Monitor {
   /** The monitor's own counters: grants, commands, and its refusals by code. */
   readonly counters = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
+  /** Every decision not yet done (idle()). */
+  private readonly running = new Set<Promise<void>>();
+  /** Replay key → its grant, while the firewall takes it (decision()). */
+  private readonly acting = new Map<string, Promise<void>>();
   private pending = 0;
   private accepted: ReplayEntry[] = [];
   private second = 0;
@@ -93,13 +97,26 @@ export class Monitor {
           return Promise.resolve(this.refuse('IPC_INVALID', 'too many decisions waiting'));
         }
         this.pending++;
+        // the next decision starts when this one gives up its turn (decision()), at the latest
+        // when it is done
+        let release = (): void => {};
+        const turn = new Promise<void>((r) => {
+          release = r;
+        });
         const p = this.chain
-          .then(() => this.decision(msg))
+          .then(() => this.decision(msg, release))
           .finally(() => {
+            release();
             this.pending--;
             if (this.pending === 0 || this.accepted.length >= ACCEPTED_BATCH) this.sendAccepted();
           });
-        this.chain = p.catch(() => {});
+        this.chain = turn;
+        const settled = p.then(
+          () => {},
+          () => {},
+        );
+        this.running.add(settled);
+        void settled.then(() => this.running.delete(settled));
         return p;
       }
       case 'audit':
@@ -135,11 +152,20 @@ export class Monitor {
   }
 
   /** Resolves once every decision received so far has been handled. */
-  idle(): Promise<void> {
-    return this.chain.then(() => {});
+  async idle(): Promise<void> {
+    await this.chain;
+    while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  private async decision(m: DecisionMessage): Promise<MonitorOutcome> {
+  /**
+   * Checks one decision again and acts on it. Decisions take turns (line()): each is verified and
+   * checked against the replay store in arrival order. A plain access grant then gives up its
+   * turn (`release`) while the firewall takes it, so the next decisions are verified meanwhile
+   * and their grants join one firewall transaction (nftables.ts); a copy of a knock still being
+   * acted on waits for that first (`acting`) and then finds it recorded. Commands and forwarding
+   * grants keep their turn until done.
+   */
+  private async decision(m: DecisionMessage, release: () => void): Promise<MonitorOutcome> {
     const { deps } = this;
     const at = { source: m.source, sport: m.sport };
     const source = tryParseAddress(m.source);
@@ -179,6 +205,7 @@ export class Monitor {
       ...(m.fwknop ? { kind: 'fwknop' as const } : {}),
     };
     const key = replayKey(signer.fingerprint, payload.nonce);
+    for (let first = this.acting.get(key); first; first = this.acting.get(key)) await first;
     if (deps.replay.has(key, now)) return this.refuse('REPLAY', undefined, { ...at, ...who });
     if (deps.replay.forgot(payload.timestamp)) {
       return this.refuse('REPLAY', 'signed before what the replay store still remembers', { ...at, ...who });
@@ -192,8 +219,8 @@ export class Monitor {
       return this.fail(err, { ...at, ...who });
     }
     // Recorded only once acted on (act.ts: after the firewall took the grant, before a command
-    // starts), as the pipeline does; decisions are handled one at a time (this.chain), so a
-    // second copy waits and then finds this one recorded.
+    // starts), as the pipeline does; a second copy waits for this one (`acting`, or its turn)
+    // and then finds it recorded.
     const used: ReplayEntry = {
       key,
       raw: m.raw,
@@ -207,7 +234,7 @@ export class Monitor {
         this.accepted.push(entry);
       },
     };
-    const r = await act(
+    const acted = act(
       {
         firewall: deps.firewall,
         audit: deps.audit,
@@ -226,6 +253,18 @@ export class Monitor {
         used,
       },
     );
+    if (decision.kind === 'access' && !decision.forward) {
+      const done = acted.then(
+        () => {},
+        () => {},
+      );
+      this.acting.set(key, done);
+      void done.then(() => {
+        if (this.acting.get(key) === done) this.acting.delete(key);
+      });
+      release();
+    }
+    const r = await acted;
     if (r.ok) {
       this.count(r.counter);
       if (decision.kind === 'access' && decision.reply === true && deps.sendReply) {
