@@ -77,6 +77,8 @@ function run(
           stderr: String(stderr),
         }),
     );
+    // a program that reads no stdin (man -w) may exit before this is written: EPIPE is no failure
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(opts.input ?? '');
   });
 }
